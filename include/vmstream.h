@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmstream — move live-migration state of VM devices between hosts,
+ * chunked, checksummed, compressed and encrypted end to end.
+ *
+ * One public header. Conventions (see README.md "Using the library"):
+ *  - Every function that can fail returns 0 (or a non-negative count) on
+ *    success and a negative `enum vms_err` code on failure. errno is never the
+ *    error channel. On failure a one-line human message naming the record
+ *    number and stream byte offset (where there is one) is available from
+ *    vms_last_error() on the calling thread.
+ *  - Objects are opaque, created by the _open/_new functions and released by _free;
+ *    the _free functions accept NULL.
+ *  - Option structs start with a `size` field; always initialise them with
+ *    their *_INIT macro, then set what you need. New fields are only ever
+ *    appended, so code built against an older header keeps working.
+ *  - Thread safety: distinct objects may be used from distinct threads
+ *    concurrently. One object must not be used from two threads at once.
+ *    vms_strerror(), vms_version_string() and the codec registry lookups are
+ *    thread-safe. The library starts its own worker threads only where an
+ *    options struct says so (`threads`).
+ *
+ * The wire format is specified normatively in FORMAT.md.
+ */
+#ifndef VMSTREAM_H
+#define VMSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define VMS_API __attribute__((visibility("default")))
+#else
+#define VMS_API
+#endif
+
+#define VMS_VERSION_MAJOR 0
+#define VMS_VERSION_MINOR 1
+#define VMS_VERSION_PATCH 0
+
+/* Library version, e.g. "0.1.0". */
+VMS_API const char *vms_version_string(void);
+
+/* ------------------------------------------------------------------------ */
+/* Errors. Values are part of the ABI and are never renumbered.             */
+
+enum vms_err {
+	VMS_OK = 0,
+	VMS_ENOMEM = -1,       /* out of memory (or over the memory budget) */
+	VMS_EINVAL = -2,       /* bad argument or option value */
+	VMS_EIO = -3,          /* a system call failed; message has errno text */
+	VMS_ETRUNCATED = -4,   /* stream ended early (no EOS, cut record) */
+	VMS_EMAGIC = -5,       /* not a vmstream stream (bad magic) */
+	VMS_EVERSION = -6,     /* unsupported major version */
+	VMS_EPREAMBLE = -7,    /* malformed preamble (field, length, checksum) */
+	VMS_EHDRSUM = -8,      /* record header checksum mismatch */
+	VMS_EPAYLOADSUM = -9,  /* payload checksum mismatch (decoded bytes) */
+	VMS_ELENGTH = -10,     /* a length beyond its cap or inconsistent */
+	VMS_ESEQ = -11,        /* sequence number gap, repeat or reorder */
+	VMS_EOFFSET = -12,     /* device offset not contiguous */
+	VMS_ERECTYPE = -13,    /* unknown critical record type */
+	VMS_EDEVICE = -14,     /* record for an unknown/ended device, bad order */
+	VMS_EDIGEST = -15,     /* DEVICE_END total or digest mismatch */
+	VMS_EEOS = -16,        /* EOS totals mismatch */
+	VMS_ETRAILING = -17,   /* bytes after EOS */
+	VMS_ECODEC = -18,      /* unknown or undeclared codec */
+	VMS_EDECOMPRESS = -19, /* corrupt compressed payload or size mismatch */
+	VMS_EAUTH = -20,       /* AEAD authentication failed (tamper/wrong key) */
+	VMS_EKEY = -21,        /* key missing, malformed or not usable */
+	VMS_EPEERABORT = -22,  /* the peer aborted the stream (ABORT record) */
+	VMS_ETIMEOUT = -23,    /* a timeout expired */
+	VMS_EDEVIO = -24,      /* device (source or sink) reported an error */
+	VMS_EFLAGS = -25,      /* reserved bits set or flags inconsistent */
+	VMS_EEXIST = -26,      /* output exists (and overwriting not allowed) */
+	VMS_ESTATE = -27,      /* call not valid in the object's current state */
+	VMS_EUNSUPPORTED = -28,/* feature not available in this build/system */
+	VMS_ECANCELED = -29,   /* operation canceled by the caller */
+	VMS_EPROTO = -30,      /* session protocol violation */
+	VMS_ENET = -31,        /* connection failed, reset or refused */
+	VMS_ETLS = -32,        /* TLS handshake / authentication failure */
+	VMS_EEPOCH = -33,      /* key epoch or lane field out of order */
+	VMS_ERESERVED = -34,   /* reserved field not zero */
+	VMS_ESINK = -35,       /* the sink (output) rejected or failed a write */
+};
+
+/* Static description of an error code ("bad record header checksum"). Never
+ * NULL; unknown codes give "unknown error". Thread-safe. */
+VMS_API const char *vms_strerror(int err);
+
+/* Name of an error code ("VMS_EHDRSUM"), or NULL if unknown. */
+VMS_API const char *vms_errname(int err);
+
+/* Detailed message for the last failure of a vms_ call on this thread,
+ * e.g. "record 7 at byte 1049032: header checksum mismatch". Valid until the
+ * next failing vms_ call on the same thread. "" if none. */
+VMS_API const char *vms_last_error(void);
+
+/* ------------------------------------------------------------------------ */
+/* Logging. Messages never contain key material.                             */
+
+enum vms_log_level {
+	VMS_LOG_ERROR = 0,
+	VMS_LOG_WARN = 1,
+	VMS_LOG_INFO = 2,
+	VMS_LOG_DEBUG = 3,
+};
+
+/* May be called from library worker threads; must be thread-safe. */
+typedef void (*vms_log_fn)(void *user, int level, const char *msg);
+
+/* ------------------------------------------------------------------------ */
+/* Format constants (FORMAT.md).                                            */
+
+#define VMS_FORMAT_MAJOR 1
+#define VMS_FORMAT_MINOR 0
+
+#define VMS_CHUNK_DEFAULT (1u << 20)  /* 1 MiB */
+#define VMS_CHUNK_MIN (4u << 10)      /* 4 KiB */
+#define VMS_CHUNK_MAX (16u << 20)     /* 16 MiB, hard cap */
+#define VMS_NAME_MAX 255              /* device name, bytes */
+#define VMS_DEVICE_NONE 0xffffffffu   /* device field of stream-level records */
+
+enum vms_rec_type {
+	VMS_REC_DEVICE_BEGIN = 0x01,
+	VMS_REC_DATA = 0x02,
+	VMS_REC_ZERO = 0x03,
+	VMS_REC_PHASE = 0x04,
+	VMS_REC_DEVICE_END = 0x05,
+	VMS_REC_EOS = 0x06,
+	VMS_REC_ABORT = 0x07,
+};
+#define VMS_REC_IGNORABLE 0x80 /* type bit: readers may skip unknown types */
+
+enum vms_phase {
+	VMS_PHASE_PRECOPY = 1,
+	VMS_PHASE_SWITCHOVER = 2,
+	VMS_PHASE_STOPCOPY = 3,
+};
+
+enum vms_device_kind {
+	VMS_DEVKIND_BLOB = 0,   /* opaque bytes (file, memory, stdin) */
+	VMS_DEVKIND_VFIO = 1,   /* VFIO device migration state */
+	VMS_DEVKIND_VMM = 2,    /* VMM-internal device state */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Statistics and progress.                                                 */
+
+struct vms_stats {
+	uint32_t size;          /* sizeof(struct vms_stats), set by caller */
+	uint64_t raw_bytes;     /* device bytes in (writer) / out (reader) */
+	uint64_t wire_bytes;    /* bytes of stream written / read */
+	uint64_t records;       /* records written / read */
+	uint64_t data_records;  /* DATA records */
+	uint64_t zero_records;  /* ZERO records (elided all-zero chunks) */
+	uint64_t stored_records;/* DATA records stored without compression */
+	uint32_t devices;       /* devices begun */
+	double seconds;         /* wall time since open */
+};
+
+/* Called after each record is written/delivered (rate-limited by the caller
+ * if it wants). Runs on the thread that called the writer/reader function. */
+typedef void (*vms_progress_fn)(void *user, const struct vms_stats *st);
+
+/* ------------------------------------------------------------------------ */
+/* Writer: produces a stream, record by record, never buffering it whole.   */
+
+struct vms_writer;
+
+struct vms_writer_opts {
+	uint32_t size;           /* sizeof(struct vms_writer_opts) */
+	uint32_t chunk_size;     /* raw bytes per DATA record; 0 = 1 MiB */
+	uint64_t size_hint;      /* total raw bytes expected, or UINT64_MAX */
+	vms_log_fn log;          /* optional */
+	void *log_user;
+	int log_level;           /* highest level passed to log */
+	vms_progress_fn progress;/* optional */
+	void *progress_user;
+	/* Reproducible output (test vectors, golden files): a fixed 16-byte
+	 * stream id instead of a random one; NULL = random. */
+	const uint8_t *stream_id;
+	/* CREATOR preamble entry: NULL = "vmstream <version>", "" = none. */
+	const char *creator;
+};
+#define VMS_WRITER_OPTS_INIT                                                  \
+	{ sizeof(struct vms_writer_opts), 0, UINT64_MAX, NULL, NULL,          \
+	  VMS_LOG_WARN, NULL, NULL, NULL, NULL }
+
+/* Start a stream on a file descriptor (file, pipe, socket). The preamble is
+ * written immediately. The fd is not closed by the writer. */
+VMS_API int vms_writer_open_fd(struct vms_writer **out, int fd,
+			       const struct vms_writer_opts *opts);
+
+struct vms_device_desc {
+	uint32_t size;      /* sizeof(struct vms_device_desc) */
+	uint32_t kind;      /* enum vms_device_kind */
+	const char *name;   /* 1..VMS_NAME_MAX bytes, no NUL inside */
+	uint64_t size_hint; /* expected bytes, or UINT64_MAX if unknown */
+};
+#define VMS_DEVICE_DESC_INIT                                                  \
+	{ sizeof(struct vms_device_desc), VMS_DEVKIND_BLOB, NULL, UINT64_MAX }
+
+/* Announce a device; its index (0, 1, 2, ...) is stored in *index. */
+VMS_API int vms_writer_begin_device(struct vms_writer *w,
+				    const struct vms_device_desc *desc,
+				    uint32_t *index);
+
+/* Append len bytes of device state. Copies; buf may be reused on return. */
+VMS_API int vms_writer_write(struct vms_writer *w, uint32_t device,
+			     const void *buf, size_t len);
+
+/* Zero-copy variant: get the writer's current chunk buffer for `device`
+ * (*buf, room for *room bytes), fill up to *room bytes (e.g. read() from
+ * the device straight into it), then commit how many were filled. At most one
+ * acquired buffer per writer at a time. Committing 0 bytes is allowed. */
+VMS_API int vms_writer_acquire(struct vms_writer *w, uint32_t device,
+			       void **buf, size_t *room);
+VMS_API int vms_writer_commit(struct vms_writer *w, uint32_t device,
+			      size_t len);
+
+/* Mark a migration phase (precopy round n, switchover, stop-copy). */
+VMS_API int vms_writer_phase(struct vms_writer *w, uint32_t phase,
+			     uint32_t round);
+
+/* Flush the device's pending bytes and write DEVICE_END (total, digest). */
+VMS_API int vms_writer_end_device(struct vms_writer *w, uint32_t device);
+
+/* End the stream: all devices must have ended. Writes EOS and flushes. */
+VMS_API int vms_writer_finish(struct vms_writer *w);
+
+/* Write an ABORT record (best effort) and put the writer in a failed state.
+ * code is the enum vms_err that caused it, msg a short reason (may be NULL). */
+VMS_API int vms_writer_abort(struct vms_writer *w, int code, const char *msg);
+
+VMS_API int vms_writer_stats(const struct vms_writer *w, struct vms_stats *st);
+
+VMS_API void vms_writer_free(struct vms_writer *w);
+
+/* ------------------------------------------------------------------------ */
+/* Reader: verifies and decodes a stream record by record.                  */
+
+struct vms_reader;
+
+struct vms_reader_opts {
+	uint32_t size;           /* sizeof(struct vms_reader_opts) */
+	uint32_t max_chunk;      /* refuse streams whose chunk cap exceeds this;
+				    0 = VMS_CHUNK_MAX */
+	vms_log_fn log;
+	void *log_user;
+	int log_level;
+	vms_progress_fn progress;
+	void *progress_user;
+};
+#define VMS_READER_OPTS_INIT                                                  \
+	{ sizeof(struct vms_reader_opts), 0, NULL, NULL, VMS_LOG_WARN, NULL,   \
+	  NULL }
+
+/* Read and verify the preamble from fd. The fd is not closed. */
+VMS_API int vms_reader_open_fd(struct vms_reader **out, int fd,
+			       const struct vms_reader_opts *opts);
+
+/* What the preamble says. */
+struct vms_stream_info {
+	uint32_t size;            /* sizeof(struct vms_stream_info) */
+	uint16_t version_major;
+	uint16_t version_minor;
+	uint8_t stream_id[16];
+	uint32_t flags;           /* preamble flags (FORMAT.md) */
+	uint32_t chunk_cap;
+	uint8_t cipher;           /* 0 = none (FORMAT.md cipher ids) */
+	uint8_t key_source;
+	uint16_t lanes;
+	uint32_t preamble_len;
+	uint64_t size_hint;       /* UINT64_MAX if the stream gave none */
+};
+
+VMS_API int vms_reader_info(const struct vms_reader *r,
+			    struct vms_stream_info *info);
+
+/* One verified record. Pointers are valid until the next vms_reader_next()
+ * or vms_reader_free() on the same reader. */
+struct vms_event {
+	uint32_t type;        /* enum vms_rec_type (or unknown ignorable type) */
+	uint32_t flags;       /* record flags */
+	uint32_t codec;       /* codec id of the payload on the wire */
+	uint32_t device;      /* device index or VMS_DEVICE_NONE */
+	uint64_t seq;         /* record sequence number */
+	uint64_t offset;      /* device byte offset (DATA/ZERO) */
+	uint32_t raw_len;     /* decoded length */
+	uint32_t wire_len;    /* payload length on the wire */
+	uint16_t lane;
+	uint16_t epoch;
+	uint64_t stream_pos;  /* byte offset of the record header in the stream */
+	union {
+		struct { /* DATA: verified decoded bytes; ZERO: data == NULL */
+			const void *data;
+			size_t len;
+		} data;
+		struct { /* DEVICE_BEGIN */
+			const char *name; /* NUL-terminated copy */
+			uint32_t kind;
+			uint64_t size_hint;
+		} begin;
+		struct { /* PHASE */
+			uint32_t phase;
+			uint32_t round;
+		} phase;
+		struct { /* DEVICE_END (already checked against the data) */
+			uint64_t total;
+			uint64_t digest;
+		} end;
+		struct { /* EOS (already checked) */
+			uint64_t records;
+			uint64_t raw_bytes;
+			uint32_t devices;
+		} eos;
+		struct { /* ABORT */
+			int32_t code;
+			const char *text;
+		} abort;
+	} u;
+};
+
+/* Return 1 and fill *ev with the next verified record; 0 once the stream has
+ * ended cleanly (after the EOS event has been returned and no byte follows);
+ * or a negative error. An ABORT record is returned as an event and the next
+ * call returns VMS_EPEERABORT. After an error every later call returns the
+ * same error. DATA bytes are only ever returned after their checksum (and
+ * authentication) verified; DEVICE_END only after total and digest matched. */
+VMS_API int vms_reader_next(struct vms_reader *r, struct vms_event *ev);
+
+VMS_API int vms_reader_stats(const struct vms_reader *r, struct vms_stats *st);
+
+VMS_API void vms_reader_free(struct vms_reader *r);
+
+/* Name of a record type ("DATA"), or NULL if unknown. */
+VMS_API const char *vms_rec_type_name(uint32_t type);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VMSTREAM_H */

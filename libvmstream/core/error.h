@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef VMS_ERROR_H
+#define VMS_ERROR_H
+
+#include <stdarg.h>
+#include "vmstream.h"
+
+#define VMS_MSG_MAX 512
+
+/* Record code + formatted message as this thread's last error; returns code. */
+int vms_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int vms_failv(int code, const char *fmt, va_list ap);
+/* Copy a stored message (e.g. from a context's sticky error) to this thread. */
+int vms_fail_msg(int code, const char *msg);
+/* The current thread's message buffer (for contexts that keep a copy). */
+const char *vms_errbuf(void);
+
+/* Log through an optional callback; never used for secrets. */
+void vms_log(vms_log_fn fn, void *user, int max_level, int level, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+#endif

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "core/fdio.h"
+
+int vms_writev_all(int fd, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		ssize_t w = writev(fd, iov, n > 1024 ? 1024 : n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+long vms_read_full(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = read(fd, (uint8_t *)buf + got, len - got);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (long)got;
+}
+
+int vms_in_init(struct vms_in *in, int fd, size_t cap)
+{
+	memset(in, 0, sizeof(*in));
+	in->fd = fd;
+	in->cap = cap;
+	in->buf = malloc(cap);
+	return in->buf ? 0 : -ENOMEM;
+}
+
+void vms_in_free(struct vms_in *in)
+{
+	free(in->buf);
+	in->buf = NULL;
+}
+
+static int fill(struct vms_in *in)
+{
+	ssize_t r;
+
+	in->pos = in->end = 0;
+	do
+		r = read(in->fd, in->buf, in->cap);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	if (r == 0)
+		in->eof = 1;
+	in->end = (size_t)r;
+	return 0;
+}
+
+long vms_in_read(struct vms_in *in, void *dst, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		size_t avail = in->end - in->pos;
+
+		if (avail) {
+			size_t k = avail < n - got ? avail : n - got;
+
+			memcpy((uint8_t *)dst + got, in->buf + in->pos, k);
+			in->pos += k;
+			got += k;
+			continue;
+		}
+		if (in->eof)
+			break;
+		if (n - got >= in->cap) {
+			/* Large payloads bypass the buffer: one copy, not two. */
+			long r = vms_read_full(in->fd, (uint8_t *)dst + got, n - got);
+
+			if (r < 0)
+				return r;
+			if ((size_t)r < n - got)
+				in->eof = 1;
+			got += (size_t)r;
+			continue;
+		}
+		int err = fill(in);
+
+		if (err)
+			return err;
+	}
+	in->consumed += got;
+	return (long)got;
+}
+
+int vms_in_at_eof(struct vms_in *in)
+{
+	if (in->end > in->pos)
+		return 0;
+	if (in->eof)
+		return 1;
+	int err = fill(in);
+
+	if (err)
+		return err;
+	return in->end == 0;
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* Blocking fd helpers that finish short reads/writes and retry EINTR. */
+#ifndef VMS_FDIO_H
+#define VMS_FDIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+/* Write every byte of iov[0..n); returns 0 or -errno. iov is modified. */
+int vms_writev_all(int fd, struct iovec *iov, int n);
+/* Read up to len bytes, stopping early only at EOF; returns count or -errno. */
+long vms_read_full(int fd, void *buf, size_t len);
+
+/* Buffered input over an fd, so small headers do not cost a syscall each. */
+struct vms_in {
+	int fd;
+	uint8_t *buf;
+	size_t cap, pos, end;
+	uint64_t consumed; /* bytes handed out so far = stream offset */
+	int eof;
+};
+
+int vms_in_init(struct vms_in *in, int fd, size_t cap);
+void vms_in_free(struct vms_in *in);
+/* Copy up to n bytes to dst; returns count (< n only at EOF) or -errno. */
+long vms_in_read(struct vms_in *in, void *dst, size_t n);
+/* 1 if no byte follows, 0 if one does, -errno on error. */
+int vms_in_at_eof(struct vms_in *in);
+
+#endif

@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef VMS_INTERNAL_H
+#define VMS_INTERNAL_H
+
+#include <stddef.h>
+
+/* Buffers for the hot path: allocated once, touched once so that no page
+ * fault happens while data flows (FORMAT-independent; see DESIGN.md). */
+void *vms_alloc_prefault(size_t len);
+void vms_free_prefault(void *p, size_t len);
+
+#endif
