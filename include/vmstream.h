@@ -254,10 +254,18 @@ struct vms_reader_opts {
 	int log_level;
 	vms_progress_fn progress;
 	void *progress_user;
+	uint32_t flags;          /* VMS_READER_F_* */
 };
 #define VMS_READER_OPTS_INIT                                                  \
 	{ sizeof(struct vms_reader_opts), 0, NULL, NULL, VMS_LOG_WARN, NULL,   \
-	  NULL }
+	  NULL, 0 }
+
+/* Framing only: check preamble, headers, sequence, lengths, device order and
+ * trailing bytes, but neither read nor verify payloads (no key needed). Events
+ * then carry header fields only: u.data.data is NULL and the type-specific
+ * union is zeroed. For listing a stream (vmstream-inspect without --verify);
+ * never use it to consume data. */
+#define VMS_READER_F_HEADERS_ONLY 0x1u
 
 /* Read and verify the preamble from fd. The fd is not closed. */
 VMS_API int vms_reader_open_fd(struct vms_reader **out, int fd,

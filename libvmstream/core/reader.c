@@ -4,6 +4,7 @@
  * section 4 lists, and only then hands bytes to the caller.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +80,7 @@ int vms_reader_open_fd(struct vms_reader **out, int fd, const struct vms_reader_
 
 	*out = NULL;
 	if (opts) {
-		if (opts->size < sizeof(uint32_t) * 2)
+		if (opts->size < offsetof(struct vms_reader_opts, flags))
 			return vms_fail(VMS_EINVAL, "reader options: bad size field %u", opts->size);
 		memcpy(&def, opts, opts->size < sizeof(def) ? opts->size : sizeof(def));
 	}
@@ -117,7 +118,7 @@ int vms_reader_open_fd(struct vms_reader **out, int fd, const struct vms_reader_
 		err = vms_fail(err, "preamble at byte 0: %s", why);
 		goto out_free_in;
 	}
-	if (r->pre.cipher != VMS_CIPHER_NONE) {
+	if (r->pre.cipher != VMS_CIPHER_NONE && !(def.flags & VMS_READER_F_HEADERS_ONLY)) {
 		err = vms_fail(VMS_EKEY, "preamble at byte 0: stream is encrypted and no key was given");
 		goto out_free_in;
 	}
@@ -319,6 +320,38 @@ static int apply_control(struct vms_reader *r, const struct vms_rec_hdr *h, cons
 	}
 }
 
+/* Framing-only mode: device bookkeeping from header fields alone. */
+static int apply_header_only(struct vms_reader *r, const struct vms_rec_hdr *h, uint64_t pos)
+{
+	int err;
+
+	switch (h->type) {
+	case VMS_REC_DEVICE_BEGIN:
+		err = add_device(r, pos);
+		if (err)
+			return err;
+		break;
+	case VMS_REC_DATA:
+	case VMS_REC_ZERO:
+		r->devs[h->device].bytes += h->raw_len;
+		r->raw_total += h->raw_len;
+		r->st.raw_bytes += h->raw_len;
+		if (h->type == VMS_REC_DATA)
+			r->st.data_records++;
+		else
+			r->st.zero_records++;
+		break;
+	case VMS_REC_DEVICE_END:
+		r->devs[h->device].ended = true;
+		break;
+	default:
+		break;
+	}
+	r->seq++;
+	r->st.records++;
+	return 0;
+}
+
 static int read_record(struct vms_reader *r, struct vms_event *ev)
 {
 	uint8_t hb[VMS_HDR_LEN];
@@ -365,6 +398,8 @@ static int read_record(struct vms_reader *r, struct vms_event *ev)
 	r->st.wire_bytes += VMS_HDR_LEN + h.wire_len;
 
 	fill_event(ev, &h, pos);
+	if (r->o.flags & VMS_READER_F_HEADERS_ONLY)
+		return apply_header_only(r, &h, pos);
 	if (h.type == VMS_REC_DATA) {
 		struct rdev *d = &r->devs[h.device];
 
