@@ -147,6 +147,110 @@ enum vms_device_kind {
 	VMS_DEVKIND_VMM = 2,    /* VMM-internal device state */
 };
 
+#define VMS_KEY_LEN 32
+#define VMS_SALT_LEN 32
+#define VMS_THREADS_AUTO 0xffffffffu
+#define VMS_MEMORY_DEFAULT (64ull << 20)
+
+enum vms_cipher {
+	VMS_CIPHER_NONE = 0,
+	VMS_CIPHER_AES_256_GCM = 1,
+	VMS_CIPHER_CHACHA20_POLY1305 = 2,
+};
+
+/* "none", "aes-256-gcm", "chacha20-poly1305" <-> enum vms_cipher.
+ * vms_cipher_from_name returns the id or VMS_EINVAL. */
+VMS_API int vms_cipher_from_name(const char *name);
+VMS_API const char *vms_cipher_name(uint32_t cipher);
+/* The cipher this CPU runs fastest: AES-256-GCM with AES instructions,
+ * else ChaCha20-Poly1305. */
+VMS_API uint32_t vms_cipher_preferred(void);
+
+/* Read a key file: exactly 64 hex digits, optionally followed by one
+ * newline (what `openssl rand -hex 32` writes). Anything else is VMS_EKEY.
+ * Refuses files readable by group/other with VMS_EKEY unless allow_shared. */
+VMS_API int vms_key_load_file(const char *path, uint8_t key[VMS_KEY_LEN],
+			      int allow_shared);
+/* Parse the same format from memory. */
+VMS_API int vms_key_parse_hex(const char *text, size_t len,
+			      uint8_t key[VMS_KEY_LEN]);
+/* Zeroize key material (not optimised away). */
+VMS_API void vms_wipe(void *p, size_t n);
+
+/* ------------------------------------------------------------------------ */
+/* Stages: per-chunk transforms, and the registry for third-party codecs.   */
+/*
+ * A stage transforms one chunk. Kinds:
+ *  - VMS_STAGE_FILTER: decides a chunk needs no payload (the built-in "zero"
+ *    stage turns an all-zero chunk into a ZERO record);
+ *  - VMS_STAGE_CODEC: compression; wire id 1..63 reserved for FORMAT.md
+ *    codecs, 64..254 for third parties (the stream preamble declares each
+ *    codec used by name and id, so a reader refuses one it lacks);
+ *  - VMS_STAGE_CIPHER: AEAD (built-in only; ids are FORMAT.md cipher ids).
+ * Built-ins ("zero", "zstd", "aes-256-gcm", "chacha20-poly1305") are
+ * described by this same structure and found with vms_stage_find().
+ */
+enum vms_stage_kind {
+	VMS_STAGE_FILTER = 1,
+	VMS_STAGE_CODEC = 2,
+	VMS_STAGE_CIPHER = 3,
+};
+
+/* Results of apply() besides a negative enum vms_err. */
+#define VMS_STAGE_DONE 0   /* dst holds dst_len bytes of output */
+#define VMS_STAGE_SKIP 1   /* leave the chunk as it is (e.g. incompressible) */
+#define VMS_STAGE_ELIDE 2  /* filter: the chunk is implied (ZERO record) */
+
+struct vms_stage_conf {
+	uint32_t size;        /* sizeof(struct vms_stage_conf) */
+	int level;            /* codec level (already within the stage's range) */
+	const uint8_t *key;   /* cipher: VMS_KEY_LEN bytes */
+	size_t max_chunk;     /* largest src_len apply() will be given */
+};
+
+struct vms_stage_io {
+	const void *src;      /* input bytes */
+	size_t src_len;
+	void *dst;            /* output buffer, dst_cap >= bound(src_len) */
+	size_t dst_cap;
+	size_t dst_len;       /* out: bytes written to dst */
+	size_t raw_len;       /* invert() of a codec: exact decoded length */
+	const void *aad;      /* cipher: associated data (record header) */
+	size_t aad_len;
+	const uint8_t *nonce; /* cipher: 12 bytes */
+};
+
+struct vms_stage {
+	uint32_t size;          /* sizeof(struct vms_stage) */
+	const char *name;       /* [a-z0-9._-], 1..32 bytes, unique */
+	uint32_t kind;          /* enum vms_stage_kind */
+	uint32_t id;            /* wire id (codec / cipher), 0 for filters */
+	int level_min, level_max, level_default; /* codecs; 0,0,0 if unused */
+	/* Per-worker context: called once per worker thread, never shared. */
+	int (*ctx_new)(void **ctx, const struct vms_stage_conf *conf);
+	void (*ctx_free)(void *ctx);
+	/* Optional: change the level of a live context (adaptive codecs). */
+	int (*set_level)(void *ctx, int level);
+	/* Largest output apply() may produce for src_len input bytes. */
+	size_t (*bound)(size_t src_len);
+	/* Forward transform: VMS_STAGE_DONE / _SKIP / _ELIDE or a negative
+	 * enum vms_err. A codec must return SKIP rather than grow the data. */
+	int (*apply)(void *ctx, struct vms_stage_io *io);
+	/* Inverse: 0 or a negative error (VMS_EDECOMPRESS for corrupt input or
+	 * a length other than io->raw_len; VMS_EAUTH for a cipher). */
+	int (*invert)(void *ctx, struct vms_stage_io *io);
+};
+
+/* Add a third-party codec (kind VMS_STAGE_CODEC, id 64..254, unique name
+ * and id). The registry is filled before first use and then read-only:
+ * registering after the first writer or reader was opened returns
+ * VMS_ESTATE. The struct must stay valid for the life of the process.
+ * Thread-safe. */
+VMS_API int vms_stage_register(const struct vms_stage *stage);
+/* Look a stage up by name or by kind and wire id; NULL if none. */
+VMS_API const struct vms_stage *vms_stage_find(const char *name);
+VMS_API const struct vms_stage *vms_stage_find_id(uint32_t kind, uint32_t id);
+
 /* ------------------------------------------------------------------------ */
 /* Statistics and progress.                                                 */
 
@@ -160,6 +264,9 @@ struct vms_stats {
 	uint64_t stored_records;/* DATA records stored without compression */
 	uint32_t devices;       /* devices begun */
 	double seconds;         /* wall time since open */
+	int32_t level;          /* current codec level (adaptive: moves) */
+	uint32_t threads;       /* worker threads in use */
+	uint64_t memory;        /* bytes of buffers allocated */
 };
 
 /* Called after each record is written/delivered (rate-limited by the caller
@@ -185,10 +292,30 @@ struct vms_writer_opts {
 	const uint8_t *stream_id;
 	/* CREATOR preamble entry: NULL = "vmstream <version>", "" = none. */
 	const char *creator;
+	/* Compression: NULL or "none"; "zstd" (level 1), "zstd:LEVEL" (LEVEL
+	 * may be negative, see vms_codec_levels()); "auto" (zstd whose level
+	 * follows the measured speeds, skipping data that does not compress);
+	 * or "NAME[:LEVEL]" of a codec added with vms_stage_register(). */
+	const char *compress;
+	uint32_t cipher;         /* enum vms_cipher */
+	const uint8_t *key;      /* VMS_KEY_LEN bytes of key material when
+				    cipher != VMS_CIPHER_NONE; copied */
+	const uint8_t *salt;     /* fixed VMS_SALT_LEN salt (reproducible
+				    output only); NULL = random. Never reuse a
+				    fixed salt with the same key and stream id */
+	uint32_t threads;        /* worker threads; 0 = none (all work on the
+				    calling thread); VMS_THREADS_AUTO = one per
+				    online CPU */
+	uint64_t memory;         /* buffer budget in bytes; 0 = 64 MiB */
+	uint32_t flags;          /* VMS_WRITER_F_* */
 };
 #define VMS_WRITER_OPTS_INIT                                                  \
 	{ sizeof(struct vms_writer_opts), 0, UINT64_MAX, NULL, NULL,          \
-	  VMS_LOG_WARN, NULL, NULL, NULL, NULL }
+	  VMS_LOG_WARN, NULL, NULL, NULL, NULL, NULL, VMS_CIPHER_NONE, NULL,   \
+	  NULL, 0, 0, 0 }
+
+/* Do not turn all-zero chunks into ZERO records. */
+#define VMS_WRITER_F_NO_ZERO_ELISION 0x1u
 
 /* Start a stream on a file descriptor (file, pipe, socket). The preamble is
  * written immediately. The fd is not closed by the writer. */
@@ -255,10 +382,13 @@ struct vms_reader_opts {
 	vms_progress_fn progress;
 	void *progress_user;
 	uint32_t flags;          /* VMS_READER_F_* */
+	const uint8_t *key;      /* VMS_KEY_LEN bytes for encrypted streams */
+	uint32_t threads;        /* as in struct vms_writer_opts */
+	uint64_t memory;         /* buffer budget; 0 = 64 MiB */
 };
 #define VMS_READER_OPTS_INIT                                                  \
 	{ sizeof(struct vms_reader_opts), 0, NULL, NULL, VMS_LOG_WARN, NULL,   \
-	  NULL, 0 }
+	  NULL, 0, NULL, 0, 0 }
 
 /* Framing only: check preamble, headers, sequence, lengths, device order and
  * trailing bytes, but neither read nor verify payloads (no key needed). Events

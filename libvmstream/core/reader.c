@@ -1,28 +1,64 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Stream reader: reads records one by one, verifies everything FORMAT.md
- * section 4 lists, and only then hands bytes to the caller.
+ * Stream reader. An input thread reads records and applies every rule that
+ * needs only the header (FORMAT.md section 4) before it reads a payload;
+ * worker threads authenticate, decompress and checksum payloads in parallel;
+ * the caller's thread takes records back in sequence order, applies the rules
+ * that need the payload (device digests, EOS totals) and only then hands out
+ * the bytes. Errors travel in order too: every record before a bad one is
+ * delivered, nothing after it. With threads == 0 all of it runs inline.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 #include "core/error.h"
 #include "core/fdio.h"
 #include "core/internal.h"
+#include "crypto/keys.h"
 #include "format/cursor.h"
 #include "format/format.h"
 #include "hash/hash.h"
+#include "pipeline/ring.h"
+#include "stage/stage.h"
 
 #define READER_MAX_DEVICES 65536u
 #define READER_INBUF (64u << 10)
+#define MAX_THREADS 64
+#define JOB_MSG 240
 
-struct rdev {
+struct rdev {            /* delivery side: payload-level state */
 	uint64_t bytes;
 	struct vms_digest *dg;
 	bool ended;
+};
+
+struct idev {            /* input side: header-level state */
+	uint64_t bytes;
+	bool ended;
+};
+
+struct rjob {
+	struct vms_rec_hdr h;
+	uint8_t hdr[VMS_HDR_LEN];
+	uint64_t pos;
+	uint32_t body_len;
+	uint8_t *wire;       /* chunk_cap + VMS_AEAD_OVERHEAD */
+	uint8_t *raw;        /* chunk_cap, when the stream declares codecs */
+	const uint8_t *data; /* verified decoded bytes */
+	int err;
+	char msg[JOB_MSG];
+};
+
+struct rworker {
+	struct vms_reader *r;
+	void *codec_ctx[VMS_MAX_CODECS];
+	void *cipher_ctx;
+	uint16_t key_lane, key_epoch;
+	bool have_key;
 };
 
 enum rstate { R_OPEN, R_EOS_SEEN, R_DONE };
@@ -31,36 +67,54 @@ struct vms_reader {
 	struct vms_in in;
 	struct vms_reader_opts o;
 	struct vms_preamble pre;
-	uint64_t seq;          /* next expected sequence number */
-	uint16_t epoch;
-	uint8_t *payload;      /* wire payload, chunk_cap + overhead */
-	size_t payload_cap;
+	struct vms_keysched ks;
+	const struct vms_stage *cipher;
+	const struct vms_stage *codecs[VMS_MAX_CODECS]; /* by preamble index */
+	bool headers_only;
+
+	/* input side */
+	uint64_t in_seq;
+	uint16_t in_epoch;
+	struct idev *idevs;
+	uint32_t nidev, capidev;
+	bool in_stopped;
+
+	/* pipeline */
+	struct vms_ring ring;
+	struct rjob *jobs;
+	void **jobptrs;
+	struct rworker *workers;
+	void **wctx;
+	unsigned nthreads, nslots;
+	uint8_t *arena;
+	size_t arena_len;
+	pthread_t input;
+	bool input_started;
+	bool holding;        /* caller holds the oldest job (its event data) */
+
+	/* delivery side */
 	struct rdev *devs;
 	uint32_t ndev, capdev;
 	uint64_t raw_total;
-	struct vms_stats st;
-	double t0;
 	enum rstate state;
-	int err;               /* sticky */
 	bool aborted;
 	int32_t abort_code;
 	char name[VMS_NAME_MAX + 1];
 	char abort_text[VMS_ABORT_TEXT_MAX + 1];
+
+	pthread_mutex_t stats_mu;
+	struct vms_stats st;
+	uint64_t t0_ns;
+	int err;             /* sticky (delivery side) */
 	char msg[VMS_MSG_MAX];
 };
 
-static double now_sec(void)
-{
-	struct timespec ts;
+/* ---- errors ------------------------------------------------------------ */
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* Fail the reader for good, naming the record and its stream offset. */
-static int rfail(struct vms_reader *r, int code, uint64_t pos, const char *why)
+/* Fail the reader for good (caller's thread), naming record and offset. */
+static int rfail(struct vms_reader *r, int code, uint64_t seq, uint64_t pos, const char *why)
 {
-	vms_fail(code, "record %llu at byte %llu: %s", (unsigned long long)r->seq,
+	vms_fail(code, "record %llu at byte %llu: %s", (unsigned long long)seq,
 		 (unsigned long long)pos, why);
 	r->err = code;
 	snprintf(r->msg, sizeof(r->msg), "%s", vms_last_error());
@@ -68,74 +122,630 @@ static int rfail(struct vms_reader *r, int code, uint64_t pos, const char *why)
 	return code;
 }
 
+/* Record an error inside a job (input or worker thread); delivered in order. */
+static int jfail(struct rjob *j, int code, uint64_t seq, const char *why)
+{
+	j->err = code;
+	snprintf(j->msg, sizeof(j->msg), "record %llu at byte %llu: %s", (unsigned long long)seq,
+		 (unsigned long long)j->pos, why);
+	return code;
+}
+
+/* ---- input side: framing and header rules ----------------------------- */
+
+static int input_device_rules(struct vms_reader *r, struct rjob *j)
+{
+	const struct vms_rec_hdr *h = &j->h;
+
+	switch (h->type) {
+	case VMS_REC_DEVICE_BEGIN:
+		if (h->device != r->nidev)
+			return jfail(j, VMS_EDEVICE, h->seq, "DEVICE_BEGIN index is not the next device");
+		if (r->nidev >= READER_MAX_DEVICES)
+			return jfail(j, VMS_EDEVICE, h->seq, "too many devices (limit 65536)");
+		if (r->nidev == r->capidev) {
+			uint32_t ncap = r->capidev ? r->capidev * 2 : 8;
+			struct idev *nd = realloc(r->idevs, ncap * sizeof(*nd));
+
+			if (!nd)
+				return jfail(j, VMS_ENOMEM, h->seq, "out of memory for the device table");
+			r->idevs = nd;
+			r->capidev = ncap;
+		}
+		memset(&r->idevs[r->nidev], 0, sizeof(r->idevs[0]));
+		r->nidev++;
+		break;
+	case VMS_REC_DATA:
+	case VMS_REC_ZERO:
+	case VMS_REC_DEVICE_END:
+		if (h->device >= r->nidev)
+			return jfail(j, VMS_EDEVICE, h->seq, "record for a device that was not begun");
+		if (r->idevs[h->device].ended)
+			return jfail(j, VMS_EDEVICE, h->seq, "record for a device that already ended");
+		break;
+	default:
+		if (h->device != VMS_DEVICE_NONE)
+			return jfail(j, VMS_EDEVICE, h->seq, "stream-level record names a device");
+		break;
+	}
+	if (h->type == VMS_REC_DATA || h->type == VMS_REC_ZERO) {
+		struct idev *d = &r->idevs[h->device];
+
+		if (h->offset != d->bytes)
+			return jfail(j, VMS_EOFFSET, h->seq, "offset does not continue the device");
+		if (d->bytes + h->raw_len < d->bytes)
+			return jfail(j, VMS_EOFFSET, h->seq, "device offset overflows");
+		d->bytes += h->raw_len;
+	} else if (h->offset != 0) {
+		return jfail(j, VMS_EOFFSET, h->seq, "control record with a non-zero offset");
+	}
+	if (h->type == VMS_REC_DEVICE_END)
+		r->idevs[h->device].ended = true;
+	return 0;
+}
+
+/* Read one record into j. Returns 1 if the input has ended (EOS, ABORT or an
+ * error recorded in j), 0 to go on. */
+static int input_record(struct vms_reader *r, struct rjob *j)
+{
+	struct vms_rec_hdr *h = &j->h;
+	const char *why;
+	long got;
+	int err;
+
+	j->err = 0;
+	j->data = NULL;
+	j->pos = r->in.consumed;
+	got = vms_in_read(&r->in, j->hdr, VMS_HDR_LEN);
+	if (got < 0)
+		return jfail(j, VMS_EIO, r->in_seq, strerror((int)-got)), 1;
+	if ((size_t)got < VMS_HDR_LEN)
+		return jfail(j, VMS_ETRUNCATED, r->in_seq,
+			     got == 0 ? "stream ends without EOS"
+				      : "stream ends inside a record header"), 1;
+	err = vms_hdr_decode(h, j->hdr, &why);
+	if (err)
+		return jfail(j, err, r->in_seq, why), 1;
+	if ((h->flags & VMS_RFLAG_ENCRYPTED) != (r->pre.flags & VMS_PFLAG_ENCRYPTED))
+		return jfail(j, VMS_EFLAGS, r->in_seq, "record ENCRYPTED flag differs from the stream's"), 1;
+	if (h->seq != r->in_seq)
+		return jfail(j, VMS_ESEQ, r->in_seq,
+			     h->seq < r->in_seq ? "sequence number repeats or goes back"
+						: "sequence number skips ahead"), 1;
+	if (h->lane >= r->pre.lanes)
+		return jfail(j, VMS_EEPOCH, h->seq, "lane index beyond the stream's lane count"), 1;
+	if (r->pre.cipher == VMS_CIPHER_NONE ? h->epoch != 0
+					     : (h->epoch < r->in_epoch || h->epoch > r->in_epoch + 1))
+		return jfail(j, VMS_EEPOCH, h->seq, "key epoch out of order"), 1;
+	if (!vms_rec_is_known(h->type) && !(h->type & VMS_REC_IGNORABLE))
+		return jfail(j, VMS_ERECTYPE, h->seq, "unknown critical record type"), 1;
+	err = vms_hdr_check(h, &r->pre, &j->body_len, &why);
+	if (err)
+		return jfail(j, err, h->seq, why), 1;
+	if (input_device_rules(r, j))
+		return 1;
+	/* Only now, with every length checked against the caps, read. */
+	got = vms_in_read(&r->in, j->wire, h->wire_len);
+	if (got < 0)
+		return jfail(j, VMS_EIO, h->seq, strerror((int)-got)), 1;
+	if ((size_t)got < h->wire_len)
+		return jfail(j, VMS_ETRUNCATED, h->seq, "stream ends inside a record payload"), 1;
+	r->in_seq++;
+	r->in_epoch = h->epoch;
+	pthread_mutex_lock(&r->stats_mu);
+	r->st.wire_bytes += VMS_HDR_LEN + h->wire_len;
+	pthread_mutex_unlock(&r->stats_mu);
+	if (h->type == VMS_REC_EOS) {
+		int at_eof = vms_in_at_eof(&r->in);
+
+		if (at_eof < 0)
+			jfail(j, VMS_EIO, h->seq, strerror(-at_eof));
+		else if (!at_eof) {
+			j->pos = r->in.consumed;
+			jfail(j, VMS_ETRAILING, h->seq + 1, "bytes follow the EOS record");
+		}
+		return 1;
+	}
+	return h->type == VMS_REC_ABORT;
+}
+
+static void *input_main(void *p)
+{
+	struct vms_reader *r = p;
+
+	for (;;) {
+		struct rjob *j = vms_ring_acquire(&r->ring);
+		int end;
+
+		if (!j)
+			break;
+		end = input_record(r, j);
+		vms_ring_submit(&r->ring);
+		if (end)
+			break;
+	}
+	vms_ring_close(&r->ring);
+	return NULL;
+}
+
+/* ---- workers: authenticate, decode, checksum --------------------------- */
+
+static int worker_key(struct rworker *k, uint16_t lane, uint16_t epoch)
+{
+	struct vms_reader *r = k->r;
+	struct vms_stage_conf conf = { .size = sizeof(conf) };
+	uint8_t key[VMS_KEY_LEN];
+	int err;
+
+	if (k->have_key && k->key_lane == lane && k->key_epoch == epoch)
+		return 0;
+	if (k->cipher_ctx) {
+		r->cipher->ctx_free(k->cipher_ctx);
+		k->cipher_ctx = NULL;
+	}
+	k->have_key = false;
+	err = vms_keysched_key(&r->ks, lane, epoch, key);
+	if (err)
+		return err;
+	conf.key = key;
+	conf.max_chunk = r->pre.chunk_cap;
+	err = r->cipher->ctx_new(&k->cipher_ctx, &conf);
+	vms_wipe(key, sizeof(key));
+	if (err)
+		return err;
+	k->key_lane = lane;
+	k->key_epoch = epoch;
+	k->have_key = true;
+	return 0;
+}
+
+static int codec_index(const struct vms_preamble *p, uint8_t id)
+{
+	for (unsigned i = 0; i < p->ncodecs; i++)
+		if (p->codecs[i].id == id)
+			return (int)i;
+	return -1;
+}
+
+static int reader_work(void *wctx, void *jp)
+{
+	struct rworker *k = wctx;
+	struct vms_reader *r = k->r;
+	struct rjob *j = jp;
+	const struct vms_rec_hdr *h = &j->h;
+	uint64_t sum = h->payload_sum;
+	int err;
+
+	if (j->err || r->headers_only)
+		return 0;
+	if (h->flags & VMS_RFLAG_ENCRYPTED) {
+		struct vms_stage_io io = { 0 };
+		uint8_t nonce[VMS_NONCE_LEN];
+
+		err = worker_key(k, h->lane, h->epoch);
+		if (err)
+			return jfail(j, err, h->seq, "cannot derive the record key");
+		vms_nonce(nonce, h->lane, h->epoch, h->seq);
+		io.src = j->wire;
+		io.src_len = h->wire_len;
+		io.dst = j->wire; /* in place */
+		io.dst_cap = h->wire_len;
+		io.aad = j->hdr;
+		io.aad_len = VMS_HDR_LEN;
+		io.nonce = nonce;
+		err = r->cipher->invert(k->cipher_ctx, &io);
+		if (err)
+			return jfail(j, err == VMS_EAUTH ? VMS_EAUTH : VMS_EIO, h->seq,
+				     err == VMS_EAUTH ? "authentication failed (tampered record or wrong key)"
+						      : "decryption failed");
+		sum = vms_get_u64(j->wire + j->body_len);
+	}
+	switch (h->type) {
+	case VMS_REC_DATA:
+		if (h->codec) {
+			int ci = codec_index(&r->pre, h->codec);
+			struct vms_stage_io io = { 0 };
+
+			io.src = j->wire;
+			io.src_len = j->body_len;
+			io.dst = j->raw;
+			io.dst_cap = r->pre.chunk_cap;
+			io.raw_len = h->raw_len;
+			err = r->codecs[ci]->invert(k->codec_ctx[ci], &io);
+			if (err || io.dst_len != h->raw_len)
+				return jfail(j, VMS_EDECOMPRESS, h->seq,
+					     "compressed payload is corrupt or does not decode to raw_len bytes");
+			j->data = j->raw;
+		} else {
+			j->data = j->wire;
+		}
+		if (vms_xxh3(j->data, h->raw_len) != sum)
+			return jfail(j, VMS_EPAYLOADSUM, h->seq, "DATA payload checksum mismatch");
+		break;
+	case VMS_REC_ZERO:
+		if (sum != 0)
+			return jfail(j, VMS_EPAYLOADSUM, h->seq, "ZERO record with a non-zero checksum");
+		break;
+	default:
+		if (vms_xxh3(j->wire, h->raw_len) != sum)
+			return jfail(j, VMS_EPAYLOADSUM, h->seq, "control payload checksum mismatch");
+		j->data = j->wire;
+		break;
+	}
+	return 0;
+}
+
+/* ---- delivery: payload-level rules, in order --------------------------- */
+
+static int add_device(struct vms_reader *r, const struct rjob *j)
+{
+	struct rdev *d;
+
+	if (r->ndev == r->capdev) {
+		uint32_t ncap = r->capdev ? r->capdev * 2 : 8;
+		struct rdev *nd = realloc(r->devs, ncap * sizeof(*nd));
+
+		if (!nd)
+			return rfail(r, VMS_ENOMEM, j->h.seq, j->pos, "out of memory for the device table");
+		r->devs = nd;
+		r->capdev = ncap;
+	}
+	d = &r->devs[r->ndev];
+	memset(d, 0, sizeof(*d));
+	if (!r->headers_only) {
+		if (posix_memalign((void **)&d->dg, 64, sizeof(*d->dg)))
+			return rfail(r, VMS_ENOMEM, j->h.seq, j->pos, "out of memory for a device digest");
+		vms_digest_init(d->dg);
+	}
+	r->ndev++;
+	return 0;
+}
+
+static int deliver_control(struct vms_reader *r, const struct rjob *j, struct vms_event *ev)
+{
+	const struct vms_rec_hdr *h = &j->h;
+	const uint8_t *body = j->data;
+	const char *why;
+	int err;
+
+	switch (h->type) {
+	case VMS_REC_DEVICE_BEGIN: {
+		struct vms_begin_body b;
+
+		err = vms_begin_decode(&b, body, h->raw_len, &why);
+		if (err)
+			return rfail(r, err, h->seq, j->pos, why);
+		err = add_device(r, j);
+		if (err)
+			return err;
+		memcpy(r->name, b.name, (size_t)b.name_len + 1);
+		ev->u.begin.name = r->name;
+		ev->u.begin.kind = b.kind;
+		ev->u.begin.size_hint = b.size_hint;
+		return 0;
+	}
+	case VMS_REC_PHASE:
+		err = vms_fixed_decode(body, h->raw_len, 8, &why);
+		if (err)
+			return rfail(r, err, h->seq, j->pos, why);
+		ev->u.phase.phase = (uint32_t)vms_get_u64(body);
+		ev->u.phase.round = (uint32_t)(vms_get_u64(body) >> 32);
+		return 0;
+	case VMS_REC_DEVICE_END: {
+		struct rdev *d = &r->devs[h->device];
+		uint64_t total, digest;
+
+		err = vms_fixed_decode(body, h->raw_len, 16, &why);
+		if (err)
+			return rfail(r, err, h->seq, j->pos, why);
+		total = vms_get_u64(body);
+		digest = vms_get_u64(body + 8);
+		if (total != d->bytes)
+			return rfail(r, VMS_EDIGEST, h->seq, j->pos,
+				     "DEVICE_END total differs from the bytes received");
+		if (digest != vms_digest_final(d->dg))
+			return rfail(r, VMS_EDIGEST, h->seq, j->pos,
+				     "DEVICE_END digest differs from the bytes received");
+		d->ended = true;
+		free(d->dg);
+		d->dg = NULL;
+		ev->u.end.total = total;
+		ev->u.end.digest = digest;
+		return 0;
+	}
+	case VMS_REC_EOS: {
+		uint64_t records, raw;
+		uint32_t devices;
+
+		err = vms_eos_decode(body, h->raw_len, &records, &raw, &devices, &why);
+		if (err)
+			return rfail(r, err, h->seq, j->pos, why);
+		for (uint32_t i = 0; i < r->ndev; i++)
+			if (!r->devs[i].ended)
+				return rfail(r, VMS_EEOS, h->seq, j->pos, "EOS while a device has not ended");
+		if (records != h->seq || raw != r->raw_total || devices != r->ndev)
+			return rfail(r, VMS_EEOS, h->seq, j->pos, "EOS totals differ from the stream");
+		ev->u.eos.records = records;
+		ev->u.eos.raw_bytes = raw;
+		ev->u.eos.devices = devices;
+		return 0;
+	}
+	case VMS_REC_ABORT: {
+		int32_t code;
+
+		err = vms_abort_decode(body, h->raw_len, &code, r->abort_text,
+				       sizeof(r->abort_text), &why);
+		if (err)
+			return rfail(r, err, h->seq, j->pos, why);
+		ev->u.abort.code = code;
+		ev->u.abort.text = r->abort_text;
+		r->abort_code = code;
+		return 0;
+	}
+	default: /* ignorable unknown type: verified, skipped by the caller */
+		return 0;
+	}
+}
+
+/* Framing-only mode: device bookkeeping from header fields alone. */
+static int deliver_header_only(struct vms_reader *r, const struct rjob *j)
+{
+	const struct vms_rec_hdr *h = &j->h;
+
+	switch (h->type) {
+	case VMS_REC_DEVICE_BEGIN:
+		return add_device(r, j);
+	case VMS_REC_DATA:
+	case VMS_REC_ZERO:
+		r->devs[h->device].bytes += h->raw_len;
+		r->raw_total += h->raw_len;
+		break;
+	case VMS_REC_DEVICE_END:
+		r->devs[h->device].ended = true;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static int deliver(struct vms_reader *r, const struct rjob *j, struct vms_event *ev)
+{
+	const struct vms_rec_hdr *h = &j->h;
+	int err = 0;
+
+	if (j->err) {
+		r->err = j->err;
+		snprintf(r->msg, sizeof(r->msg), "%s", j->msg);
+		vms_log(r->o.log, r->o.log_user, r->o.log_level, VMS_LOG_ERROR, "%s", r->msg);
+		return vms_fail_msg(r->err, r->msg);
+	}
+	memset(ev, 0, sizeof(*ev));
+	ev->type = h->type;
+	ev->flags = h->flags;
+	ev->codec = h->codec;
+	ev->device = h->device;
+	ev->seq = h->seq;
+	ev->offset = h->offset;
+	ev->raw_len = h->raw_len;
+	ev->wire_len = h->wire_len;
+	ev->lane = h->lane;
+	ev->epoch = h->epoch;
+	ev->stream_pos = j->pos;
+	if (r->headers_only) {
+		err = deliver_header_only(r, j);
+	} else if (h->type == VMS_REC_DATA || h->type == VMS_REC_ZERO) {
+		struct rdev *d = &r->devs[h->device];
+
+		if (h->type == VMS_REC_DATA)
+			vms_digest_update(d->dg, j->data, h->raw_len);
+		else
+			vms_digest_zeros(d->dg, h->raw_len);
+		d->bytes += h->raw_len;
+		r->raw_total += h->raw_len;
+		ev->u.data.data = j->data;
+		ev->u.data.len = h->raw_len;
+	} else {
+		err = deliver_control(r, j, ev);
+	}
+	if (err)
+		return err;
+	pthread_mutex_lock(&r->stats_mu);
+	r->st.records++;
+	r->st.devices = r->ndev;
+	if (h->type == VMS_REC_DATA || h->type == VMS_REC_ZERO) {
+		r->st.raw_bytes += h->raw_len;
+		if (h->type == VMS_REC_DATA)
+			r->st.data_records++;
+		else
+			r->st.zero_records++;
+		if (h->type == VMS_REC_DATA && h->codec == 0)
+			r->st.stored_records++;
+	}
+	pthread_mutex_unlock(&r->stats_mu);
+	return 0;
+}
+
+/* ---- setup ------------------------------------------------------------ */
+
+static unsigned online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : (n > MAX_THREADS ? MAX_THREADS : (unsigned)n);
+}
+
+static size_t page_round(size_t n)
+{
+	return (n + 4095) & ~(size_t)4095;
+}
+
+static int read_preamble(struct vms_reader *r, const uint8_t *key)
+{
+	uint8_t buf[VMS_PREAMBLE_MAX];
+	const char *why;
+	uint32_t plen;
+	long got;
+	int err;
+
+	got = vms_in_read(&r->in, buf, 16);
+	if (got < 0)
+		return vms_fail(VMS_EIO, "reading the preamble: %s", strerror((int)-got));
+	err = vms_preamble_peek(buf, (size_t)got, &plen, &why);
+	if (err)
+		return vms_fail(err, "preamble at byte 0: %s", why);
+	got = vms_in_read(&r->in, buf + 16, plen - 16);
+	if (got < 0)
+		return vms_fail(VMS_EIO, "reading the preamble: %s", strerror((int)-got));
+	err = vms_preamble_decode(&r->pre, buf, 16 + (size_t)got, r->o.max_chunk, &why);
+	if (err)
+		return vms_fail(err, "preamble at byte 0: %s", why);
+	for (unsigned i = 0; i < r->pre.ncodecs; i++) {
+		const struct vms_codec_decl *c = &r->pre.codecs[i];
+		const struct vms_stage *st = vms_stage_find(c->name);
+
+		if (!st || st->kind != VMS_STAGE_CODEC)
+			return vms_fail(VMS_ECODEC, "preamble at byte 0: codec \"%s\" (id %u) is not available",
+					c->name, c->id);
+		if (st->id < 64 && st->id != c->id)
+			return vms_fail(VMS_ECODEC, "preamble at byte 0: codec \"%s\" must have id %u, not %u",
+					c->name, st->id, c->id);
+		r->codecs[i] = st;
+	}
+	r->st.wire_bytes = plen;
+	if (r->headers_only)
+		return 0;
+	if (r->pre.cipher == VMS_CIPHER_NONE) {
+		if (key)
+			return vms_fail(VMS_EKEY, "preamble at byte 0: a key was given but the stream is "
+						  "not encrypted (refusing unauthenticated data)");
+		return 0;
+	}
+	if (r->pre.key_source != VMS_KEYSRC_FILE)
+		return vms_fail(VMS_EKEY, "preamble at byte 0: stream keys come from a session, not a key file");
+	if (!key)
+		return vms_fail(VMS_EKEY, "preamble at byte 0: stream is encrypted and no key was given");
+	r->cipher = vms_stage_find_id(VMS_STAGE_CIPHER, r->pre.cipher);
+	if (!r->cipher)
+		return vms_fail(VMS_EUNSUPPORTED, "cipher %u not available", r->pre.cipher);
+	return vms_keysched_init(&r->ks, r->pre.salt, key, r->pre.stream_id, r->pre.sum,
+				 r->pre.cipher);
+}
+
+static int setup_pipeline(struct vms_reader *r)
+{
+	uint64_t budget = r->o.memory ? r->o.memory : VMS_MEMORY_DEFAULT;
+	size_t wire_cap = page_round((size_t)r->pre.chunk_cap + VMS_AEAD_OVERHEAD);
+	size_t raw_cap = r->pre.ncodecs ? page_round(r->pre.chunk_cap) : 0;
+	size_t slot = wire_cap + raw_cap;
+	unsigned want, fit;
+	int err;
+
+	r->nthreads = r->o.threads == VMS_THREADS_AUTO ? online_cpus() : r->o.threads;
+	if (r->nthreads > MAX_THREADS)
+		return vms_fail(VMS_EINVAL, "threads %u above the limit %d", r->nthreads, MAX_THREADS);
+	if (r->headers_only)
+		r->nthreads = 0;
+	/* producer fills one, workers hold one each, the caller holds one. */
+	want = r->nthreads ? 2 * r->nthreads + 3 : 1;
+	fit = (unsigned)(budget / slot > 1024 ? 1024 : budget / slot);
+	if (fit < (r->nthreads ? 3u : 1u))
+		return vms_fail(VMS_EINVAL,
+				"memory budget %llu bytes is too small for %u-byte chunks (need %zu)",
+				(unsigned long long)budget, r->pre.chunk_cap, slot * (r->nthreads ? 3 : 1));
+	r->nslots = want < fit ? want : fit;
+	r->arena_len = slot * r->nslots;
+	r->arena = vms_alloc_prefault(r->arena_len);
+	r->jobs = calloc(r->nslots, sizeof(*r->jobs));
+	r->jobptrs = calloc(r->nslots, sizeof(*r->jobptrs));
+	r->workers = calloc(r->nthreads + 1, sizeof(*r->workers));
+	r->wctx = calloc(r->nthreads + 1, sizeof(*r->wctx));
+	if (!r->arena || !r->jobs || !r->jobptrs || !r->workers || !r->wctx)
+		return vms_fail(VMS_ENOMEM, "out of memory allocating %zu bytes of buffers",
+				r->arena_len);
+	for (unsigned i = 0; i < r->nslots; i++) {
+		r->jobs[i].wire = r->arena + i * slot;
+		r->jobs[i].raw = raw_cap ? r->arena + i * slot + wire_cap : NULL;
+		r->jobptrs[i] = &r->jobs[i];
+	}
+	for (unsigned t = 0; t <= r->nthreads; t++) {
+		struct rworker *k = &r->workers[t];
+
+		k->r = r;
+		r->wctx[t] = k;
+		for (unsigned c = 0; c < r->pre.ncodecs; c++) {
+			struct vms_stage_conf conf = { .size = sizeof(conf) };
+
+			conf.level = r->codecs[c]->level_default;
+			conf.max_chunk = r->pre.chunk_cap;
+			err = r->codecs[c]->ctx_new(&k->codec_ctx[c], &conf);
+			if (err)
+				return vms_fail(err, "codec %s: cannot create a context",
+						r->codecs[c]->name);
+		}
+	}
+	err = vms_ring_init(&r->ring, r->nslots, r->jobptrs, r->nthreads, r->wctx, reader_work);
+	if (err)
+		return vms_fail(err, "out of memory for the work ring");
+	err = vms_ring_start(&r->ring);
+	if (err)
+		return vms_fail(err, "cannot start worker threads");
+	if (r->nthreads) {
+		if (pthread_create(&r->input, NULL, input_main, r) != 0)
+			return vms_fail(VMS_ENOMEM, "cannot start the input thread");
+		r->input_started = true;
+	}
+	r->st.memory = r->arena_len;
+	r->st.threads = r->nthreads;
+	return 0;
+}
+
 int vms_reader_open_fd(struct vms_reader **out, int fd, const struct vms_reader_opts *opts)
 {
 	struct vms_reader_opts def = VMS_READER_OPTS_INIT;
-	uint8_t buf[VMS_PREAMBLE_MAX];
 	struct vms_reader *r;
-	uint32_t plen;
-	long got;
-	const char *why;
 	int err;
 
 	*out = NULL;
 	if (opts) {
-		if (opts->size < offsetof(struct vms_reader_opts, flags))
+		if (opts->size < offsetof(struct vms_reader_opts, flags) || opts->size > sizeof(def))
 			return vms_fail(VMS_EINVAL, "reader options: bad size field %u", opts->size);
-		memcpy(&def, opts, opts->size < sizeof(def) ? opts->size : sizeof(def));
+		memcpy(&def, opts, opts->size);
 	}
 	if (def.max_chunk == 0 || def.max_chunk > VMS_CHUNK_MAX)
 		def.max_chunk = VMS_CHUNK_MAX;
+	vms_stage_freeze();
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return vms_fail(VMS_ENOMEM, "out of memory allocating the reader");
 	r->o = def;
-	r->t0 = now_sec();
+	r->o.size = sizeof(r->o);
+	r->o.key = NULL; /* used once below, never kept */
+	r->headers_only = (def.flags & VMS_READER_F_HEADERS_ONLY) != 0;
+	r->t0_ns = vms_now_ns();
 	r->st.size = sizeof(r->st);
-	err = vms_in_init(&r->in, fd, READER_INBUF);
-	if (err) {
+	pthread_mutex_init(&r->stats_mu, NULL);
+	if (vms_in_init(&r->in, fd, READER_INBUF)) {
 		err = vms_fail(VMS_ENOMEM, "out of memory allocating the input buffer");
-		goto out_free_reader;
+		goto out_free;
 	}
-
-	got = vms_in_read(&r->in, buf, 16);
-	if (got < 0) {
-		err = vms_fail(VMS_EIO, "reading the preamble: %s", strerror((int)-got));
-		goto out_free_in;
-	}
-	err = vms_preamble_peek(buf, (size_t)got, &plen, &why);
-	if (err) {
-		err = vms_fail(err, "preamble at byte 0: %s", why);
-		goto out_free_in;
-	}
-	got = vms_in_read(&r->in, buf + 16, plen - 16);
-	if (got < 0) {
-		err = vms_fail(VMS_EIO, "reading the preamble: %s", strerror((int)-got));
-		goto out_free_in;
-	}
-	err = vms_preamble_decode(&r->pre, buf, 16 + (size_t)got, def.max_chunk, &why);
-	if (err) {
-		err = vms_fail(err, "preamble at byte 0: %s", why);
-		goto out_free_in;
-	}
-	if (r->pre.cipher != VMS_CIPHER_NONE && !(def.flags & VMS_READER_F_HEADERS_ONLY)) {
-		err = vms_fail(VMS_EKEY, "preamble at byte 0: stream is encrypted and no key was given");
-		goto out_free_in;
-	}
-	r->payload_cap = (size_t)r->pre.chunk_cap + VMS_AEAD_OVERHEAD;
-	r->payload = vms_alloc_prefault(r->payload_cap);
-	if (!r->payload) {
-		err = vms_fail(VMS_ENOMEM, "out of memory allocating the payload buffer");
-		goto out_free_in;
-	}
-	r->st.wire_bytes = plen;
+	err = read_preamble(r, def.key);
+	if (err)
+		goto out_free;
+	err = setup_pipeline(r);
+	if (err)
+		goto out_free;
 	*out = r;
 	return 0;
 
-out_free_in:
-	vms_in_free(&r->in);
-out_free_reader:
-	free(r);
+out_free:
+	{
+		char msg[VMS_MSG_MAX];
+
+		snprintf(msg, sizeof(msg), "%s", vms_last_error());
+		vms_reader_free(r);
+		vms_fail_msg(err, msg);
+	}
 	return err;
 }
 
@@ -160,287 +770,43 @@ int vms_reader_info(const struct vms_reader *r, struct vms_stream_info *info)
 	return 0;
 }
 
-/* Device and offset rules that need only the header (before any payload
- * is read, so a hostile header never makes us read or allocate). */
-static int check_device_hdr(struct vms_reader *r, const struct vms_rec_hdr *h, uint64_t pos)
+/* Next finished record, in order (inline mode reads and verifies it now). */
+static struct rjob *next_job(struct vms_reader *r)
 {
-	switch (h->type) {
-	case VMS_REC_DEVICE_BEGIN:
-		if (h->device != r->ndev)
-			return rfail(r, VMS_EDEVICE, pos, "DEVICE_BEGIN index is not the next device");
-		if (r->ndev >= READER_MAX_DEVICES)
-			return rfail(r, VMS_EDEVICE, pos, "too many devices (limit 65536)");
-		break;
-	case VMS_REC_DATA:
-	case VMS_REC_ZERO:
-	case VMS_REC_DEVICE_END:
-		if (h->device >= r->ndev)
-			return rfail(r, VMS_EDEVICE, pos, "record for a device that was not begun");
-		if (r->devs[h->device].ended)
-			return rfail(r, VMS_EDEVICE, pos, "record for a device that already ended");
-		break;
-	default:
-		if (h->device != VMS_DEVICE_NONE)
-			return rfail(r, VMS_EDEVICE, pos, "stream-level record names a device");
-		break;
-	}
-	if (h->type == VMS_REC_DATA || h->type == VMS_REC_ZERO) {
-		const struct rdev *d = &r->devs[h->device];
+	if (r->nthreads == 0 && !r->in_stopped) {
+		struct rjob *j = vms_ring_acquire(&r->ring);
 
-		if (h->offset != d->bytes)
-			return rfail(r, VMS_EOFFSET, pos, "offset does not continue the device");
-		if (d->bytes + h->raw_len < d->bytes)
-			return rfail(r, VMS_EOFFSET, pos, "device offset overflows");
-	} else if (h->offset != 0) {
-		return rfail(r, VMS_EOFFSET, pos, "control record with a non-zero offset");
+		if (!j)
+			return NULL;
+		if (input_record(r, j))
+			r->in_stopped = true;
+		vms_ring_submit(&r->ring);
 	}
-	return 0;
+	return vms_ring_wait_done(&r->ring);
 }
 
-static int add_device(struct vms_reader *r, uint64_t pos)
+static void progress(struct vms_reader *r)
 {
-	struct rdev *d;
+	struct vms_stats s;
 
-	if (r->ndev == r->capdev) {
-		uint32_t ncap = r->capdev ? r->capdev * 2 : 8;
-		struct rdev *nd = realloc(r->devs, ncap * sizeof(*nd));
-
-		if (!nd)
-			return rfail(r, VMS_ENOMEM, pos, "out of memory for the device table");
-		r->devs = nd;
-		r->capdev = ncap;
-	}
-	d = &r->devs[r->ndev];
-	memset(d, 0, sizeof(*d));
-	if (posix_memalign((void **)&d->dg, 64, sizeof(*d->dg)))
-		return rfail(r, VMS_ENOMEM, pos, "out of memory for a device digest");
-	vms_digest_init(d->dg);
-	r->ndev++;
-	r->st.devices = r->ndev;
-	return 0;
-}
-
-static void fill_event(struct vms_event *ev, const struct vms_rec_hdr *h, uint64_t pos)
-{
-	memset(ev, 0, sizeof(*ev));
-	ev->type = h->type;
-	ev->flags = h->flags;
-	ev->codec = h->codec;
-	ev->device = h->device;
-	ev->seq = h->seq;
-	ev->offset = h->offset;
-	ev->raw_len = h->raw_len;
-	ev->wire_len = h->wire_len;
-	ev->lane = h->lane;
-	ev->epoch = h->epoch;
-	ev->stream_pos = pos;
-}
-
-/* Apply a verified control payload; fills the event. */
-static int apply_control(struct vms_reader *r, const struct vms_rec_hdr *h, const uint8_t *body,
-			 struct vms_event *ev, uint64_t pos)
-{
-	const char *why;
-	int err;
-
-	switch (h->type) {
-	case VMS_REC_DEVICE_BEGIN: {
-		struct vms_begin_body b;
-
-		err = vms_begin_decode(&b, body, h->raw_len, &why);
-		if (err)
-			return rfail(r, err, pos, why);
-		err = add_device(r, pos);
-		if (err)
-			return err;
-		memcpy(r->name, b.name, (size_t)b.name_len + 1);
-		ev->u.begin.name = r->name;
-		ev->u.begin.kind = b.kind;
-		ev->u.begin.size_hint = b.size_hint;
-		return 0;
-	}
-	case VMS_REC_PHASE:
-		err = vms_fixed_decode(body, h->raw_len, 8, &why);
-		if (err)
-			return rfail(r, err, pos, why);
-		ev->u.phase.phase = (uint32_t)vms_get_u64(body);
-		ev->u.phase.round = (uint32_t)(vms_get_u64(body) >> 32);
-		return 0;
-	case VMS_REC_DEVICE_END: {
-		struct rdev *d = &r->devs[h->device];
-		uint64_t total, digest;
-
-		err = vms_fixed_decode(body, h->raw_len, 16, &why);
-		if (err)
-			return rfail(r, err, pos, why);
-		total = vms_get_u64(body);
-		digest = vms_get_u64(body + 8);
-		if (total != d->bytes)
-			return rfail(r, VMS_EDIGEST, pos, "DEVICE_END total differs from the bytes received");
-		if (digest != vms_digest_final(d->dg))
-			return rfail(r, VMS_EDIGEST, pos, "DEVICE_END digest differs from the bytes received");
-		d->ended = true;
-		free(d->dg);
-		d->dg = NULL;
-		ev->u.end.total = total;
-		ev->u.end.digest = digest;
-		return 0;
-	}
-	case VMS_REC_EOS: {
-		uint64_t records, raw;
-		uint32_t devices;
-
-		err = vms_eos_decode(body, h->raw_len, &records, &raw, &devices, &why);
-		if (err)
-			return rfail(r, err, pos, why);
-		for (uint32_t i = 0; i < r->ndev; i++)
-			if (!r->devs[i].ended)
-				return rfail(r, VMS_EEOS, pos, "EOS while a device has not ended");
-		if (records != h->seq || raw != r->raw_total || devices != r->ndev)
-			return rfail(r, VMS_EEOS, pos, "EOS totals differ from the stream");
-		ev->u.eos.records = records;
-		ev->u.eos.raw_bytes = raw;
-		ev->u.eos.devices = devices;
-		return 0;
-	}
-	case VMS_REC_ABORT: {
-		int32_t code;
-
-		err = vms_abort_decode(body, h->raw_len, &code, r->abort_text,
-				       sizeof(r->abort_text), &why);
-		if (err)
-			return rfail(r, err, pos, why);
-		ev->u.abort.code = code;
-		r->abort_code = code;
-		ev->u.abort.text = r->abort_text;
-		return 0;
-	}
-	default: /* ignorable unknown: verified, skipped by the caller */
-		return 0;
-	}
-}
-
-/* Framing-only mode: device bookkeeping from header fields alone. */
-static int apply_header_only(struct vms_reader *r, const struct vms_rec_hdr *h, uint64_t pos)
-{
-	int err;
-
-	switch (h->type) {
-	case VMS_REC_DEVICE_BEGIN:
-		err = add_device(r, pos);
-		if (err)
-			return err;
-		break;
-	case VMS_REC_DATA:
-	case VMS_REC_ZERO:
-		r->devs[h->device].bytes += h->raw_len;
-		r->raw_total += h->raw_len;
-		r->st.raw_bytes += h->raw_len;
-		if (h->type == VMS_REC_DATA)
-			r->st.data_records++;
-		else
-			r->st.zero_records++;
-		break;
-	case VMS_REC_DEVICE_END:
-		r->devs[h->device].ended = true;
-		break;
-	default:
-		break;
-	}
-	r->seq++;
-	r->st.records++;
-	return 0;
-}
-
-static int read_record(struct vms_reader *r, struct vms_event *ev)
-{
-	uint8_t hb[VMS_HDR_LEN];
-	struct vms_rec_hdr h;
-	uint64_t pos = r->in.consumed;
-	uint32_t body_len;
-	const char *why;
-	long got;
-	int err;
-
-	got = vms_in_read(&r->in, hb, sizeof(hb));
-	if (got < 0)
-		return rfail(r, VMS_EIO, pos, strerror((int)-got));
-	if ((size_t)got < sizeof(hb))
-		return rfail(r, VMS_ETRUNCATED, pos,
-			     got == 0 ? "stream ends without EOS" : "stream ends inside a record header");
-	err = vms_hdr_decode(&h, hb, &why);
-	if (err)
-		return rfail(r, err, pos, why);
-	if ((h.flags & VMS_RFLAG_ENCRYPTED) != (r->pre.flags & VMS_PFLAG_ENCRYPTED))
-		return rfail(r, VMS_EFLAGS, pos, "record ENCRYPTED flag differs from the stream's");
-	if (h.seq != r->seq)
-		return rfail(r, VMS_ESEQ, pos, h.seq < r->seq ? "sequence number repeats or goes back"
-							       : "sequence number skips ahead");
-	if (h.lane >= r->pre.lanes)
-		return rfail(r, VMS_EEPOCH, pos, "lane index beyond the stream's lane count");
-	if (r->pre.cipher == VMS_CIPHER_NONE ? h.epoch != 0
-					     : (h.epoch < r->epoch || h.epoch > r->epoch + 1))
-		return rfail(r, VMS_EEPOCH, pos, "key epoch out of order");
-	if (!vms_rec_is_known(h.type) && !(h.type & VMS_REC_IGNORABLE))
-		return rfail(r, VMS_ERECTYPE, pos, "unknown critical record type");
-	err = vms_hdr_check(&h, &r->pre, &body_len, &why);
-	if (err)
-		return rfail(r, err, pos, why);
-	err = check_device_hdr(r, &h, pos);
-	if (err)
-		return err;
-
-	got = vms_in_read(&r->in, r->payload, h.wire_len);
-	if (got < 0)
-		return rfail(r, VMS_EIO, pos, strerror((int)-got));
-	if ((size_t)got < h.wire_len)
-		return rfail(r, VMS_ETRUNCATED, pos, "stream ends inside a record payload");
-	r->st.wire_bytes += VMS_HDR_LEN + h.wire_len;
-
-	fill_event(ev, &h, pos);
-	if (r->o.flags & VMS_READER_F_HEADERS_ONLY)
-		return apply_header_only(r, &h, pos);
-	if (h.type == VMS_REC_DATA) {
-		struct rdev *d = &r->devs[h.device];
-
-		/* codec != 0 is refused by vms_hdr_check until codecs exist. */
-		if (vms_xxh3(r->payload, h.raw_len) != h.payload_sum)
-			return rfail(r, VMS_EPAYLOADSUM, pos, "DATA payload checksum mismatch");
-		vms_digest_update(d->dg, r->payload, h.raw_len);
-		d->bytes += h.raw_len;
-		r->raw_total += h.raw_len;
-		r->st.raw_bytes += h.raw_len;
-		r->st.data_records++;
-		ev->u.data.data = r->payload;
-		ev->u.data.len = h.raw_len;
-	} else if (h.type == VMS_REC_ZERO) {
-		struct rdev *d = &r->devs[h.device];
-
-		if (h.payload_sum != 0)
-			return rfail(r, VMS_EPAYLOADSUM, pos, "ZERO record with a non-zero payload_sum");
-		vms_digest_zeros(d->dg, h.raw_len);
-		d->bytes += h.raw_len;
-		r->raw_total += h.raw_len;
-		r->st.raw_bytes += h.raw_len;
-		r->st.zero_records++;
-		ev->u.data.data = NULL;
-		ev->u.data.len = h.raw_len;
-	} else {
-		if (vms_xxh3(r->payload, h.raw_len) != h.payload_sum)
-			return rfail(r, VMS_EPAYLOADSUM, pos, "control payload checksum mismatch");
-		err = apply_control(r, &h, r->payload, ev, pos);
-		if (err)
-			return err;
-	}
-	r->seq++;
-	r->st.records++;
-	return 0;
+	if (!r->o.progress)
+		return;
+	pthread_mutex_lock(&r->stats_mu);
+	s = r->st;
+	pthread_mutex_unlock(&r->stats_mu);
+	s.seconds = (double)(vms_now_ns() - r->t0_ns) * 1e-9;
+	r->o.progress(r->o.progress_user, &s);
 }
 
 int vms_reader_next(struct vms_reader *r, struct vms_event *ev)
 {
+	struct rjob *j;
 	int err;
 
+	if (r->holding) {
+		vms_ring_release(&r->ring);
+		r->holding = false;
+	}
 	if (r->err)
 		return vms_fail_msg(r->err, r->msg);
 	if (r->state == R_DONE)
@@ -452,40 +818,43 @@ int vms_reader_next(struct vms_reader *r, struct vms_event *ev)
 	if (r->aborted) {
 		r->err = VMS_EPEERABORT;
 		snprintf(r->msg, sizeof(r->msg), "peer aborted the stream: %.300s (peer error %s)",
-			 r->abort_text, vms_errname(r->abort_code) ? vms_errname(r->abort_code) : "unknown");
+			 r->abort_text,
+			 vms_errname(r->abort_code) ? vms_errname(r->abort_code) : "unknown");
 		return vms_fail_msg(r->err, r->msg);
 	}
 	for (;;) {
-		err = read_record(r, ev);
+		j = next_job(r);
+		if (!j)
+			return rfail(r, VMS_ECANCELED, r->in_seq, r->in.consumed, "reader stopped");
+		r->holding = true;
+		err = deliver(r, j, ev);
 		if (err)
 			return err;
 		if (vms_rec_is_known(ev->type))
 			break;
 		/* ignorable unknown record: verified, skipped */
+		vms_ring_release(&r->ring);
+		r->holding = false;
 	}
-	if (ev->type == VMS_REC_EOS) {
-		int at_eof = vms_in_at_eof(&r->in);
-
-		if (at_eof < 0)
-			return rfail(r, VMS_EIO, r->in.consumed, strerror(-at_eof));
-		if (!at_eof)
-			return rfail(r, VMS_ETRAILING, r->in.consumed, "bytes follow the EOS record");
+	if (ev->type == VMS_REC_EOS)
 		r->state = R_EOS_SEEN;
-	} else if (ev->type == VMS_REC_ABORT) {
+	else if (ev->type == VMS_REC_ABORT)
 		r->aborted = true;
-	}
-	if (r->o.progress)
-		r->o.progress(r->o.progress_user, &r->st);
+	progress(r);
 	return 1;
 }
 
 int vms_reader_stats(const struct vms_reader *r, struct vms_stats *st)
 {
-	struct vms_stats s = r->st;
+	struct vms_reader *mr = (struct vms_reader *)r;
+	struct vms_stats s;
 
 	if (!st || st->size < sizeof(uint32_t))
 		return vms_fail(VMS_EINVAL, "stats: bad size field");
-	s.seconds = now_sec() - r->t0;
+	pthread_mutex_lock(&mr->stats_mu);
+	s = r->st;
+	pthread_mutex_unlock(&mr->stats_mu);
+	s.seconds = (double)(vms_now_ns() - r->t0_ns) * 1e-9;
 	memcpy((char *)st + sizeof(uint32_t), (const char *)&s + sizeof(uint32_t),
 	       (st->size < sizeof(s) ? st->size : sizeof(s)) - sizeof(uint32_t));
 	return 0;
@@ -495,11 +864,37 @@ void vms_reader_free(struct vms_reader *r)
 {
 	if (!r)
 		return;
+	if (r->ring.state) {
+		/* wake the input thread if it waits for a free slot, then join
+		 * it before the ring goes away */
+		vms_ring_stop(&r->ring);
+		if (r->input_started)
+			pthread_join(r->input, NULL);
+		vms_ring_destroy(&r->ring);
+	}
+	if (r->workers) {
+		for (unsigned t = 0; t <= r->nthreads; t++) {
+			struct rworker *k = &r->workers[t];
+
+			for (unsigned c = 0; c < r->pre.ncodecs; c++)
+				if (k->codec_ctx[c])
+					r->codecs[c]->ctx_free(k->codec_ctx[c]);
+			if (k->cipher_ctx)
+				r->cipher->ctx_free(k->cipher_ctx);
+		}
+	}
 	for (uint32_t i = 0; i < r->ndev; i++)
 		free(r->devs[i].dg);
 	free(r->devs);
-	vms_free_prefault(r->payload, r->payload_cap);
+	free(r->idevs);
+	vms_free_prefault(r->arena, r->arena_len);
+	free(r->jobs);
+	free(r->jobptrs);
+	free(r->workers);
+	free(r->wctx);
+	vms_keysched_wipe(&r->ks);
 	vms_in_free(&r->in);
+	pthread_mutex_destroy(&r->stats_mu);
 	free(r);
 }
 

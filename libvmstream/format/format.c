@@ -194,11 +194,12 @@ int vms_preamble_decode(struct vms_preamble *p, const uint8_t *buf, size_t n,
 	/* Trusted from here on only in the sense that the checksum matched: every
 	 * field is still range-checked. */
 	c = vms_cur_init(buf + 8, len - 8 - 8);
-	(void)(vms_cur_u16(&c, &p->major) && vms_cur_u16(&c, &p->minor) && vms_cur_u32(&c, &len) &&
-	       vms_cur_bytes(&c, p->stream_id, 16) && vms_cur_u32(&c, &p->flags) &&
-	       vms_cur_u32(&c, &p->chunk_cap) && vms_cur_u8(&c, &p->cipher) &&
-	       vms_cur_u8(&c, &p->key_source) && vms_cur_u16(&c, &p->lanes) &&
-	       vms_cur_u32(&c, &reserved));
+	if (!(vms_cur_u16(&c, &p->major) && vms_cur_u16(&c, &p->minor) && vms_cur_u32(&c, &len) &&
+	      vms_cur_bytes(&c, p->stream_id, 16) && vms_cur_u32(&c, &p->flags) &&
+	      vms_cur_u32(&c, &p->chunk_cap) && vms_cur_u8(&c, &p->cipher) &&
+	      vms_cur_u8(&c, &p->key_source) && vms_cur_u16(&c, &p->lanes) &&
+	      vms_cur_u32(&c, &reserved)))
+		return WHY("preamble shorter than its fixed part"), VMS_EPREAMBLE;
 	if (p->flags & ~VMS_PFLAG_ENCRYPTED)
 		return WHY("reserved preamble flag set"), VMS_EFLAGS;
 	if (reserved != 0)
@@ -207,7 +208,7 @@ int vms_preamble_decode(struct vms_preamble *p, const uint8_t *buf, size_t n,
 		return WHY("chunk_cap out of range"), VMS_ELENGTH;
 	if (p->chunk_cap > max_chunk)
 		return WHY("chunk_cap above this reader's limit"), VMS_ELENGTH;
-	if (p->cipher > VMS_CIPHER_CHACHA20)
+	if (p->cipher > VMS_CIPHER_CHACHA20_POLY1305)
 		return WHY("unknown cipher id"), VMS_EPREAMBLE;
 	if (p->key_source > VMS_KEYSRC_SESSION)
 		return WHY("unknown key source"), VMS_EPREAMBLE;
@@ -261,12 +262,13 @@ int vms_hdr_decode(struct vms_rec_hdr *h, const uint8_t in[VMS_HDR_LEN], const c
 
 	if (vms_get_u64(in + 48) != vms_xxh3(in, 48))
 		return WHY("header checksum mismatch"), VMS_EHDRSUM;
-	(void)(vms_cur_u8(&c, &h->type) && vms_cur_u8(&c, &h->flags) && vms_cur_u8(&c, &h->codec) &&
-	       vms_cur_u8(&c, &res8) && vms_cur_u32(&c, &h->device) && vms_cur_u64(&c, &h->seq) &&
-	       vms_cur_u64(&c, &h->offset) && vms_cur_u32(&c, &h->raw_len) &&
-	       vms_cur_u32(&c, &h->wire_len) && vms_cur_u16(&c, &h->lane) &&
-	       vms_cur_u16(&c, &h->epoch) && vms_cur_u32(&c, &res32) &&
-	       vms_cur_u64(&c, &h->payload_sum) && vms_cur_u64(&c, &sum));
+	if (!(vms_cur_u8(&c, &h->type) && vms_cur_u8(&c, &h->flags) && vms_cur_u8(&c, &h->codec) &&
+	      vms_cur_u8(&c, &res8) && vms_cur_u32(&c, &h->device) && vms_cur_u64(&c, &h->seq) &&
+	      vms_cur_u64(&c, &h->offset) && vms_cur_u32(&c, &h->raw_len) &&
+	      vms_cur_u32(&c, &h->wire_len) && vms_cur_u16(&c, &h->lane) &&
+	      vms_cur_u16(&c, &h->epoch) && vms_cur_u32(&c, &res32) &&
+	      vms_cur_u64(&c, &h->payload_sum) && vms_cur_u64(&c, &sum)))
+		return WHY("record header too short"), VMS_ETRUNCATED;
 	if (res8 != 0 || res32 != 0)
 		return WHY("reserved header field not zero"), VMS_ERESERVED;
 	if (h->flags & ~VMS_RFLAG_ENCRYPTED)
@@ -397,8 +399,9 @@ int vms_eos_decode(const uint8_t *in, size_t n, uint64_t *records, uint64_t *raw
 
 	if (n != 24)
 		return WHY("EOS payload has the wrong length"), VMS_ELENGTH;
-	(void)(vms_cur_u64(&c, records) && vms_cur_u64(&c, raw_bytes) && vms_cur_u32(&c, devices) &&
-	       vms_cur_u32(&c, &reserved));
+	if (!(vms_cur_u64(&c, records) && vms_cur_u64(&c, raw_bytes) && vms_cur_u32(&c, devices) &&
+	      vms_cur_u32(&c, &reserved)))
+		return WHY("EOS payload too short"), VMS_ELENGTH;
 	if (reserved != 0)
 		return WHY("EOS reserved field not zero"), VMS_ERESERVED;
 	return 0;

@@ -24,7 +24,6 @@
 #define VMS_LANES_MAX 64
 #define VMS_MAX_CODECS 16
 #define VMS_CODEC_NAME_MAX 32
-#define VMS_SALT_LEN 32
 #define VMS_CREATOR_MAX 64
 
 #define VMS_PFLAG_ENCRYPTED 0x1u
@@ -36,7 +35,6 @@
 #define VMS_PARAM_CREATOR 0x8002
 #define VMS_PARAM_IGNORABLE 0x8000
 
-enum vms_cipher_id { VMS_CIPHER_NONE = 0, VMS_CIPHER_AES256GCM = 1, VMS_CIPHER_CHACHA20 = 2 };
 enum vms_key_source { VMS_KEYSRC_NONE = 0, VMS_KEYSRC_FILE = 1, VMS_KEYSRC_SESSION = 2 };
 
 struct vms_codec_decl {

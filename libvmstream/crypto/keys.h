@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* Key schedule of FORMAT.md section 5. */
+#ifndef VMS_KEYS_H
+#define VMS_KEYS_H
+
+#include <stdint.h>
+#include "vmstream.h"
+
+#define VMS_NONCE_LEN 12
+/* Epoch rotation point: plaintext bytes and records sealed under one key. */
+#define VMS_EPOCH_BYTES (1ull << 34)
+#define VMS_EPOCH_RECORDS (1ull << 32)
+
+struct vms_keysched {
+	uint8_t prk[32];
+	uint8_t stream_id[16];
+	uint64_t preamble_sum;
+	uint8_t cipher;
+};
+
+/* PRK = HKDF-Extract(SHA-256, salt, ikm). */
+int vms_keysched_init(struct vms_keysched *ks, const uint8_t salt[VMS_SALT_LEN],
+		      const uint8_t ikm[VMS_KEY_LEN], const uint8_t stream_id[16],
+		      uint64_t preamble_sum, uint8_t cipher);
+/* key(lane, epoch) = HKDF-Expand(PRK, info, 32). */
+int vms_keysched_key(const struct vms_keysched *ks, uint16_t lane, uint16_t epoch,
+		     uint8_t key[VMS_KEY_LEN]);
+void vms_keysched_wipe(struct vms_keysched *ks);
+void vms_nonce(uint8_t nonce[VMS_NONCE_LEN], uint16_t lane, uint16_t epoch, uint64_t seq);
+
+#endif
