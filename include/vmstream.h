@@ -475,6 +475,90 @@ VMS_API int vms_reader_stats(const struct vms_reader *r, struct vms_stats *st);
 
 VMS_API void vms_reader_free(struct vms_reader *r);
 
+/* ------------------------------------------------------------------------ */
+/* Network sessions (FORMAT.md section 9).                                  */
+/*
+ * The sender (TLS client) connects `lanes` TCP connections to the receiver
+ * (TLS server). Each connection authenticates with TLS 1.3 (external PSK or
+ * mutual X.509), exchanges HELLO/REPLY inside TLS, then carries the stream's
+ * records as AEAD records on the plain socket, keyed from the TLS exporter
+ * per lane and direction. The receiver acknowledges the verified end of the
+ * stream; a sender's vms_writer_finish() returns 0 only after that
+ * acknowledgement. Either side's failure reaches the other as a specific
+ * error within idle_timeout_ms.
+ */
+enum vms_io_kind {
+	VMS_IO_AUTO = 0,   /* io_uring if the kernel allows it, else posix;
+			      the environment variable VMS_IO=uring|posix
+			      overrides */
+	VMS_IO_URING = 1,
+	VMS_IO_POSIX = 2,
+};
+
+struct vms_net_opts {
+	uint32_t size;              /* sizeof(struct vms_net_opts) */
+	const uint8_t *psk;         /* VMS_KEY_LEN bytes: PSK mode; copied */
+	const char *psk_identity;   /* NULL = "vmstream" */
+	const char *cert_file;      /* X.509 mode: own certificate (PEM) */
+	const char *key_file;       /* own private key (PEM) */
+	const char *ca_file;        /* CA(s) that sign the peer (PEM) */
+	uint32_t lanes;             /* sender: TCP connections, 1..64 (0 = 1) */
+	int connect_timeout_ms;     /* 0 = 10000 */
+	int idle_timeout_ms;        /* no progress for this long: VMS_ETIMEOUT;
+				       0 = 30000 */
+	uint32_t io;                /* enum vms_io_kind */
+	uint64_t rate_limit;        /* sender: wire bytes per second, 0 = none */
+	uint32_t flags;             /* VMS_NET_F_* */
+};
+#define VMS_NET_OPTS_INIT                                                     \
+	{ sizeof(struct vms_net_opts), NULL, NULL, NULL, NULL, NULL, 1, 0, 0,  \
+	  VMS_IO_AUTO, 0, 0 }
+
+/* Allow an unauthenticated, unencrypted session with a non-loopback peer
+ * (without it such a session is refused with VMS_EINVAL). */
+#define VMS_NET_F_INSECURE 0x1u
+/* Receiver: accept an authenticated session whose records are not
+ * encrypted (by default an authenticated receiver requires encryption, since
+ * unencrypted records are checksummed but not authenticated). */
+#define VMS_NET_F_ALLOW_PLAINTEXT 0x2u
+
+/* Connect to "HOST:PORT" ("[v6addr]:PORT" for IPv6 literals), authenticate
+ * every lane and start the stream. opts->cipher must be set when the session
+ * is authenticated and encryption is wanted (vms_cipher_preferred()); opts->key
+ * must be NULL (keys come from the session). */
+VMS_API int vms_writer_connect(struct vms_writer **out, const char *addr,
+			       const struct vms_net_opts *net,
+			       const struct vms_writer_opts *opts);
+
+struct vms_listener;
+
+/* Listen on "[HOST:]PORT" (port 0 = ephemeral; vms_listener_port tells). */
+VMS_API int vms_listen(struct vms_listener **out, const char *addr,
+		       const struct vms_net_opts *net);
+VMS_API int vms_listener_port(const struct vms_listener *l);
+/* Accept one session: all of its lanes, authenticated; returns a reader
+ * positioned after the preamble. Waits up to timeout_ms (-1 = forever) for
+ * the first connection; the other lanes of the session must follow within
+ * connect_timeout_ms. A connection that fails authentication or negotiation
+ * is refused (the peer gets the reason) and reported as the error. */
+VMS_API int vms_accept(struct vms_listener *l, struct vms_reader **out,
+		       const struct vms_reader_opts *opts, int timeout_ms);
+VMS_API void vms_listener_free(struct vms_listener *l);
+
+/* Receiver: tell the sender the outcome. status 0 = the stream verified and
+ * its data was stored (call it after your own commit, e.g. fsync+rename or
+ * device load); a negative enum vms_err = refused, with a short reason. Only
+ * valid once; a reader freed without it sends a refusal carrying its error
+ * (or VMS_ECANCELED). No-op (returns 0) on file/pipe readers. */
+VMS_API int vms_reader_ack(struct vms_reader *r, int status, const char *text);
+
+/* Which I/O engine a writer/reader uses: "io_uring", "posix" or "fd". */
+VMS_API const char *vms_writer_engine(const struct vms_writer *w);
+VMS_API const char *vms_reader_engine(const struct vms_reader *r);
+/* Peer description for logs ("psk:vmstream", certificate subject, or
+ * "insecure"). "" for file streams. */
+VMS_API const char *vms_reader_peer(const struct vms_reader *r);
+
 /* Name of a record type ("DATA"), or NULL if unknown. */
 VMS_API const char *vms_rec_type_name(uint32_t type);
 

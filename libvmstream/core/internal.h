@@ -2,18 +2,45 @@
 #ifndef VMS_INTERNAL_H
 #define VMS_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include "vmstream.h"
 
 /* Buffers for the hot path: allocated once, touched once so that no page
- * fault happens while data flows (FORMAT-independent; see DESIGN.md). */
+ * fault happens while data flows (DESIGN.md "I/O and performance"). */
 void *vms_alloc_prefault(size_t len);
 void vms_free_prefault(void *p, size_t len);
 
-#include <stdint.h>
-
-struct vms_writer;
 /* Tests only: rotate the key epoch after `bytes` sealed bytes instead of
  * FORMAT.md's 2^34, so rotation can be exercised on small streams. */
 void vms_writer_set_epoch_limit(struct vms_writer *w, uint64_t bytes);
+
+#define VMS_LANES_MAX_T 64
+
+/* Where a stream goes to or comes from: one fd (file, pipe, stdin/stdout)
+ * or the lanes of an authenticated network session. */
+struct vms_transport {
+	unsigned nlanes;
+	int fds[VMS_LANES_MAX_T];
+	bool own_fds;              /* close them on free */
+	bool session;              /* network session: ACK, half-close */
+	bool keyed;                /* session keys below are valid */
+	uint8_t salt[VMS_SALT_LEN];/* session salt (sender's choice, in HELLO) */
+	uint8_t ikm_c2s[VMS_LANES_MAX_T][VMS_KEY_LEN];
+	uint8_t ikm_s2c[VMS_LANES_MAX_T][VMS_KEY_LEN];
+	uint32_t engine;           /* enum vms_io_kind */
+	int idle_timeout_ms;       /* -1 = none */
+	uint64_t rate_limit;
+	char peer[256];
+};
+
+void vms_transport_init_fd(struct vms_transport *t, int fd);
+void vms_transport_release(struct vms_transport *t); /* wipe keys, close owned fds */
+
+int vms_writer_open_transport(struct vms_writer **out, struct vms_transport *t,
+			      const struct vms_writer_opts *opts);
+int vms_reader_open_transport(struct vms_reader **out, struct vms_transport *t,
+			      const struct vms_reader_opts *opts);
 
 #endif

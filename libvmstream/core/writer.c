@@ -85,6 +85,7 @@ struct vms_writer {
 	uint64_t epoch_bytes, epoch_records;
 	uint64_t epoch_bytes_limit;
 	struct wjob *cur;           /* chunk being filled, or NULL */
+	struct wjob *spare;         /* acquired slot left empty, reused next */
 	bool acquired;
 	struct wdev *devs;
 	uint32_t ndev, capdev;
@@ -415,7 +416,14 @@ static void progress(struct vms_writer *w)
 
 static struct wjob *job_acquire(struct vms_writer *w)
 {
-	struct wjob *j = vms_ring_acquire(&w->ring);
+	struct wjob *j = w->spare;
+
+	/* an acquired slot that stayed empty is reused, never submitted */
+	if (j) {
+		w->spare = NULL;
+		return j;
+	}
+	j = vms_ring_acquire(&w->ring);
 
 	if (!j)
 		wfail(w, VMS_ECANCELED, "writer stopped");
@@ -464,6 +472,11 @@ static int flush_chunk(struct vms_writer *w)
 	if (!j)
 		return 0;
 	w->cur = NULL;
+	if (j->len == 0) {
+		/* nothing was committed: a record needs at least one byte */
+		w->spare = j;
+		return 0;
+	}
 	return job_submit(w, j);
 }
 
@@ -934,6 +947,8 @@ int vms_writer_abort(struct vms_writer *w, int code, const char *msg)
 		/* The partial chunk is not sent: its slot carries the ABORT. */
 		j = w->cur ? w->cur : job_acquire(w);
 		w->cur = NULL;
+		if (j == w->spare)
+			w->spare = NULL;
 		if (j) {
 			j->type = VMS_REC_ABORT;
 			j->device = VMS_DEVICE_NONE;

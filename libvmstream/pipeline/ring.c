@@ -28,6 +28,7 @@ int vms_ring_init(struct vms_ring *r, unsigned n, void **jobs, unsigned nthreads
 	r->nthreads = nthreads;
 	r->wctx = wctx;
 	r->fn = fn;
+	r->waiting_idx = UINT64_MAX;
 	r->state = calloc(n, 1);
 	r->tids = nthreads ? calloc(nthreads, sizeof(*r->tids)) : NULL;
 	if (!r->state || (nthreads && !r->tids)) {
@@ -65,7 +66,7 @@ static void *worker_main(void *p)
 		r->fn(wctx, job); /* errors travel inside the job */
 		pthread_mutex_lock(&r->mu);
 		r->state[s] = SLOT_DONE;
-		if (i == r->tail)
+		if (i == r->tail || i == r->waiting_idx)
 			pthread_cond_signal(&r->cv_done);
 	}
 	pthread_mutex_unlock(&r->mu);
@@ -189,6 +190,52 @@ void *vms_ring_wait_done(struct vms_ring *r)
 		r->consumer_wait_ns += vms_now_ns() - t0;
 	pthread_mutex_unlock(&r->mu);
 	return job;
+}
+
+void *vms_ring_peek_index(struct vms_ring *r, uint64_t idx)
+{
+	void *job = NULL;
+
+	pthread_mutex_lock(&r->mu);
+	if (idx < r->head && r->state[idx % r->n] == SLOT_DONE)
+		job = r->jobs[idx % r->n];
+	pthread_mutex_unlock(&r->mu);
+	return job;
+}
+
+void *vms_ring_wait_index(struct vms_ring *r, uint64_t idx)
+{
+	void *job = NULL;
+	uint64_t t0 = 0;
+
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		if (idx < r->head && r->state[idx % r->n] == SLOT_DONE) {
+			job = r->jobs[idx % r->n];
+			break;
+		}
+		if (r->stop || (idx >= r->head && r->closed))
+			break;
+		if (!t0)
+			t0 = vms_now_ns();
+		r->waiting_idx = idx;
+		pthread_cond_wait(&r->cv_done, &r->mu);
+	}
+	r->waiting_idx = UINT64_MAX;
+	if (t0)
+		r->consumer_wait_ns += vms_now_ns() - t0;
+	pthread_mutex_unlock(&r->mu);
+	return job;
+}
+
+uint64_t vms_ring_tail(struct vms_ring *r)
+{
+	uint64_t t;
+
+	pthread_mutex_lock(&r->mu);
+	t = r->tail;
+	pthread_mutex_unlock(&r->mu);
+	return t;
 }
 
 void vms_ring_close(struct vms_ring *r)

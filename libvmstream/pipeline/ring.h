@@ -40,6 +40,7 @@ struct vms_ring {
 	uint64_t producer_wait_ns;
 	uint64_t consumer_wait_ns;
 	unsigned queued;    /* jobs queued and not yet taken by a worker */
+	uint64_t waiting_idx; /* index the consumer waits for, or UINT64_MAX */
 };
 
 /* jobs[i] and wctx[0..nthreads] (nthreads+1 entries) are owned by the
@@ -64,6 +65,14 @@ void *vms_ring_wait_done(struct vms_ring *r);
 void vms_ring_close(struct vms_ring *r);
 /* Non-blocking: the oldest job if it is done, else NULL. */
 void *vms_ring_peek_done(struct vms_ring *r);
+/* Consumer with several jobs in flight: the job at absolute index idx
+ * (tail <= idx) if it is done, else NULL (peek) ... */
+void *vms_ring_peek_index(struct vms_ring *r, uint64_t idx);
+/* ... or wait for it; NULL once the ring is closed with idx == head, or
+ * stopped. */
+void *vms_ring_wait_index(struct vms_ring *r, uint64_t idx);
+/* Absolute index of the oldest unreleased job. */
+uint64_t vms_ring_tail(struct vms_ring *r);
 /* Consumer: release the oldest job's slot. */
 void vms_ring_release(struct vms_ring *r);
 /* Jobs submitted and not yet released. */

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * I/O engines: move whole records between memory and file descriptors
+ * (sockets, pipes, files). Two implementations behind one interface:
+ *  - io_uring (liburing): buffers of the caller's arena registered once;
+ *    submissions batched; short transfers resubmitted internally;
+ *  - posix: poll() + non-blocking send/recv for sockets, plain blocking
+ *    read/write for files and pipes.
+ * VMS_ENGINE_AUTO picks io_uring when the kernel allows it (not disabled by
+ * sysctl kernel.io_uring_disabled, not blocked by seccomp: the probe is a
+ * real io_uring_queue_init + a NOP round trip), else posix. The environment
+ * variable VMS_IO=uring|posix overrides AUTO.
+ *
+ * One engine is used by one thread at a time (no internal locking).
+ */
+#ifndef VMS_ENGINE_H
+#define VMS_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+enum vms_engine_kind {
+	VMS_ENGINE_AUTO = 0,
+	VMS_ENGINE_URING = 1,
+	VMS_ENGINE_POSIX = 2,
+};
+
+struct vms_engine;
+
+struct vms_io_done {
+	void *user;   /* as passed when queued */
+	long res;     /* bytes transferred (writev: all of them), 0 = EOF (recv), or -errno */
+};
+
+/* depth: max operations in flight. arena/arena_len: memory that queued
+ * buffers usually live in (registered with io_uring as fixed buffers; may be
+ * NULL). Returns 0 or a negative enum vms_err (VMS_EUNSUPPORTED if URING was
+ * requested explicitly and is not available), message via vms_fail(). */
+int vms_engine_new(struct vms_engine **out, int kind, unsigned depth, void *arena,
+		   size_t arena_len);
+void vms_engine_free(struct vms_engine *e);
+/* "io_uring" or "posix" */
+const char *vms_engine_name(const struct vms_engine *e);
+int vms_engine_kind(const struct vms_engine *e);
+
+/* Queue writing ALL bytes of iov[0..n) (n <= 4) to fd, in order after the
+ * writes already queued on the same fd. The iov array is copied; the buffers
+ * must stay valid until the completion. Completes once with res = total
+ * bytes, or -errno (EPIPE, ECONNRESET, ...). */
+int vms_engine_writev(struct vms_engine *e, int fd, const struct iovec *iov, int n, void *user);
+
+/* Queue one receive of up to len bytes from fd into buf (completes with the
+ * byte count, 0 at EOF, or -errno). At most one receive per fd in flight. */
+int vms_engine_recv(struct vms_engine *e, int fd, void *buf, size_t len, void *user);
+
+/* Submit what is queued and wait up to timeout_ms (-1 = forever, 0 = poll)
+ * for completions; fills up to max entries of done. Returns the number filled
+ * (0 on timeout) or a negative enum vms_err. */
+int vms_engine_wait(struct vms_engine *e, struct vms_io_done *done, unsigned max, int timeout_ms);
+
+/* Operations queued or in flight. */
+unsigned vms_engine_pending(const struct vms_engine *e);
+
+/* Synchronous read of exactly len bytes (fewer only at EOF) with a timeout
+ * for each wait (-1 = none). Returns bytes read, or -ETIMEDOUT / -errno. Must
+ * not be mixed with queued operations on the same fd. */
+long vms_engine_read_full(struct vms_engine *e, int fd, void *buf, size_t len, int timeout_ms);
+
+/* Synchronous write of all of buf with a per-wait timeout. 0 or -errno. */
+int vms_engine_write_full(struct vms_engine *e, int fd, const void *buf, size_t len,
+			  int timeout_ms);
+
+/* Is io_uring usable here? (cached probe) */
+int vms_engine_uring_available(void);
+
+#endif

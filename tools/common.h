@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared plumbing of the vmstream command-line tools: the exit-code table,
+ * table-driven option parsing, strict number parsing, error reporting,
+ * progress display, a streaming JSON emitter, and crash-safe output files
+ * (temporary name, fsync, rename, directory fsync).
+ *
+ * The tools use the public API (vmstream.h) only. Each tool keeps main()
+ * thin: an option table, a handler for its own keys, and a run function.
+ */
+#ifndef VMS_TOOLS_COMMON_H
+#define VMS_TOOLS_COMMON_H
+
+#include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "vmstream.h"
+
+/* ------------------------------------------------------------------------ */
+/* Exit codes: one table (common.c), printed by every --help.               */
+
+enum vms_exit {
+	VMS_EXIT_OK = 0,       /* success */
+	VMS_EXIT_FAIL = 1,     /* any other failure */
+	VMS_EXIT_USAGE = 2,    /* usage error, bad option or argument */
+	VMS_EXIT_IO = 3,       /* local I/O: input/output files, output exists */
+	VMS_EXIT_STREAM = 4,   /* invalid, corrupt or truncated stream */
+	VMS_EXIT_AUTH = 5,     /* authentication or key failure */
+	VMS_EXIT_ABORTED = 6,  /* the peer aborted the stream */
+	VMS_EXIT_NET = 7,      /* network, timeout or session protocol */
+	VMS_EXIT_DEVICE = 8,   /* device error */
+};
+
+/* Exit status for a negative enum vms_err (0 for VMS_OK). */
+int vms_tool_exit_code(int vms_err);
+
+/* The exit-code table as help text ("Exit status:" and one line per code). */
+void vms_tool_print_exit_codes(FILE *f);
+
+/* ------------------------------------------------------------------------ */
+/* Options.                                                                  */
+
+/* Keys handled by vms_tool_parse() itself. A tool lists the ones it supports
+ * in its table (with the VMS_TOOL_OPT_* entries below); its own keys are
+ * short-option characters or values >= VMS_OPT_TOOL_BASE. */
+enum vms_opt_key {
+	VMS_OPT_HELP = 'h',
+	VMS_OPT_VERSION = 'V',
+	VMS_OPT_QUIET = 'q',
+	VMS_OPT_JSON = 0x100,
+	VMS_OPT_PROGRESS,
+	VMS_OPT_NO_PROGRESS,
+	VMS_OPT_FORCE,
+	VMS_OPT_TOOL_BASE = 0x200,
+};
+
+struct vms_tool_opt {
+	const char *name;  /* long name, without "--" */
+	int has_arg;       /* no_argument, required_argument, optional_argument */
+	int key;           /* short option character, or a key >= 0x100 */
+	const char *arg;   /* argument name for --help ("FILE"), or NULL */
+	const char *help;  /* one line of help */
+};
+
+#define VMS_TOOL_OPT_JSON                                                     \
+	{ "json", optional_argument, VMS_OPT_JSON, "FILE",                    \
+	  "one-line JSON summary on stderr, or in FILE" }
+#define VMS_TOOL_OPT_QUIET                                                    \
+	{ "quiet", no_argument, VMS_OPT_QUIET, NULL,                          \
+	  "no progress or notes (errors are still reported)" }
+#define VMS_TOOL_OPT_PROGRESS                                                 \
+	{ "progress", no_argument, VMS_OPT_PROGRESS, NULL,                    \
+	  "progress on stderr (default: if stderr is a terminal)" }
+#define VMS_TOOL_OPT_NO_PROGRESS                                              \
+	{ "no-progress", no_argument, VMS_OPT_NO_PROGRESS, NULL, "never show progress" }
+#define VMS_TOOL_OPT_FORCE                                                    \
+	{ "force", no_argument, VMS_OPT_FORCE, NULL,                          \
+	  "replace an existing output file" }
+#define VMS_TOOL_OPT_HELP                                                     \
+	{ "help", no_argument, VMS_OPT_HELP, NULL, "show this help and exit" }
+#define VMS_TOOL_OPT_VERSION                                                  \
+	{ "version", no_argument, VMS_OPT_VERSION, NULL,                      \
+	  "show version information and exit" }
+#define VMS_TOOL_OPT_END { NULL, 0, 0, NULL, NULL }
+
+enum vms_progress_mode { VMS_PROGRESS_AUTO = -1, VMS_PROGRESS_OFF = 0, VMS_PROGRESS_ON = 1 };
+
+/* One tool invocation: what it is, its common settings, and its outcome. */
+struct vms_tool {
+	/* set by the tool before vms_tool_parse() */
+	const char *prog;      /* "vmstream-send" */
+	const char *synopsis;  /* "[OPTIONS] --output FILE [INPUT]" */
+	const char *summary;   /* one-line description */
+	const char *details;   /* extra help paragraph, or NULL */
+	const struct vms_tool_opt *opts; /* ends with VMS_TOOL_OPT_END */
+
+	/* common settings, filled by vms_tool_parse() */
+	bool quiet;
+	bool force;
+	int progress;          /* enum vms_progress_mode */
+	bool json;
+	const char *json_path; /* NULL = stderr */
+	FILE *json_file;       /* opened by vms_tool_parse() for --json=FILE */
+
+	/* outcome: the first failure recorded wins */
+	int err;               /* enum vms_err, 0 = success */
+	int exit_override;     /* non-zero: exit status to use instead of the table's */
+	char msg[1024];
+};
+
+/* Handler for a tool's own keys: 0 to continue, or an exit status (after
+ * reporting through vms_tool_usage_error()). */
+typedef int (*vms_tool_opt_fn)(struct vms_tool *t, void *ctx, int key, const char *arg);
+
+/* Parse argv against t->opts. Returns -1 to go on (operands start at
+ * *operands), or an exit status for main() to return (--help, --version,
+ * usage error). */
+int vms_tool_parse(struct vms_tool *t, int argc, char **argv, vms_tool_opt_fn fn, void *ctx,
+		   int *operands);
+
+/* Report a usage error on one line and return VMS_EXIT_USAGE. */
+int vms_tool_usage_error(struct vms_tool *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Strict size: decimal digits with an optional binary suffix K, M, G, KiB,
+ * MiB, GiB (all powers of 1024). No sign, space, fraction or other junk.
+ * 0 on success; otherwise -1 with a reason in why. */
+int vms_tool_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out, char *why,
+			size_t whylen);
+
+/* ------------------------------------------------------------------------ */
+/* Outcome.                                                                  */
+
+/* Record a failure (the first one wins) and return code. */
+int vms_tool_fail(struct vms_tool *t, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Record a failure returned by a vms_ call, with vms_last_error() as text. */
+int vms_tool_fail_lib(struct vms_tool *t, int code);
+
+/* Print the error line (`prog: error: VMS_EXXX: text`) if the run failed and
+ * return the exit status. */
+int vms_tool_report(struct vms_tool *t);
+
+/* Path for messages: "stdin"/"stdout" for "-". */
+const char *vms_tool_path_name(const char *path, bool output);
+
+/* Human-readable byte count ("1.50 GiB") into buf. */
+const char *vms_tool_human_bytes(uint64_t n, char *buf, size_t len);
+
+/* Names of preamble values (FORMAT.md section 2). */
+const char *vms_tool_cipher_name(unsigned cipher);
+const char *vms_tool_key_source_name(unsigned key_source);
+const char *vms_tool_devkind_name(unsigned kind);
+const char *vms_tool_phase_name(unsigned phase);
+
+double vms_tool_now(void);
+
+/* ------------------------------------------------------------------------ */
+/* Progress line on stderr: bytes, percent, rate, ETA; at most 10 per second.
+ * On a terminal it is redrawn in place and erased at the end; elsewhere
+ * (forced with --progress) it prints one line per second.                   */
+
+struct vms_progress {
+	bool on;
+	bool tty;
+	bool drawn;
+	uint64_t total;        /* UINT64_MAX = unknown */
+	uint64_t bytes;
+	double t0;
+	double last;
+};
+
+void vms_progress_init(struct vms_progress *p, const struct vms_tool *t, uint64_t total);
+void vms_progress_update(struct vms_progress *p, uint64_t bytes);
+void vms_progress_end(struct vms_progress *p);
+/* A vms_progress_fn for writer/reader options; user = struct vms_progress *. */
+void vms_progress_cb(void *user, const struct vms_stats *st);
+
+/* ------------------------------------------------------------------------ */
+/* Streaming JSON emitter (one line, no trailing newline until the end).     */
+
+struct vms_json {
+	FILE *f;
+	int depth;
+	bool need_comma[16];
+};
+
+void vms_json_init(struct vms_json *j, FILE *f);
+void vms_json_obj_begin(struct vms_json *j, const char *key); /* key NULL in arrays/top */
+void vms_json_obj_end(struct vms_json *j);
+void vms_json_arr_begin(struct vms_json *j, const char *key);
+void vms_json_arr_end(struct vms_json *j);
+void vms_json_str(struct vms_json *j, const char *key, const char *val); /* NULL = null */
+void vms_json_u64(struct vms_json *j, const char *key, uint64_t val);
+void vms_json_i64(struct vms_json *j, const char *key, int64_t val);
+void vms_json_double(struct vms_json *j, const char *key, double val);
+void vms_json_bool(struct vms_json *j, const char *key, bool val);
+void vms_json_null(struct vms_json *j, const char *key);
+void vms_json_hex(struct vms_json *j, const char *key, const uint8_t *p, size_t n);
+
+/* Transfer summary written by --json (send and recv). */
+struct vms_summary {
+	const char *bytes_key;     /* "bytes_in" (send) or "bytes_out" (recv) */
+	uint64_t bytes;            /* raw device bytes read (send) / written (recv) */
+	uint64_t wire_bytes;       /* stream bytes written (send) / read (recv) */
+	uint64_t records;
+	double seconds;
+	const char *device;        /* device name, or NULL */
+	bool have_digest;
+	uint64_t digest;           /* DEVICE_END digest (verified by recv) */
+};
+
+/* Write the --json summary if asked; reports its own failure as an error of
+ * the run. Call before vms_tool_report(). */
+void vms_tool_write_summary(struct vms_tool *t, const struct vms_summary *s);
+
+/* ------------------------------------------------------------------------ */
+/* Signals: SIGPIPE is ignored (a closed pipe becomes a write error handled
+ * like any other), SIGINT/SIGTERM/SIGHUP remove the temporary output file,
+ * print one error line and end the process with the signal.                 */
+
+void vms_tool_signals_init(const struct vms_tool *t);
+
+/* ------------------------------------------------------------------------ */
+/* Output file: "-" is stdout; an existing non-regular file (/dev/null, a
+ * FIFO, a terminal is refused) is written in place; a regular path is
+ * written to `.NAME.vms-XXXXXX` in the same directory and renamed into
+ * place by vms_output_commit() only, without replacing an existing file
+ * unless force. vms_output_discard() removes the temporary file.            */
+
+struct vms_output {
+	const char *path;      /* as given */
+	int fd;
+	bool is_stdout;
+	bool in_place;         /* stdout or an existing non-regular file */
+	bool seekable;         /* a regular temporary file: holes allowed */
+	bool force;
+	char dir[PATH_MAX];
+	char base[NAME_MAX + 1];
+};
+
+/* Checks that the output can be created (refusing an existing file without
+ * force: VMS_EEXIST) and opens it. Call before reading any input. */
+int vms_output_open(struct vms_tool *t, struct vms_output *o, const char *path, bool force);
+/* fsync, rename into place, fsync the directory. */
+int vms_output_commit(struct vms_tool *t, struct vms_output *o);
+/* Close and remove the temporary file (no-op after commit). */
+void vms_output_discard(struct vms_output *o);
+
+/* Write all of buf to fd (EINTR and short writes handled): 0 or -errno. */
+int vms_write_all(int fd, const void *buf, size_t len);
+
+#endif
