@@ -414,6 +414,11 @@ struct vms_stream_info {
 	uint16_t lanes;
 	uint32_t preamble_len;
 	uint64_t size_hint;       /* UINT64_MAX if the stream gave none */
+	const char *creator;      /* CREATOR entry, "" if none; valid while the
+				     reader lives */
+	const char *codecs;       /* declared codecs, "id:name" comma-separated,
+				     "" if none; valid while the reader lives */
+	uint8_t has_salt;
 };
 
 VMS_API int vms_reader_info(const struct vms_reader *r,
@@ -558,6 +563,94 @@ VMS_API const char *vms_reader_engine(const struct vms_reader *r);
 /* Peer description for logs ("psk:vmstream", certificate subject, or
  * "insecure"). "" for file streams. */
 VMS_API const char *vms_reader_peer(const struct vms_reader *r);
+
+/* ------------------------------------------------------------------------ */
+/* Devices: sources and sinks of migration state (VFIO.md).                 */
+/*
+ * Every device follows the kernel's VFIO migration model: a state machine
+ * (states below, same numbers as VFIO), opaque bytes read in PRE_COPY and
+ * STOP_COPY, written in RESUMING, validated on RESUMING -> STOP. Backends:
+ * VFIO v2 (device fd), the legacy v1 migration region, a simulated device
+ * with data_fd semantics, memory and files; or your own through
+ * struct vms_device_ops. Not thread-safe per device; different devices may
+ * be used from different threads.
+ */
+enum vms_dev_state {
+	VMS_DEV_ERROR = 0,
+	VMS_DEV_STOP = 1,
+	VMS_DEV_RUNNING = 2,
+	VMS_DEV_STOP_COPY = 3,
+	VMS_DEV_RESUMING = 4,
+	VMS_DEV_RUNNING_P2P = 5,
+	VMS_DEV_PRE_COPY = 6,
+	VMS_DEV_PRE_COPY_P2P = 7,
+};
+
+#define VMS_DEVCAP_STOP_COPY 0x1u /* VFIO_MIGRATION_STOP_COPY */
+#define VMS_DEVCAP_P2P 0x2u       /* VFIO_MIGRATION_P2P */
+#define VMS_DEVCAP_PRE_COPY 0x4u  /* VFIO_MIGRATION_PRE_COPY */
+
+struct vms_device;
+
+/* For custom backends. Return 0 / byte counts, or a negative enum vms_err
+ * (VMS_EDEVIO for a device failure). read() returns > 0 bytes, 0 at the end
+ * of the state in STOP_COPY, or VMS_EAGAIN_DEV when PRE_COPY has nothing
+ * right now. set_state() is only called along legal single arcs (the
+ * library walks multi-step paths itself). */
+#define VMS_EAGAIN_DEV 1 /* positive: not an error (no precopy data now) */
+
+struct vms_device_ops {
+	uint32_t size;                 /* sizeof(struct vms_device_ops) */
+	int (*caps)(void *impl, uint32_t *caps);
+	int (*set_state)(void *impl, uint32_t state);
+	int (*precopy_info)(void *impl, uint64_t *initial, uint64_t *dirty);
+	int (*stop_copy_size)(void *impl, uint64_t *bytes); /* estimate */
+	long (*read)(void *impl, void *buf, size_t len);
+	long (*write)(void *impl, const void *buf, size_t len);
+	int (*reset)(void *impl);
+	void (*close)(void *impl);
+};
+
+/* Wrap a custom backend; impl is passed to every op and closed by free. */
+VMS_API int vms_device_new(struct vms_device **out, const char *name, uint32_t kind,
+			   const struct vms_device_ops *ops, void *impl);
+/* VFIO v2: a device fd from /dev/vfio/devices/vfioN (iommufd cdev) or
+ * VFIO_GROUP_GET_DEVICE_FD. The fd stays the caller's. */
+VMS_API int vms_device_open_vfio(struct vms_device **out, const char *name, int device_fd);
+/* VFIO v1 (Linux 5.8-5.18): the migration region of device_fd at
+ * region_offset (from VFIO_DEVICE_GET_REGION_INFO), region_size bytes. */
+VMS_API int vms_device_open_vfio_v1(struct vms_device **out, const char *name, int device_fd,
+				    uint64_t region_offset, uint64_t region_size);
+/* Simulated device: "size=64M,profile=mixed,dirty=8M,fault=read|resume|slow,
+ * seed=N,precopy=0|1" (see README). As a destination it validates the image
+ * it is given when loading ends (RESUMING -> STOP), like real devices. */
+VMS_API int vms_device_open_sim(struct vms_device **out, const char *name, const char *spec);
+/* Memory (source: data/len; sink: grows up to cap bytes) and files
+ * (source: read from fd until EOF; sink: written at increasing offsets). */
+VMS_API int vms_device_open_mem(struct vms_device **out, const char *name, const void *data,
+				size_t len, size_t cap);
+VMS_API int vms_device_open_fd(struct vms_device **out, const char *name, int fd);
+/* Sink memory of a mem device (and its length). */
+VMS_API const void *vms_device_mem(const struct vms_device *d, size_t *len);
+
+VMS_API const char *vms_device_name(const struct vms_device *d);
+VMS_API int vms_device_caps(struct vms_device *d, uint32_t *caps);
+VMS_API int vms_device_state(const struct vms_device *d, uint32_t *state);
+/* Move to `state` along the legal path (intermediate states as the kernel's
+ * vfio_mig_get_next_state() chooses them). VMS_ESTATE if unreachable. */
+VMS_API int vms_device_set_state(struct vms_device *d, uint32_t state);
+VMS_API int vms_device_precopy_info(struct vms_device *d, uint64_t *initial, uint64_t *dirty);
+VMS_API int vms_device_stop_copy_size(struct vms_device *d, uint64_t *bytes);
+VMS_API long vms_device_read(struct vms_device *d, void *buf, size_t len);
+VMS_API long vms_device_write(struct vms_device *d, const void *buf, size_t len);
+VMS_API int vms_device_reset(struct vms_device *d);
+VMS_API void vms_device_free(struct vms_device *d);
+
+/* The next state on the way from cur to target for a device with caps, as
+ * the kernel computes it (VFIO_DEVICE_STATE_ERROR if there is no path).
+ * Pure; exposed for VMMs and tests. */
+VMS_API uint32_t vms_mig_next_state(uint32_t caps, uint32_t cur, uint32_t target);
+VMS_API const char *vms_dev_state_name(uint32_t state);
 
 /* Name of a record type ("DATA"), or NULL if unknown. */
 VMS_API const char *vms_rec_type_name(uint32_t type);

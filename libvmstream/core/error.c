@@ -53,7 +53,8 @@ static const struct errdesc errtab[] = {
 
 static const struct errdesc *lookup(int code)
 {
-	if (code > 0 || (size_t)-code >= sizeof(errtab) / sizeof(errtab[0]))
+	/* compare before negating: -INT_MIN overflows (codes come off the wire) */
+	if (code > 0 || code <= -(int)(sizeof(errtab) / sizeof(errtab[0])))
 		return NULL;
 	return &errtab[-code];
 }

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include "core/fdio.h"
 
 int vms_writev_all(int fd, struct iovec *iov, int n)
@@ -52,6 +54,8 @@ int vms_in_init(struct vms_in *in, int fd, size_t cap)
 	memset(in, 0, sizeof(*in));
 	in->fd = fd;
 	in->cap = cap;
+	in->timeout_ms = -1;
+	in->cancel_fd = -1;
 	in->buf = malloc(cap);
 	return in->buf ? 0 : -ENOMEM;
 }
@@ -62,16 +66,50 @@ void vms_in_free(struct vms_in *in)
 	in->buf = NULL;
 }
 
-static int fill(struct vms_in *in)
+/* Wait until fd is readable (-ETIMEDOUT after the timeout, -ECANCELED when
+ * the cancel eventfd fires), so that no read ever blocks for good. */
+static int wait_readable(const struct vms_in *in)
+{
+	struct pollfd p[2] = { { .fd = in->fd, .events = POLLIN },
+			       { .fd = in->cancel_fd, .events = POLLIN } };
+	int n;
+
+	if (in->timeout_ms < 0 && in->cancel_fd < 0)
+		return 0;
+	do
+		n = poll(p, in->cancel_fd >= 0 ? 2 : 1, in->timeout_ms);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return -ETIMEDOUT;
+	if (in->cancel_fd >= 0 && (p[1].revents & POLLIN))
+		return -ECANCELED;
+	return 0;
+}
+
+/* One read of at most len bytes, after waiting as above. */
+static long read_some(struct vms_in *in, void *buf, size_t len)
 {
 	ssize_t r;
+	int err = wait_readable(in);
+
+	if (err)
+		return err;
+	do
+		r = read(in->fd, buf, len);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : (long)r;
+}
+
+static int fill(struct vms_in *in)
+{
+	long r;
 
 	in->pos = in->end = 0;
-	do
-		r = read(in->fd, in->buf, in->cap);
-	while (r < 0 && errno == EINTR);
+	r = read_some(in, in->buf, in->cap);
 	if (r < 0)
-		return -errno;
+		return (int)r;
 	if (r == 0)
 		in->eof = 1;
 	in->end = (size_t)r;
@@ -97,11 +135,11 @@ long vms_in_read(struct vms_in *in, void *dst, size_t n)
 			break;
 		if (n - got >= in->cap) {
 			/* Large payloads bypass the buffer: one copy, not two. */
-			long r = vms_read_full(in->fd, (uint8_t *)dst + got, n - got);
+			long r = read_some(in, (uint8_t *)dst + got, n - got);
 
 			if (r < 0)
 				return r;
-			if ((size_t)r < n - got)
+			if (r == 0)
 				in->eof = 1;
 			got += (size_t)r;
 			continue;
@@ -126,4 +164,33 @@ int vms_in_at_eof(struct vms_in *in)
 	if (err)
 		return err;
 	return in->end == 0;
+}
+
+size_t vms_in_buffered(const struct vms_in *in)
+{
+	return in->end - in->pos;
+}
+
+long vms_in_fill_some(struct vms_in *in)
+{
+	ssize_t r;
+
+	if (in->eof)
+		return 0;
+	if (in->pos > 0) {
+		memmove(in->buf, in->buf + in->pos, in->end - in->pos);
+		in->end -= in->pos;
+		in->pos = 0;
+	}
+	if (in->end == in->cap)
+		return -ENOBUFS;
+	do
+		r = recv(in->fd, in->buf + in->end, in->cap - in->end, MSG_DONTWAIT);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	if (r == 0)
+		in->eof = 1;
+	in->end += (size_t)r;
+	return (long)r;
 }

@@ -15,13 +15,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <poll.h>
+#include <time.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include "core/error.h"
 #include "core/fdio.h"
 #include "core/internal.h"
 #include "crypto/keys.h"
+#include "format/ack.h"
 #include "format/cursor.h"
 #include "format/format.h"
 #include "hash/hash.h"
+#include "io/engine.h"
 #include "pipeline/ring.h"
 #include "stage/stage.h"
 
@@ -33,6 +39,7 @@
 struct rdev {            /* delivery side: payload-level state */
 	uint64_t bytes;
 	struct vms_digest *dg;
+	uint64_t digest;     /* verified, once ended */
 	bool ended;
 };
 
@@ -44,11 +51,14 @@ struct idev {            /* input side: header-level state */
 struct rjob {
 	struct vms_rec_hdr h;
 	uint8_t hdr[VMS_HDR_LEN];
-	uint64_t pos;
+	uint16_t lane;       /* connection it arrived on */
+	uint64_t pos;        /* byte offset in that lane's stream */
 	uint32_t body_len;
 	uint8_t *wire;       /* chunk_cap + VMS_AEAD_OVERHEAD */
 	uint8_t *raw;        /* chunk_cap, when the stream declares codecs */
 	const uint8_t *data; /* verified decoded bytes */
+	bool trailing;       /* EOS: bytes follow it (reported after EOS verified) */
+	uint64_t trail_pos;
 	int err;
 	char msg[JOB_MSG];
 };
@@ -63,11 +73,26 @@ struct rworker {
 
 enum rstate { R_OPEN, R_EOS_SEEN, R_DONE };
 
-struct vms_reader {
+struct lane_in {
 	struct vms_in in;
+	bool pending;        /* a verified header waits in hdr */
+	uint8_t hdr[VMS_HDR_LEN];
+	struct vms_rec_hdr h;
+	uint64_t pos;
+};
+
+struct vms_reader {
+	struct vms_transport t;
+	struct vms_engine *eng;
+	int cancel_fd;       /* eventfd: wakes the input thread for good */
+	struct lane_in lanes[VMS_LANES_MAX_T];
+	struct vms_in *in;   /* lanes[0].in: the preamble's lane */
 	struct vms_reader_opts o;
 	struct vms_preamble pre;
-	struct vms_keysched ks;
+	struct vms_keysched ks[VMS_LANES_MAX_T];
+	bool ack_sent;
+	char codec_list[VMS_MAX_CODECS * (VMS_CODEC_NAME_MAX + 6)];
+	int32_t *dev_result;   /* per-device load result for the ACK (or NULL) */
 	const struct vms_stage *cipher;
 	const struct vms_stage *codecs[VMS_MAX_CODECS]; /* by preamble index */
 	bool headers_only;
@@ -184,28 +209,185 @@ static int input_device_rules(struct vms_reader *r, struct rjob *j)
 	return 0;
 }
 
+static int io_code(long res)
+{
+	return res == -ETIMEDOUT ? VMS_ETIMEOUT
+	       : res == -ECANCELED ? VMS_ECANCELED
+	       : (res == -ECONNRESET || res == -EPIPE || res == -ENOTCONN) ? VMS_ENET : VMS_EIO;
+}
+
+static const char *io_why(long res, char *buf, size_t cap)
+{
+	if (res == -ETIMEDOUT)
+		return "no data from the sender within the idle timeout";
+	snprintf(buf, cap, "read failed: %s", strerror((int)-res));
+	return buf;
+}
+
+/* Decode a header read from lane l into the lane's pending slot. */
+static int lane_take_header(struct vms_reader *r, struct rjob *j, unsigned l)
+{
+	struct lane_in *li = &r->lanes[l];
+	const char *why;
+	long got;
+	int err;
+
+	li->pos = li->in.consumed;
+	got = vms_in_read(&li->in, li->hdr, VMS_HDR_LEN);
+	if (got < 0) {
+		char b[96];
+
+		j->pos = li->pos;
+		return jfail(j, io_code(got), r->in_seq, io_why(got, b, sizeof(b)));
+	}
+	if ((size_t)got < VMS_HDR_LEN) {
+		j->pos = li->pos;
+		return jfail(j, VMS_ETRUNCATED, r->in_seq,
+			     got == 0 ? "stream ends without EOS" : "stream ends inside a record header");
+	}
+	err = vms_hdr_decode(&li->h, li->hdr, &why);
+	if (err) {
+		j->pos = li->pos;
+		return jfail(j, err, r->in_seq, why);
+	}
+	li->pending = true;
+	return 0;
+}
+
+/* Find the lane whose next record is in_seq (FORMAT.md section 7: each lane
+ * carries increasing seq; the receiver merges). Lanes are read as data
+ * arrives (poll), never by blocking on one lane while another holds the
+ * record needed, so the sender's per-lane flow control cannot deadlock us. */
+static int pick_lane(struct vms_reader *r, struct rjob *j, unsigned *lane)
+{
+	unsigned n = r->t.nlanes;
+
+	if (n == 1) {
+		if (!r->lanes[0].pending && lane_take_header(r, j, 0))
+			return -1;
+		*lane = 0;
+		return 0;
+	}
+	for (;;) {
+		struct pollfd pf[VMS_LANES_MAX_T + 1];
+		unsigned np = 0, live = 0;
+		int rc;
+
+		for (unsigned l = 0; l < n; l++) {
+			struct lane_in *li = &r->lanes[l];
+
+			if (!li->pending && vms_in_buffered(&li->in) >= VMS_HDR_LEN &&
+			    lane_take_header(r, j, l))
+				return -1;
+			if (li->pending && li->h.seq == r->in_seq) {
+				*lane = l;
+				return 0;
+			}
+			if (li->pending && li->h.seq < r->in_seq) {
+				j->pos = li->pos;
+				return jfail(j, VMS_ESEQ, r->in_seq, "sequence number repeats or goes back");
+			}
+		}
+		for (unsigned l = 0; l < n; l++) {
+			struct lane_in *li = &r->lanes[l];
+
+			if (li->pending || li->in.eof)
+				continue;
+			live++;
+			pf[np].fd = li->in.fd;
+			pf[np].events = POLLIN;
+			pf[np].revents = 0;
+			np++;
+		}
+		if (live == 0) {
+			/* every lane has ended or holds a later record */
+			bool any = false;
+
+			for (unsigned l = 0; l < n; l++)
+				any |= r->lanes[l].pending;
+			j->pos = r->lanes[0].in.consumed;
+			return any ? jfail(j, VMS_ESEQ, r->in_seq, "sequence number skips ahead")
+				   : jfail(j, VMS_ETRUNCATED, r->in_seq, "stream ends without EOS");
+		}
+		pf[np].fd = r->cancel_fd;
+		pf[np].events = POLLIN;
+		pf[np].revents = 0;
+		do
+			rc = poll(pf, np + 1, r->t.idle_timeout_ms);
+		while (rc < 0 && errno == EINTR);
+		if (pf[np].revents & POLLIN) {
+			j->pos = r->lanes[0].in.consumed;
+			return jfail(j, VMS_ECANCELED, r->in_seq, "reader closed");
+		}
+		if (rc == 0) {
+			j->pos = r->lanes[0].in.consumed;
+			return jfail(j, VMS_ETIMEOUT, r->in_seq,
+				     "no data from the sender within the idle timeout");
+		}
+		np = 0;
+		for (unsigned l = 0; l < n; l++) {
+			struct lane_in *li = &r->lanes[l];
+			long got;
+
+			if (li->pending || li->in.eof)
+				continue;
+			if (!(pf[np++].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			got = vms_in_fill_some(&li->in);
+			if (got < 0 && got != -EAGAIN) {
+				char b[96];
+
+				j->pos = li->in.consumed;
+				return jfail(j, io_code(got), r->in_seq, io_why(got, b, sizeof(b)));
+			}
+		}
+	}
+}
+
+/* After EOS: every lane must end with no further byte. */
+static void check_trailing(struct vms_reader *r, struct rjob *j)
+{
+	for (unsigned l = 0; l < r->t.nlanes; l++) {
+		struct lane_in *li = &r->lanes[l];
+		int at_eof = li->pending ? 0 : vms_in_at_eof(&li->in);
+
+		if (at_eof < 0) {
+			char b[96];
+
+			jfail(j, io_code(at_eof), j->h.seq + 1, io_why(at_eof, b, sizeof(b)));
+			return;
+		}
+		if (!at_eof) {
+			/* FORMAT.md rule 17: reported after the EOS itself verified */
+			j->trailing = true;
+			j->trail_pos = li->pending ? li->pos : li->in.consumed;
+			return;
+		}
+	}
+}
+
 /* Read one record into j. Returns 1 if the input has ended (EOS, ABORT or an
  * error recorded in j), 0 to go on. */
 static int input_record(struct vms_reader *r, struct rjob *j)
 {
 	struct vms_rec_hdr *h = &j->h;
+	struct lane_in *li;
+	unsigned lane;
 	const char *why;
 	long got;
 	int err;
 
 	j->err = 0;
 	j->data = NULL;
-	j->pos = r->in.consumed;
-	got = vms_in_read(&r->in, j->hdr, VMS_HDR_LEN);
-	if (got < 0)
-		return jfail(j, VMS_EIO, r->in_seq, strerror((int)-got)), 1;
-	if ((size_t)got < VMS_HDR_LEN)
-		return jfail(j, VMS_ETRUNCATED, r->in_seq,
-			     got == 0 ? "stream ends without EOS"
-				      : "stream ends inside a record header"), 1;
-	err = vms_hdr_decode(h, j->hdr, &why);
-	if (err)
-		return jfail(j, err, r->in_seq, why), 1;
+	j->trailing = false;
+	if (pick_lane(r, j, &lane))
+		return 1;
+	li = &r->lanes[lane];
+	li->pending = false;
+	memcpy(j->hdr, li->hdr, VMS_HDR_LEN);
+	*h = li->h;
+	j->lane = (uint16_t)lane;
+	j->pos = li->pos;
 	if ((h->flags & VMS_RFLAG_ENCRYPTED) != (r->pre.flags & VMS_PFLAG_ENCRYPTED))
 		return jfail(j, VMS_EFLAGS, r->in_seq, "record ENCRYPTED flag differs from the stream's"), 1;
 	if (h->seq != r->in_seq)
@@ -214,6 +396,8 @@ static int input_record(struct vms_reader *r, struct rjob *j)
 						: "sequence number skips ahead"), 1;
 	if (h->lane >= r->pre.lanes)
 		return jfail(j, VMS_EEPOCH, h->seq, "lane index beyond the stream's lane count"), 1;
+	if (r->t.nlanes > 1 && h->lane != lane)
+		return jfail(j, VMS_EEPOCH, h->seq, "record arrived on another lane than its header names"), 1;
 	if (r->pre.cipher == VMS_CIPHER_NONE ? h->epoch != 0
 					     : (h->epoch < r->in_epoch || h->epoch > r->in_epoch + 1))
 		return jfail(j, VMS_EEPOCH, h->seq, "key epoch out of order"), 1;
@@ -225,9 +409,12 @@ static int input_record(struct vms_reader *r, struct rjob *j)
 	if (input_device_rules(r, j))
 		return 1;
 	/* Only now, with every length checked against the caps, read. */
-	got = vms_in_read(&r->in, j->wire, h->wire_len);
-	if (got < 0)
-		return jfail(j, VMS_EIO, h->seq, strerror((int)-got)), 1;
+	got = vms_in_read(&li->in, j->wire, h->wire_len);
+	if (got < 0) {
+		char b[96];
+
+		return jfail(j, io_code(got), h->seq, io_why(got, b, sizeof(b))), 1;
+	}
 	if ((size_t)got < h->wire_len)
 		return jfail(j, VMS_ETRUNCATED, h->seq, "stream ends inside a record payload"), 1;
 	r->in_seq++;
@@ -236,14 +423,7 @@ static int input_record(struct vms_reader *r, struct rjob *j)
 	r->st.wire_bytes += VMS_HDR_LEN + h->wire_len;
 	pthread_mutex_unlock(&r->stats_mu);
 	if (h->type == VMS_REC_EOS) {
-		int at_eof = vms_in_at_eof(&r->in);
-
-		if (at_eof < 0)
-			jfail(j, VMS_EIO, h->seq, strerror(-at_eof));
-		else if (!at_eof) {
-			j->pos = r->in.consumed;
-			jfail(j, VMS_ETRAILING, h->seq + 1, "bytes follow the EOS record");
-		}
+		check_trailing(r, j);
 		return 1;
 	}
 	return h->type == VMS_REC_ABORT;
@@ -260,7 +440,7 @@ static void *input_main(void *p)
 		if (!j)
 			break;
 		end = input_record(r, j);
-		vms_ring_submit(&r->ring);
+		vms_ring_submit(&r->ring, j);
 		if (end)
 			break;
 	}
@@ -284,7 +464,7 @@ static int worker_key(struct rworker *k, uint16_t lane, uint16_t epoch)
 		k->cipher_ctx = NULL;
 	}
 	k->have_key = false;
-	err = vms_keysched_key(&r->ks, lane, epoch, key);
+	err = vms_keysched_key(&r->ks[lane], lane, epoch, key);
 	if (err)
 		return err;
 	conf.key = key;
@@ -447,6 +627,7 @@ static int deliver_control(struct vms_reader *r, const struct rjob *j, struct vm
 			return rfail(r, VMS_EDIGEST, h->seq, j->pos,
 				     "DEVICE_END digest differs from the bytes received");
 		d->ended = true;
+		d->digest = digest;
 		free(d->dg);
 		d->dg = NULL;
 		ev->u.end.total = total;
@@ -548,6 +729,8 @@ static int deliver(struct vms_reader *r, const struct rjob *j, struct vms_event 
 	} else {
 		err = deliver_control(r, j, ev);
 	}
+	if (!err && h->type == VMS_REC_EOS && j->trailing)
+		err = rfail(r, VMS_ETRAILING, h->seq + 1, j->trail_pos, "bytes follow the EOS record");
 	if (err)
 		return err;
 	pthread_mutex_lock(&r->stats_mu);
@@ -588,15 +771,15 @@ static int read_preamble(struct vms_reader *r, const uint8_t *key)
 	long got;
 	int err;
 
-	got = vms_in_read(&r->in, buf, 16);
+	got = vms_in_read(r->in, buf, 16);
 	if (got < 0)
-		return vms_fail(VMS_EIO, "reading the preamble: %s", strerror((int)-got));
+		return vms_fail(io_code(got), "reading the preamble: %s", strerror((int)-got));
 	err = vms_preamble_peek(buf, (size_t)got, &plen, &why);
 	if (err)
 		return vms_fail(err, "preamble at byte 0: %s", why);
-	got = vms_in_read(&r->in, buf + 16, plen - 16);
+	got = vms_in_read(r->in, buf + 16, plen - 16);
 	if (got < 0)
-		return vms_fail(VMS_EIO, "reading the preamble: %s", strerror((int)-got));
+		return vms_fail(io_code(got), "reading the preamble: %s", strerror((int)-got));
 	err = vms_preamble_decode(&r->pre, buf, 16 + (size_t)got, r->o.max_chunk, &why);
 	if (err)
 		return vms_fail(err, "preamble at byte 0: %s", why);
@@ -611,25 +794,38 @@ static int read_preamble(struct vms_reader *r, const uint8_t *key)
 			return vms_fail(VMS_ECODEC, "preamble at byte 0: codec \"%s\" must have id %u, not %u",
 					c->name, st->id, c->id);
 		r->codecs[i] = st;
+		snprintf(r->codec_list + strlen(r->codec_list),
+			 sizeof(r->codec_list) - strlen(r->codec_list), "%s%u:%s", i ? "," : "", c->id,
+			 c->name);
 	}
 	r->st.wire_bytes = plen;
+	if (r->pre.lanes != r->t.nlanes)
+		return vms_fail(VMS_EPREAMBLE, "preamble at byte 0: stream has %u lanes, the session %u",
+				r->pre.lanes, r->t.nlanes);
 	if (r->headers_only)
 		return 0;
 	if (r->pre.cipher == VMS_CIPHER_NONE) {
-		if (key)
-			return vms_fail(VMS_EKEY, "preamble at byte 0: a key was given but the stream is "
-						  "not encrypted (refusing unauthenticated data)");
+		if (key || r->t.keyed)
+			return vms_fail(VMS_EKEY, "preamble at byte 0: stream is not encrypted but a key "
+						  "was expected (refusing unauthenticated data)");
 		return 0;
 	}
-	if (r->pre.key_source != VMS_KEYSRC_FILE)
-		return vms_fail(VMS_EKEY, "preamble at byte 0: stream keys come from a session, not a key file");
-	if (!key)
+	if (r->pre.key_source != (r->t.session ? VMS_KEYSRC_SESSION : VMS_KEYSRC_FILE))
+		return vms_fail(VMS_EKEY, "preamble at byte 0: stream keys come from a %s",
+				r->pre.key_source == VMS_KEYSRC_SESSION ? "network session" : "key file");
+	if (r->t.session ? !r->t.keyed : !key)
 		return vms_fail(VMS_EKEY, "preamble at byte 0: stream is encrypted and no key was given");
 	r->cipher = vms_stage_find_id(VMS_STAGE_CIPHER, r->pre.cipher);
 	if (!r->cipher)
 		return vms_fail(VMS_EUNSUPPORTED, "cipher %u not available", r->pre.cipher);
-	return vms_keysched_init(&r->ks, r->pre.salt, key, r->pre.stream_id, r->pre.sum,
-				 r->pre.cipher);
+	for (unsigned l = 0; l < r->t.nlanes; l++) {
+		err = vms_keysched_init(&r->ks[l], r->pre.salt, r->t.session ? r->t.ikm_c2s[l] : key,
+					r->pre.stream_id, r->pre.sum, r->pre.cipher);
+		if (err)
+			return err;
+	}
+	vms_wipe(r->t.ikm_c2s, sizeof(r->t.ikm_c2s));
+	return 0;
 }
 
 static int setup_pipeline(struct vms_reader *r)
@@ -687,6 +883,9 @@ static int setup_pipeline(struct vms_reader *r)
 	err = vms_ring_init(&r->ring, r->nslots, r->jobptrs, r->nthreads, r->wctx, reader_work);
 	if (err)
 		return vms_fail(err, "out of memory for the work ring");
+	err = vms_engine_new(&r->eng, (int)r->t.engine, 4, r->arena, r->arena_len);
+	if (err)
+		return err;
 	err = vms_ring_start(&r->ring);
 	if (err)
 		return vms_fail(err, "cannot start worker threads");
@@ -700,7 +899,8 @@ static int setup_pipeline(struct vms_reader *r)
 	return 0;
 }
 
-int vms_reader_open_fd(struct vms_reader **out, int fd, const struct vms_reader_opts *opts)
+int vms_reader_open_transport(struct vms_reader **out, struct vms_transport *t,
+			      const struct vms_reader_opts *opts)
 {
 	struct vms_reader_opts def = VMS_READER_OPTS_INIT;
 	struct vms_reader *r;
@@ -708,25 +908,46 @@ int vms_reader_open_fd(struct vms_reader **out, int fd, const struct vms_reader_
 
 	*out = NULL;
 	if (opts) {
-		if (opts->size < offsetof(struct vms_reader_opts, flags) || opts->size > sizeof(def))
+		if (opts->size < offsetof(struct vms_reader_opts, flags) || opts->size > sizeof(def)) {
+			vms_transport_release(t);
 			return vms_fail(VMS_EINVAL, "reader options: bad size field %u", opts->size);
+		}
 		memcpy(&def, opts, opts->size);
 	}
 	if (def.max_chunk == 0 || def.max_chunk > VMS_CHUNK_MAX)
 		def.max_chunk = VMS_CHUNK_MAX;
 	vms_stage_freeze();
 	r = calloc(1, sizeof(*r));
-	if (!r)
+	if (!r) {
+		vms_transport_release(t);
 		return vms_fail(VMS_ENOMEM, "out of memory allocating the reader");
+	}
+	r->cancel_fd = -1;
+	r->t = *t; /* the reader owns the transport from here on */
+	vms_wipe(t, sizeof(*t));
 	r->o = def;
 	r->o.size = sizeof(r->o);
 	r->o.key = NULL; /* used once below, never kept */
 	r->headers_only = (def.flags & VMS_READER_F_HEADERS_ONLY) != 0;
 	r->t0_ns = vms_now_ns();
 	r->st.size = sizeof(r->st);
+	r->in = &r->lanes[0].in;
 	pthread_mutex_init(&r->stats_mu, NULL);
-	if (vms_in_init(&r->in, fd, READER_INBUF)) {
-		err = vms_fail(VMS_ENOMEM, "out of memory allocating the input buffer");
+	r->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->cancel_fd < 0) {
+		err = vms_fail(VMS_EIO, "eventfd: %s", strerror(errno));
+		goto out_free;
+	}
+	for (unsigned l = 0; l < r->t.nlanes; l++) {
+		if (vms_in_init(&r->lanes[l].in, r->t.fds[l], READER_INBUF)) {
+			err = vms_fail(VMS_ENOMEM, "out of memory allocating the input buffer");
+			goto out_free;
+		}
+		r->lanes[l].in.timeout_ms = r->t.idle_timeout_ms;
+		r->lanes[l].in.cancel_fd = r->cancel_fd;
+	}
+	if (def.key && r->t.session) {
+		err = vms_fail(VMS_EINVAL, "a network session derives its keys; do not pass a key");
 		goto out_free;
 	}
 	err = read_preamble(r, def.key);
@@ -749,6 +970,24 @@ out_free:
 	return err;
 }
 
+int vms_reader_open_fd(struct vms_reader **out, int fd, const struct vms_reader_opts *opts)
+{
+	struct vms_transport t;
+
+	vms_transport_init_fd(&t, fd);
+	return vms_reader_open_transport(out, &t, opts);
+}
+
+const char *vms_reader_engine(const struct vms_reader *r)
+{
+	return r->eng ? vms_engine_name(r->eng) : "none";
+}
+
+const char *vms_reader_peer(const struct vms_reader *r)
+{
+	return r->t.peer;
+}
+
 int vms_reader_info(const struct vms_reader *r, struct vms_stream_info *info)
 {
 	struct vms_stream_info i = { 0 };
@@ -766,6 +1005,9 @@ int vms_reader_info(const struct vms_reader *r, struct vms_stream_info *info)
 	i.lanes = r->pre.lanes;
 	i.preamble_len = r->pre.len;
 	i.size_hint = r->pre.size_hint;
+	i.creator = r->pre.creator;
+	i.codecs = r->codec_list;
+	i.has_salt = r->pre.has_salt;
 	memcpy(info, &i, info->size < sizeof(i) ? info->size : sizeof(i));
 	return 0;
 }
@@ -780,7 +1022,7 @@ static struct rjob *next_job(struct vms_reader *r)
 			return NULL;
 		if (input_record(r, j))
 			r->in_stopped = true;
-		vms_ring_submit(&r->ring);
+		vms_ring_submit(&r->ring, j);
 	}
 	return vms_ring_wait_done(&r->ring);
 }
@@ -817,15 +1059,19 @@ int vms_reader_next(struct vms_reader *r, struct vms_event *ev)
 	}
 	if (r->aborted) {
 		r->err = VMS_EPEERABORT;
-		snprintf(r->msg, sizeof(r->msg), "peer aborted the stream: %.300s (peer error %s)",
-			 r->abort_text,
-			 vms_errname(r->abort_code) ? vms_errname(r->abort_code) : "unknown");
+		if (r->headers_only)
+			snprintf(r->msg, sizeof(r->msg), "peer aborted the stream (reason not read: "
+							 "headers-only mode)");
+		else
+			snprintf(r->msg, sizeof(r->msg), "peer aborted the stream: %.300s (peer error %s)",
+				 r->abort_text,
+				 vms_errname(r->abort_code) ? vms_errname(r->abort_code) : "unknown");
 		return vms_fail_msg(r->err, r->msg);
 	}
 	for (;;) {
 		j = next_job(r);
 		if (!j)
-			return rfail(r, VMS_ECANCELED, r->in_seq, r->in.consumed, "reader stopped");
+			return rfail(r, VMS_ECANCELED, r->in_seq, 0, "reader stopped");
 		r->holding = true;
 		err = deliver(r, j, ev);
 		if (err)
@@ -860,13 +1106,131 @@ int vms_reader_stats(const struct vms_reader *r, struct vms_stats *st)
 	return 0;
 }
 
+/* Build, seal (or checksum) and send the acknowledgement on lane 0. */
+static int send_ack(struct vms_reader *r, int status, const char *text)
+{
+	struct vms_ack a = { 0 };
+	struct vms_ack_dev *devs = NULL;
+	uint8_t *frame;
+	size_t body, flen;
+	int err = 0;
+
+	a.status = status;
+	snprintf(a.text, sizeof(a.text), "%s", text ? text : "");
+	if (status == 0) {
+		a.records = r->st.records - 1; /* records before EOS */
+		a.raw_bytes = r->raw_total;
+		a.ndev = r->ndev;
+		devs = calloc(r->ndev ? r->ndev : 1, sizeof(*devs));
+		if (!devs)
+			return vms_fail(VMS_ENOMEM, "out of memory for the acknowledgement");
+		for (uint32_t i = 0; i < r->ndev; i++) {
+			devs[i].bytes = r->devs[i].bytes;
+			devs[i].digest = r->devs[i].digest;
+			devs[i].result = r->dev_result ? r->dev_result[i] : 0;
+		}
+	}
+	body = vms_ack_body_len(a.ndev, strlen(a.text));
+	flen = VMS_ACK_FRAME_HDR + body + (r->t.keyed ? VMS_AEAD_TAG : 8);
+	frame = malloc(flen);
+	if (!frame) {
+		free(devs);
+		return vms_fail(VMS_ENOMEM, "out of memory for the acknowledgement");
+	}
+	vms_ack_frame_hdr(frame, (uint32_t)body);
+	vms_ack_encode_body(&a, devs, frame + VMS_ACK_FRAME_HDR);
+	free(devs);
+	if (r->t.keyed) {
+		/* the stream's cipher; AES-256-GCM when the records are not
+		 * encrypted (FORMAT.md 9.4) */
+		const struct vms_stage *c = vms_stage_find_id(VMS_STAGE_CIPHER, r->pre.cipher
+									     ? r->pre.cipher
+									     : VMS_CIPHER_AES_256_GCM);
+		struct vms_keysched ks;
+		struct vms_stage_conf conf = { .size = sizeof(conf) };
+		struct vms_stage_io io = { 0 };
+		uint8_t key[VMS_KEY_LEN], nonce[VMS_NONCE_LEN];
+		void *ctx = NULL;
+
+		err = vms_keysched_init(&ks, r->pre.salt, r->t.ikm_s2c[0], r->pre.stream_id, r->pre.sum,
+					(uint8_t)c->id);
+		if (!err)
+			err = vms_keysched_key(&ks, 0, 0, key);
+		vms_keysched_wipe(&ks);
+		conf.key = key;
+		if (!err)
+			err = c->ctx_new(&ctx, &conf);
+		vms_wipe(key, sizeof(key));
+		if (!err) {
+			vms_nonce(nonce, 0, 0, 0);
+			io.src = frame + VMS_ACK_FRAME_HDR;
+			io.src_len = body;
+			io.dst = frame + VMS_ACK_FRAME_HDR;
+			io.dst_cap = body + VMS_AEAD_TAG;
+			io.aad = frame;
+			io.aad_len = VMS_ACK_FRAME_HDR;
+			io.nonce = nonce;
+			err = c->apply(ctx, &io) < 0 ? VMS_EIO : 0;
+			c->ctx_free(ctx);
+		}
+	} else {
+		vms_put_u64(frame + VMS_ACK_FRAME_HDR + body,
+			    vms_xxh3(frame, VMS_ACK_FRAME_HDR + body));
+	}
+	if (!err) {
+		err = vms_engine_write_full(r->eng, r->t.fds[0], frame, flen,
+					    r->t.idle_timeout_ms);
+		if (err)
+			err = vms_fail(io_code(err), "sending the acknowledgement: %s", strerror(-err));
+	}
+	free(frame);
+	r->ack_sent = true;
+	vms_wipe(r->t.ikm_s2c, sizeof(r->t.ikm_s2c));
+	return err;
+}
+
+int vms_reader_ack(struct vms_reader *r, int status, const char *text)
+{
+	if (!r->t.session)
+		return 0;
+	if (r->ack_sent)
+		return vms_fail(VMS_ESTATE, "acknowledgement already sent");
+	if (status > 0)
+		return vms_fail(VMS_EINVAL, "status must be 0 or a negative vms error code");
+	if (status == 0 && (r->state == R_OPEN || r->err))
+		return vms_fail(VMS_ESTATE, "cannot acknowledge a stream that has not ended cleanly");
+	return send_ack(r, status, text);
+}
+
 void vms_reader_free(struct vms_reader *r)
 {
 	if (!r)
 		return;
+	if (r->cancel_fd >= 0) {
+		uint64_t one = 1;
+
+		(void)!write(r->cancel_fd, &one, sizeof(one));
+	}
+	if (r->t.session && !r->ack_sent && r->eng) {
+		/* Tell the sender why, rather than letting it time out. */
+		int code = r->err ? r->err : VMS_ECANCELED;
+
+		if (r->ring.state) {
+			vms_ring_stop(&r->ring);
+			if (r->input_started) {
+				for (unsigned l = 0; l < r->t.nlanes; l++)
+					shutdown(r->t.fds[l], SHUT_RD);
+				pthread_join(r->input, NULL);
+				r->input_started = false;
+			}
+		}
+		if (r->t.idle_timeout_ms < 0 || r->t.idle_timeout_ms > 2000)
+			r->t.idle_timeout_ms = 2000;
+		send_ack(r, code, r->err ? r->msg : "receiver gave up on the stream");
+	}
 	if (r->ring.state) {
-		/* wake the input thread if it waits for a free slot, then join
-		 * it before the ring goes away */
+		/* wake the input thread if it waits for a free slot or for
+		 * input (cancel_fd), then join it before the ring goes away */
 		vms_ring_stop(&r->ring);
 		if (r->input_started)
 			pthread_join(r->input, NULL);
@@ -887,13 +1251,20 @@ void vms_reader_free(struct vms_reader *r)
 		free(r->devs[i].dg);
 	free(r->devs);
 	free(r->idevs);
+	vms_engine_free(r->eng); /* before the arena it may have registered */
+	r->eng = NULL;
 	vms_free_prefault(r->arena, r->arena_len);
 	free(r->jobs);
 	free(r->jobptrs);
 	free(r->workers);
 	free(r->wctx);
-	vms_keysched_wipe(&r->ks);
-	vms_in_free(&r->in);
+	for (unsigned l = 0; l < VMS_LANES_MAX_T; l++) {
+		vms_keysched_wipe(&r->ks[l]);
+		vms_in_free(&r->lanes[l].in);
+	}
+	vms_transport_release(&r->t);
+	if (r->cancel_fd >= 0)
+		close(r->cancel_fd);
 	pthread_mutex_destroy(&r->stats_mu);
 	free(r);
 }

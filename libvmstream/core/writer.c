@@ -16,13 +16,17 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
 #include "core/error.h"
 #include "core/fdio.h"
 #include "core/internal.h"
 #include "crypto/keys.h"
+#include "format/ack.h"
 #include "format/cursor.h"
 #include "format/format.h"
 #include "hash/hash.h"
+#include "io/engine.h"
 #include "pipeline/ring.h"
 #include "stage/stage.h"
 
@@ -32,11 +36,18 @@
 #define AUTO_LEVEL_MIN (-7)
 #define AUTO_LEVEL_MAX 9
 #define AUTO_WINDOW_NS 50000000ull /* 50 ms */
-#define SKIP_BACKOFF_MAX 64
+#define PROBE_PART 2048
+#define PROBE_MIN_CHUNK (64u << 10)
+/* devices that may each keep a partly filled chunk (interleaved writers) */
+#define PENDING_DEVICES 4
 
 struct wdev {
 	uint64_t bytes;
 	struct vms_digest *dg;
+	uint64_t digest;     /* final, once ended */
+	struct wjob *cur;    /* chunk being filled, or NULL */
+	uint64_t stamp;      /* last acquire, for limit_pending_locked() */
+	bool acquired;       /* the caller holds cur's buffer */
 	bool ended;
 };
 
@@ -53,9 +64,15 @@ struct wjob {
 	const uint8_t *payload;
 	uint32_t wire_len;
 	bool zero, stored;
+	bool written;        /* emitter: the engine finished writing it */
 	int err;
 	char msg[JOB_MSG];
 };
+
+#define ACK_TAG ((void *)1)
+#define ACK_BUF (VMS_ACK_FRAME_HDR + 64 * 1024)
+#define ENGINE_DEPTH 64
+#define DONE_BATCH 32
 
 struct wworker {
 	struct vms_writer *w;
@@ -64,15 +81,15 @@ struct wworker {
 	void *cipher_ctx;
 	uint16_t key_lane, key_epoch;
 	bool have_key;
-	unsigned skip_backoff, skip_left;
 };
 
 struct vms_writer {
-	int fd;
+	struct vms_transport t;
+	struct vms_engine *eng;
 	struct vms_writer_opts o;
 	struct vms_preamble pre;
 	uint8_t key[VMS_KEY_LEN];
-	struct vms_keysched ks;
+	struct vms_keysched ks[VMS_LANES_MAX_T];
 	const struct vms_stage *codec;
 	const struct vms_stage *cipher;
 	bool adaptive;
@@ -81,13 +98,13 @@ struct vms_writer {
 
 	/* producer side */
 	uint64_t seq;
-	uint16_t lane, epoch;
+	uint16_t epoch;
 	uint64_t epoch_bytes, epoch_records;
 	uint64_t epoch_bytes_limit;
-	struct wjob *cur;           /* chunk being filled, or NULL */
-	struct wjob *spare;         /* acquired slot left empty, reused next */
-	bool acquired;
-	struct wdev *devs;
+	pthread_mutex_t prod_mu;    /* seq order, device table, pending chunks */
+	uint64_t stamp;
+	unsigned max_pending;       /* devices that may hold a partial chunk */
+	struct wdev **devs;
 	uint32_t ndev, capdev;
 	uint64_t raw_total;
 	bool finished;
@@ -104,7 +121,18 @@ struct vms_writer {
 	pthread_t emitter;
 	bool emitter_started;
 
-	/* emitter side, read by others under stats_mu */
+	/* emitter side */
+	unsigned writes_in_flight;
+	uint64_t last_progress_ns;
+	uint64_t rate_t0_ns, rate_bytes;
+	bool ack_watch;             /* a receive on lane 0 is queued */
+	bool ack_eof;
+	uint8_t *ackbuf;
+	size_t ack_len;
+	bool acked;
+	struct vms_ack ack;
+
+	/* read by others under stats_mu */
 	pthread_mutex_t stats_mu;
 	struct vms_stats st;
 	uint64_t t0_ns;
@@ -172,7 +200,7 @@ static int worker_key(struct wworker *k, uint16_t lane, uint16_t epoch)
 		k->cipher_ctx = NULL;
 	}
 	k->have_key = false;
-	err = vms_keysched_key(&w->ks, lane, epoch, key);
+	err = vms_keysched_key(&w->ks[lane], lane, epoch, key);
 	if (err)
 		return err;
 	conf.key = key;
@@ -187,6 +215,27 @@ static int worker_key(struct wworker *k, uint16_t lane, uint16_t epoch)
 	return 0;
 }
 
+/* Does this chunk look compressible? Compress four 2 KiB samples (start,
+ * quarter, half, three quarters) and require a 1/32 gain. Decided from the
+ * chunk alone, so the stream does not depend on which worker ran it; costs
+ * under 1% of compressing a 1 MiB chunk that turns out incompressible. */
+static bool worth_compressing(struct wworker *k, const struct wjob *j)
+{
+	struct vms_writer *w = k->w;
+	uint8_t sample[4 * PROBE_PART];
+	struct vms_stage_io io = { 0 };
+
+	if (j->len < PROBE_MIN_CHUNK)
+		return true;
+	for (unsigned i = 0; i < 4; i++)
+		memcpy(sample + i * PROBE_PART, j->raw + (size_t)j->len / 4 * i, PROBE_PART);
+	io.src = sample;
+	io.src_len = sizeof(sample);
+	io.dst = j->out;
+	io.dst_cap = w->codec->bound(sizeof(sample));
+	return w->codec->apply(k->codec_ctx, &io) == VMS_STAGE_DONE;
+}
+
 static int worker_compress(struct wworker *k, struct wjob *j, const uint8_t **body,
 			   uint32_t *body_len, uint8_t *codec)
 {
@@ -195,17 +244,12 @@ static int worker_compress(struct wworker *k, struct wjob *j, const uint8_t **bo
 	int level = atomic_load_explicit(&w->level, memory_order_relaxed);
 	int r;
 
-	/* Data that did not compress is probably followed by more of the
-	 * same: back off exponentially before trying again, so incompressible
-	 * streams cost almost nothing (never slower than no compression). */
-	if (k->skip_left) {
-		k->skip_left--;
-		return 0;
-	}
 	if (level != k->codec_level && w->codec->set_level) {
 		if (w->codec->set_level(k->codec_ctx, level) == 0)
 			k->codec_level = level;
 	}
+	if (!worth_compressing(k, j))
+		return 0;
 	io.src = j->raw;
 	io.src_len = j->len;
 	io.dst = j->out;
@@ -217,13 +261,7 @@ static int worker_compress(struct wworker *k, struct wjob *j, const uint8_t **bo
 		*body = j->out;
 		*body_len = (uint32_t)io.dst_len;
 		*codec = (uint8_t)w->codec->id;
-		k->skip_backoff = 0;
-		return 0;
 	}
-	k->skip_backoff = k->skip_backoff ? k->skip_backoff * 2 : 1;
-	if (k->skip_backoff > SKIP_BACKOFF_MAX)
-		k->skip_backoff = SKIP_BACKOFF_MAX;
-	k->skip_left = k->skip_backoff;
 	return 0;
 }
 
@@ -341,61 +379,334 @@ static void tune_level(struct vms_writer *w, uint64_t *win_t0, uint64_t *win_wri
 	atomic_store(&w->level, level);
 }
 
-/* Write one finished record; returns 0 or an error (already recorded). */
-static int emit_job(struct vms_writer *w, struct wjob *j)
+/* Map a failed write to the error a user can act on. */
+static int write_err_code(const struct vms_writer *w, long res)
 {
-	struct iovec iov[2];
-	uint64_t t0, pos;
+	if (w->t.session)
+		return res == -ETIMEDOUT ? VMS_ETIMEOUT : VMS_ENET;
+	return res == -EPIPE ? VMS_ESINK : VMS_EIO;
+}
+
+/* A fatal error on a session: make the kernel finish every pending
+ * operation now (they fail) so that buffers can be reclaimed. */
+static void shutdown_lanes(struct vms_writer *w)
+{
+	if (!w->t.session)
+		return;
+	for (unsigned l = 0; l < w->t.nlanes; l++)
+		shutdown(w->t.fds[l], SHUT_RDWR);
+}
+
+/* Bytes from the receiver on lane 0: its acknowledgement, or a refusal
+ * sent early. Complete frames are verified (AEAD or checksum). */
+static void ack_input(struct vms_writer *w, long res)
+{
+	uint32_t body_len;
+	size_t frame;
+	const char *why;
 	int err;
 
-	if (j->err)
-		return set_err(w, j->err, j->msg);
+	w->ack_watch = false;
+	if (res == -ECANCELED)
+		return; /* io_uring cancels a thread's requests when it exits:
+			   the output thread's watch is re-armed by the caller */
+	if (res < 0) {
+		if (!w->acked)
+			wfail(w, res == -ETIMEDOUT ? VMS_ETIMEOUT : VMS_ENET,
+			      "receiver connection failed: %s", strerror((int)-res));
+		return;
+	}
+	if (res == 0) {
+		w->ack_eof = true;
+		if (!w->acked)
+			wfail(w, VMS_ENET, "receiver closed the connection without acknowledging");
+		return;
+	}
+	w->ack_len += (size_t)res;
+	if (w->ack_len < VMS_ACK_FRAME_HDR)
+		return;
+	if ((uint32_t)vms_get_u64(w->ackbuf) != VMS_ACK_MAGIC) {
+		wfail(w, VMS_EPROTO, "receiver sent something that is not an acknowledgement");
+		return;
+	}
+	body_len = (uint32_t)(vms_get_u64(w->ackbuf) >> 32);
+	frame = VMS_ACK_FRAME_HDR + (size_t)body_len + (w->t.keyed ? VMS_AEAD_TAG : 8);
+	if (body_len > ACK_BUF - VMS_ACK_FRAME_HDR - VMS_AEAD_TAG - 8) {
+		wfail(w, VMS_EPROTO, "acknowledgement too long (%u bytes)", body_len);
+		return;
+	}
+	if (w->ack_len < frame)
+		return;
+	if (w->t.keyed) {
+		const struct vms_stage *c = w->cipher ? w->cipher : &vms_stage_aes_gcm;
+		struct vms_keysched ks;
+		struct vms_stage_io io = { 0 };
+		uint8_t key[VMS_KEY_LEN], nonce[VMS_NONCE_LEN];
+		struct vms_stage_conf conf = { .size = sizeof(conf) };
+		void *ctx = NULL;
+
+		err = vms_keysched_init(&ks, w->pre.salt, w->t.ikm_s2c[0], w->pre.stream_id,
+					w->pre.sum, (uint8_t)c->id);
+		if (!err)
+			err = vms_keysched_key(&ks, 0, 0, key);
+		vms_keysched_wipe(&ks);
+		conf.key = key;
+		if (!err)
+			err = c->ctx_new(&ctx, &conf);
+		vms_wipe(key, sizeof(key));
+		if (!err) {
+			vms_nonce(nonce, 0, 0, 0);
+			io.src = w->ackbuf + VMS_ACK_FRAME_HDR;
+			io.src_len = (size_t)body_len + VMS_AEAD_TAG;
+			io.dst = w->ackbuf + VMS_ACK_FRAME_HDR;
+			io.dst_cap = io.src_len;
+			io.aad = w->ackbuf;
+			io.aad_len = VMS_ACK_FRAME_HDR;
+			io.nonce = nonce;
+			err = c->invert(ctx, &io);
+			c->ctx_free(ctx);
+		}
+		if (err) {
+			wfail(w, VMS_EAUTH, "acknowledgement failed authentication");
+			return;
+		}
+	} else if (vms_xxh3(w->ackbuf, VMS_ACK_FRAME_HDR + body_len) !=
+		   vms_get_u64(w->ackbuf + VMS_ACK_FRAME_HDR + body_len)) {
+		wfail(w, VMS_EPROTO, "acknowledgement checksum mismatch");
+		return;
+	}
+	err = vms_ack_decode_body(&w->ack, w->ackbuf + VMS_ACK_FRAME_HDR, body_len, &why);
+	if (err) {
+		wfail(w, err, "acknowledgement: %s", why);
+		return;
+	}
+	w->acked = true;
+	if (w->ack.status != 0) {
+		wfail(w, VMS_EPEERABORT, "receiver refused the stream: %s (%s)", w->ack.text,
+		      vms_errname(w->ack.status) ? vms_errname(w->ack.status) : "unknown error");
+		return;
+	}
+	if (!w->finished)
+		wfail(w, VMS_EPROTO, "receiver acknowledged before the end of the stream");
+}
+
+static void ack_watch(struct vms_writer *w)
+{
+	if (!w->t.session || w->ack_watch || w->ack_eof || w->acked ||
+	    w->ack_len >= ACK_BUF)
+		return;
+	if (vms_engine_recv(w->eng, w->t.fds[0], w->ackbuf + w->ack_len, ACK_BUF - w->ack_len,
+			    ACK_TAG) == 0)
+		w->ack_watch = true;
+}
+
+static void handle_done(struct vms_writer *w, const struct vms_io_done *d)
+{
+	struct wjob *j;
+
+	w->last_progress_ns = vms_now_ns();
+	if (d->user == ACK_TAG) {
+		ack_input(w, d->res);
+		ack_watch(w);
+		return;
+	}
+	j = d->user;
+	w->writes_in_flight--;
+	j->written = true;
+	if (d->res < 0) {
+		wfail(w, write_err_code(w, d->res), "record %llu: write failed (%s): %s",
+		      (unsigned long long)j->seq, w->t.session ? "to the receiver" : "output",
+		      strerror((int)-d->res));
+		return;
+	}
+	pthread_mutex_lock(&w->stats_mu);
+	w->st.wire_bytes += VMS_HDR_LEN + j->wire_len;
+	w->st.records++;
+	if (j->type == VMS_REC_DATA) {
+		w->st.raw_bytes += j->len;
+		if (j->zero)
+			w->st.zero_records++;
+		else
+			w->st.data_records++;
+		if (j->stored && !j->zero)
+			w->st.stored_records++;
+	}
+	pthread_mutex_unlock(&w->stats_mu);
+}
+
+/* Wait for engine completions; 0, or an error already recorded. */
+static int reap(struct vms_writer *w, int timeout_ms)
+{
+	struct vms_io_done done[DONE_BATCH];
+	int n = vms_engine_wait(w->eng, done, DONE_BATCH, timeout_ms);
+
+	if (n < 0)
+		return wfail(w, n, "I/O engine: %s", vms_last_error());
+	for (int i = 0; i < n; i++)
+		handle_done(w, &done[i]);
+	if (n == 0 && w->t.idle_timeout_ms >= 0 &&
+	    vms_now_ns() - w->last_progress_ns > (uint64_t)w->t.idle_timeout_ms * 1000000u)
+		return wfail(w, VMS_ETIMEOUT, "no progress for %d ms (receiver stalled or network down)",
+			     w->t.idle_timeout_ms);
+	return 0;
+}
+
+static void release_written(struct vms_writer *w)
+{
+	struct wjob *j;
+
+	while ((j = vms_ring_peek_index(&w->ring, vms_ring_tail(&w->ring))) && j->written) {
+		j->written = false;
+		vms_ring_release(&w->ring);
+	}
+}
+
+static void queue_job(struct vms_writer *w, struct wjob *j)
+{
+	struct iovec iov[2];
+	int err;
+
 	iov[0].iov_base = j->hdr;
 	iov[0].iov_len = VMS_HDR_LEN;
 	iov[1].iov_base = (void *)j->payload;
 	iov[1].iov_len = j->wire_len;
-	t0 = vms_now_ns();
-	err = vms_writev_all(w->fd, iov, j->wire_len ? 2 : 1);
-	w->emit_write_ns += vms_now_ns() - t0;
-	pthread_mutex_lock(&w->stats_mu);
-	pos = w->st.wire_bytes;
-	if (!err) {
-		w->st.wire_bytes += VMS_HDR_LEN + j->wire_len;
-		w->st.records++;
-		if (j->type == VMS_REC_DATA) {
-			w->st.raw_bytes += j->len;
-			if (j->zero)
-				w->st.zero_records++;
-			else
-				w->st.data_records++;
-			if (j->stored && !j->zero)
-				w->st.stored_records++;
+	err = vms_engine_writev(w->eng, w->t.fds[j->lane], iov, j->wire_len ? 2 : 1, j);
+	if (err) {
+		wfail(w, err, "record %llu: cannot queue the write: %s", (unsigned long long)j->seq,
+		      vms_last_error());
+		j->written = true;
+		return;
+	}
+	w->writes_in_flight++;
+	w->rate_bytes += VMS_HDR_LEN + j->wire_len;
+}
+
+/* Rate limit: nanoseconds to wait before `bytes` more may go out. */
+static uint64_t rate_delay(struct vms_writer *w, uint64_t bytes)
+{
+	uint64_t now, due;
+
+	if (!w->t.rate_limit)
+		return 0;
+	now = vms_now_ns();
+	if (!w->rate_t0_ns)
+		w->rate_t0_ns = now;
+	/* time at which rate_bytes + bytes are allowed to have been sent,
+	 * with one chunk of burst */
+	due = w->rate_t0_ns + (uint64_t)((double)(w->rate_bytes + bytes > w->pre.chunk_cap
+						     ? w->rate_bytes + bytes - w->pre.chunk_cap : 0) *
+					 1e9 / (double)w->t.rate_limit);
+	return due > now ? due - now : 0;
+}
+
+/* After a failure: let in-flight operations finish (they fail fast once
+ * the lanes are shut down) so no buffer is still in the kernel's hands. */
+static void drain_inflight(struct vms_writer *w)
+{
+	shutdown_lanes(w);
+	while (w->writes_in_flight > 0 || w->ack_watch) {
+		struct vms_io_done done[DONE_BATCH];
+		int n = vms_engine_wait(w->eng, done, DONE_BATCH, 1000);
+
+		if (n < 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			if (done[i].user == ACK_TAG) {
+				w->ack_watch = false;
+			} else {
+				w->writes_in_flight--;
+				((struct wjob *)done[i].user)->written = true;
+			}
 		}
 	}
-	pthread_mutex_unlock(&w->stats_mu);
-	if (err)
-		return wfail(w, err == -EPIPE ? VMS_ESINK : VMS_EIO,
-			     "record %llu at byte %llu: write failed: %s",
-			     (unsigned long long)j->seq, (unsigned long long)pos, strerror(-err));
-	return 0;
+}
+
+/* Emitter after a failure: release every slot until the ring is closed, so
+ * a producer blocked on a full ring wakes up and sees the error. */
+static void emitter_drain_failed(struct vms_writer *w)
+{
+	struct wjob *j;
+
+	drain_inflight(w);
+	while ((j = vms_ring_wait_done(&w->ring)) != NULL) {
+		j->written = false;
+		vms_ring_release(&w->ring);
+	}
 }
 
 static void *emitter_main(void *p)
 {
 	struct vms_writer *w = p;
 	uint64_t win_t0 = vms_now_ns(), win_write = 0, win_starve = 0, win_prod = 0;
-	struct wjob *j;
+	uint64_t next = vms_ring_tail(&w->ring);
 
-	while ((j = vms_ring_wait_done(&w->ring)) != NULL) {
-		/* After a failure keep draining (without writing) so that a
-		 * producer blocked on a full ring wakes up and sees the error. */
-		if (atomic_load(&w->err) == 0)
-			emit_job(w, j);
-		vms_ring_release(&w->ring);
+	w->last_progress_ns = vms_now_ns();
+	for (;;) {
+		uint64_t delay = 0;
+		struct wjob *j;
+
+		if (atomic_load(&w->err)) {
+			emitter_drain_failed(w);
+			break;
+		}
+		ack_watch(w);
+		while (w->writes_in_flight < ENGINE_DEPTH &&
+		       (j = vms_ring_peek_index(&w->ring, next)) != NULL) {
+			if (j->err) {
+				set_err(w, j->err, j->msg);
+				break;
+			}
+			delay = rate_delay(w, VMS_HDR_LEN + j->wire_len);
+			if (delay)
+				break;
+			queue_job(w, j);
+			next++;
+		}
+		if (atomic_load(&w->err))
+			continue;
+		if (w->writes_in_flight == 0 && !delay) {
+			uint64_t t0 = vms_now_ns();
+
+			/* nothing on the wire: wait for the next record */
+			if (!vms_ring_wait_index(&w->ring, next))
+				break; /* closed and everything written */
+			w->last_progress_ns += vms_now_ns() - t0;
+			continue;
+		}
+		{
+			uint64_t t0 = vms_now_ns();
+			int tmo = delay ? (int)(delay / 1000000u) + 1 : 1000;
+
+			reap(w, tmo);
+			w->emit_write_ns += vms_now_ns() - t0;
+		}
+		release_written(w);
 		if (w->adaptive)
 			tune_level(w, &win_t0, &win_write, &win_starve, &win_prod);
 	}
 	return NULL;
+}
+
+/* Inline mode (no threads): write the record now on the caller's thread. */
+static int emit_inline(struct vms_writer *w, struct wjob *j)
+{
+	uint64_t delay;
+
+	if (j->err)
+		return set_err(w, j->err, j->msg);
+	while ((delay = rate_delay(w, VMS_HDR_LEN + j->wire_len)) != 0) {
+		struct timespec ts = { (time_t)(delay / 1000000000u), (long)(delay % 1000000000u) };
+
+		nanosleep(&ts, NULL);
+	}
+	ack_watch(w);
+	queue_job(w, j);
+	while (!j->written && !atomic_load(&w->err))
+		reap(w, 1000);
+	if (atomic_load(&w->err))
+		drain_inflight(w);
+	j->written = false;
+	return wcheck(w);
 }
 
 /* ---- producer side ---------------------------------------------------- */
@@ -414,31 +725,18 @@ static void progress(struct vms_writer *w)
 	w->o.progress(w->o.progress_user, &s);
 }
 
-static struct wjob *job_acquire(struct vms_writer *w)
-{
-	struct wjob *j = w->spare;
-
-	/* an acquired slot that stayed empty is reused, never submitted */
-	if (j) {
-		w->spare = NULL;
-		return j;
-	}
-	j = vms_ring_acquire(&w->ring);
-
-	if (!j)
-		wfail(w, VMS_ECANCELED, "writer stopped");
-	return j;
-}
-
-/* Assign sequence, lane and epoch in submission order and hand over. */
-static int job_submit(struct vms_writer *w, struct wjob *j)
+/* Assign sequence, lane and epoch in submission order and hand over.
+ * Called with prod_mu held, so positions in the ring follow seq. */
+static int job_submit_locked(struct vms_writer *w, struct wjob *j)
 {
 	uint64_t sealed = (uint64_t)j->len + 8;
 
 	if (w->cipher && (w->epoch_bytes + sealed > w->epoch_bytes_limit ||
 			  w->epoch_records + 1 > VMS_EPOCH_RECORDS)) {
-		if (w->epoch == UINT16_MAX)
+		if (w->epoch == UINT16_MAX) {
+			vms_ring_unacquire(&w->ring, j);
 			return wfail(w, VMS_EKEY, "key epochs exhausted: end the stream and start a new one");
+		}
 		w->epoch++;
 		w->epoch_bytes = 0;
 		w->epoch_records = 0;
@@ -446,49 +744,96 @@ static int job_submit(struct vms_writer *w, struct wjob *j)
 	w->epoch_bytes += sealed;
 	w->epoch_records++;
 	j->seq = w->seq++;
-	j->lane = w->lane;
+	j->lane = (uint16_t)(j->seq % w->t.nlanes);
 	j->epoch = w->epoch;
-	vms_ring_submit(&w->ring);
+	vms_ring_submit(&w->ring, j);
 	if (w->nthreads == 0) {
-		/* Inline mode: emit right away on this thread. */
+		/* Inline mode: the job ran at submit; write it now. */
 		struct wjob *d = vms_ring_wait_done(&w->ring);
 		int err = 0;
 
 		if (d && atomic_load(&w->err) == 0)
-			err = emit_job(w, d);
+			err = emit_inline(w, d);
 		if (d)
 			vms_ring_release(&w->ring);
 		if (err)
 			return err;
 	}
-	progress(w);
 	return wcheck(w);
 }
 
-static int flush_chunk(struct vms_writer *w)
+/* Submit a device's pending chunk (prod_mu held). An empty one goes back. */
+static int flush_dev_locked(struct vms_writer *w, struct wdev *d)
 {
-	struct wjob *j = w->cur;
+	struct wjob *j = d->cur;
 
 	if (!j)
 		return 0;
-	w->cur = NULL;
+	d->cur = NULL;
 	if (j->len == 0) {
 		/* nothing was committed: a record needs at least one byte */
-		w->spare = j;
+		vms_ring_unacquire(&w->ring, j);
 		return 0;
 	}
-	return job_submit(w, j);
+	return job_submit_locked(w, j);
 }
 
-static int emit_control(struct vms_writer *w, uint8_t type, uint32_t device, const uint8_t *body,
-			uint32_t len)
+/* Flush every device's pending chunk (prod_mu held); a chunk acquired
+ * right now by another thread makes this VMS_ESTATE. */
+static int flush_all_locked(struct vms_writer *w)
 {
-	struct wjob *j;
-	int err = flush_chunk(w);
+	int err = 0;
 
-	if (err)
-		return err;
-	j = job_acquire(w);
+	for (uint32_t i = 0; i < w->ndev && !err; i++) {
+		if (w->devs[i]->acquired)
+			return vms_fail(VMS_ESTATE, "device %u has a chunk buffer acquired", i);
+		err = flush_dev_locked(w, w->devs[i]);
+	}
+	return err;
+}
+
+/* A free job (waits for one: jobs come back as records are written). */
+static struct wjob *job_acquire(struct vms_writer *w)
+{
+	struct wjob *j = vms_ring_acquire(&w->ring);
+
+	if (!j)
+		wfail(w, VMS_ECANCELED, "writer stopped");
+	return j;
+}
+
+/* Before device d takes a new chunk (prod_mu held): at most max_pending
+ * devices keep a partial chunk; beyond that the least recently used idle
+ * one is sent now. The rule depends only on the calls made, never on
+ * timing, so the stream is the same with or without worker threads, and
+ * open devices can never hold every job. */
+static int limit_pending_locked(struct vms_writer *w, struct wdev *d)
+{
+	struct wdev *lru = NULL;
+	unsigned pending = 0;
+
+	for (uint32_t i = 0; i < w->ndev; i++) {
+		struct wdev *o = w->devs[i];
+
+		if (!o->cur || o == d)
+			continue;
+		pending++;
+		if (!o->acquired && (!lru || o->stamp < lru->stamp))
+			lru = o;
+	}
+	if (pending < w->max_pending || !lru)
+		return 0;
+	return flush_dev_locked(w, lru);
+}
+
+/* Write a control record; flush = 1: first flush `device`'s pending chunk,
+ * 2: every device's. */
+static int emit_control(struct vms_writer *w, uint8_t type, uint32_t device, const uint8_t *body,
+			uint32_t len, int flush)
+{
+	struct wjob *j = job_acquire(w);
+	int err;
+
 	if (!j)
 		return wcheck(w);
 	j->type = type;
@@ -496,7 +841,15 @@ static int emit_control(struct vms_writer *w, uint8_t type, uint32_t device, con
 	j->offset = 0;
 	j->len = len;
 	memcpy(j->raw, body, len);
-	return job_submit(w, j);
+	pthread_mutex_lock(&w->prod_mu);
+	err = flush == 2 ? flush_all_locked(w) : flush == 1 ? flush_dev_locked(w, w->devs[device]) : 0;
+	if (err)
+		vms_ring_unacquire(&w->ring, j);
+	else
+		err = job_submit_locked(w, j);
+	pthread_mutex_unlock(&w->prod_mu);
+	progress(w);
+	return err;
 }
 
 /* ---- setup ------------------------------------------------------------ */
@@ -526,9 +879,15 @@ static int setup_stages(struct vms_writer *w, const struct vms_writer_opts *o)
 		w->cipher = vms_stage_find_id(VMS_STAGE_CIPHER, o->cipher);
 		if (!w->cipher)
 			return vms_fail(VMS_EINVAL, "unknown cipher id %u", o->cipher);
-		if (!o->key)
+		if (w->t.session) {
+			if (!w->t.keyed)
+				return vms_fail(VMS_EKEY, "cipher %s needs an authenticated session",
+						w->cipher->name);
+		} else if (!o->key) {
 			return vms_fail(VMS_EKEY, "cipher %s needs a key", w->cipher->name);
-		memcpy(w->key, o->key, VMS_KEY_LEN);
+		} else {
+			memcpy(w->key, o->key, VMS_KEY_LEN);
+		}
 	} else if (o->key) {
 		return vms_fail(VMS_EINVAL, "a key was given but no cipher");
 	}
@@ -550,14 +909,16 @@ static int setup_pipeline(struct vms_writer *w, const struct vms_writer_opts *o)
 		return vms_fail(VMS_EINVAL, "threads %u above the limit %d", w->nthreads, MAX_THREADS);
 	/* Enough slots to keep every worker busy while the producer fills one
 	 * and the emitter writes one; more only adds memory. */
-	want = w->nthreads ? 2 * w->nthreads + 2 : 1;
+	want = (w->nthreads ? 2 * w->nthreads + 2 : 1) + PENDING_DEVICES - 1;
 	fit = (unsigned)(budget / slot > 1024 ? 1024 : budget / slot);
-	if (fit < (w->nthreads ? 2u : 1u))
+	if (fit < 2u)
 		return vms_fail(VMS_EINVAL,
 				"memory budget %llu bytes is too small for %u-byte chunks (need %zu)",
-				(unsigned long long)budget, w->pre.chunk_cap,
-				slot * (w->nthreads ? 2 : 1));
+				(unsigned long long)budget, w->pre.chunk_cap, slot * 2);
 	w->nslots = want < fit ? want : fit;
+	/* keep at least one job free of partial chunks (and a second one in
+	 * flight when threads run) */
+	w->max_pending = w->nslots > PENDING_DEVICES + 1 ? PENDING_DEVICES : w->nslots - 1;
 	w->arena_len = slot * w->nslots;
 	w->arena = vms_alloc_prefault(w->arena_len);
 	w->jobs = calloc(w->nslots, sizeof(*w->jobs));
@@ -591,7 +952,23 @@ static int setup_pipeline(struct vms_writer *w, const struct vms_writer_opts *o)
 	err = vms_ring_init(&w->ring, w->nslots, w->jobptrs, w->nthreads, w->wctx, writer_work);
 	if (err)
 		return vms_fail(err, "out of memory for the work ring");
-	err = vms_ring_start(&w->ring);
+	err = vms_engine_new(&w->eng, (int)w->t.engine, ENGINE_DEPTH + 2, w->arena, w->arena_len);
+	if (err)
+		return err;
+	if (w->t.session) {
+		w->ackbuf = malloc(ACK_BUF);
+		if (!w->ackbuf)
+			return vms_fail(VMS_ENOMEM, "out of memory for the acknowledgement buffer");
+	}
+	w->st.memory = w->arena_len;
+	w->st.threads = w->nthreads;
+	return 0;
+}
+
+static int start_threads(struct vms_writer *w)
+{
+	int err = vms_ring_start(&w->ring);
+
 	if (err)
 		return vms_fail(err, "cannot start worker threads");
 	if (w->nthreads) {
@@ -599,15 +976,12 @@ static int setup_pipeline(struct vms_writer *w, const struct vms_writer_opts *o)
 			return vms_fail(VMS_ENOMEM, "cannot start the output thread");
 		w->emitter_started = true;
 	}
-	w->st.memory = w->arena_len;
-	w->st.threads = w->nthreads;
 	return 0;
 }
 
 static int write_preamble(struct vms_writer *w, const struct vms_writer_opts *o)
 {
 	uint8_t buf[VMS_PREAMBLE_MAX];
-	struct iovec iov;
 	const char *why;
 	size_t len;
 	int err;
@@ -618,7 +992,7 @@ static int write_preamble(struct vms_writer *w, const struct vms_writer_opts *o)
 		memcpy(w->pre.stream_id, o->stream_id, 16);
 	else if (getrandom(w->pre.stream_id, 16, 0) != 16)
 		return vms_fail(VMS_EIO, "getrandom failed: %s", strerror(errno));
-	w->pre.lanes = 1;
+	w->pre.lanes = (uint16_t)w->t.nlanes;
 	w->pre.size_hint = o->size_hint;
 	if (o->creator && strlen(o->creator) > VMS_CREATOR_MAX)
 		return vms_fail(VMS_EINVAL, "creator longer than %d bytes", VMS_CREATOR_MAX);
@@ -631,7 +1005,7 @@ static int write_preamble(struct vms_writer *w, const struct vms_writer_opts *o)
 	}
 	if (w->cipher) {
 		w->pre.cipher = (uint8_t)w->cipher->id;
-		w->pre.key_source = VMS_KEYSRC_FILE;
+		w->pre.key_source = w->t.session ? VMS_KEYSRC_SESSION : VMS_KEYSRC_FILE;
 		w->pre.flags |= VMS_PFLAG_ENCRYPTED;
 		w->pre.has_salt = true;
 		if (o->salt)
@@ -643,24 +1017,26 @@ static int write_preamble(struct vms_writer *w, const struct vms_writer_opts *o)
 	if (err)
 		return vms_fail(err, "preamble: %s", why);
 	if (w->cipher) {
-		/* Keys bind the whole preamble through its checksum. */
-		err = vms_keysched_init(&w->ks, w->pre.salt, w->key, w->pre.stream_id, w->pre.sum,
-					w->pre.cipher);
+		/* Keys bind the whole preamble through its checksum; a session
+		 * has its own input key material per lane (TLS exporter). */
+		for (unsigned l = 0; l < w->t.nlanes && !err; l++)
+			err = vms_keysched_init(&w->ks[l], w->pre.salt,
+						w->t.session ? w->t.ikm_c2s[l] : w->key,
+						w->pre.stream_id, w->pre.sum, w->pre.cipher);
 		vms_wipe(w->key, sizeof(w->key));
+		vms_wipe(w->t.ikm_c2s, sizeof(w->t.ikm_c2s));
 		if (err)
 			return err;
 	}
-	iov.iov_base = buf;
-	iov.iov_len = len;
-	err = vms_writev_all(w->fd, &iov, 1);
+	err = vms_engine_write_full(w->eng, w->t.fds[0], buf, len, w->t.idle_timeout_ms);
 	if (err)
-		return vms_fail(err == -EPIPE ? VMS_ESINK : VMS_EIO, "writing the preamble: %s",
-				strerror(-err));
+		return vms_fail(write_err_code(w, err), "writing the preamble: %s", strerror(-err));
 	w->st.wire_bytes = len;
 	return 0;
 }
 
-int vms_writer_open_fd(struct vms_writer **out, int fd, const struct vms_writer_opts *opts)
+int vms_writer_open_transport(struct vms_writer **out, struct vms_transport *t,
+			      const struct vms_writer_opts *opts)
 {
 	struct vms_writer_opts def = VMS_WRITER_OPTS_INIT;
 	struct vms_writer *w;
@@ -669,20 +1045,27 @@ int vms_writer_open_fd(struct vms_writer **out, int fd, const struct vms_writer_
 	*out = NULL;
 	if (opts) {
 		if (opts->size < offsetof(struct vms_writer_opts, stream_id) ||
-		    opts->size > sizeof(def))
+		    opts->size > sizeof(def)) {
+			vms_transport_release(t);
 			return vms_fail(VMS_EINVAL, "writer options: bad size field %u", opts->size);
+		}
 		memcpy(&def, opts, opts->size);
 	}
 	if (def.chunk_size == 0)
 		def.chunk_size = VMS_CHUNK_DEFAULT;
-	if (def.chunk_size < VMS_CHUNK_MIN || def.chunk_size > VMS_CHUNK_MAX)
+	if (def.chunk_size < VMS_CHUNK_MIN || def.chunk_size > VMS_CHUNK_MAX) {
+		vms_transport_release(t);
 		return vms_fail(VMS_EINVAL, "chunk size %u outside [%u, %u]", def.chunk_size,
 				VMS_CHUNK_MIN, VMS_CHUNK_MAX);
+	}
 	vms_stage_freeze();
 	w = calloc(1, sizeof(*w));
-	if (!w)
+	if (!w) {
+		vms_transport_release(t);
 		return vms_fail(VMS_ENOMEM, "out of memory allocating the writer");
-	w->fd = fd;
+	}
+	w->t = *t; /* the writer owns the transport from here on */
+	vms_wipe(t, sizeof(*t));
 	w->o = def;
 	w->o.size = sizeof(w->o);
 	w->o.key = NULL; /* copied; never keep the caller's pointer */
@@ -691,13 +1074,18 @@ int vms_writer_open_fd(struct vms_writer **out, int fd, const struct vms_writer_
 	w->pre.chunk_cap = def.chunk_size;
 	w->epoch_bytes_limit = VMS_EPOCH_BYTES;
 	pthread_mutex_init(&w->stats_mu, NULL);
+	pthread_mutex_init(&w->prod_mu, NULL);
 	err = setup_stages(w, &def);
-	if (err)
-		goto out_free;
-	err = write_preamble(w, &def);
-	if (err)
-		goto out_free;
-	err = setup_pipeline(w, &def);
+	if (!err && w->t.session && def.key)
+		err = vms_fail(VMS_EINVAL, "a network session derives its keys; do not pass a key");
+	if (!err && w->t.session && w->cipher && !w->t.keyed)
+		err = vms_fail(VMS_EKEY, "encryption needs an authenticated session (PSK or certificates)");
+	if (!err)
+		err = setup_pipeline(w, &def);
+	if (!err)
+		err = write_preamble(w, &def);
+	if (!err)
+		err = start_threads(w);
 	if (err)
 		goto out_free;
 	*out = w;
@@ -715,9 +1103,22 @@ out_free:
 	return err;
 }
 
+int vms_writer_open_fd(struct vms_writer **out, int fd, const struct vms_writer_opts *opts)
+{
+	struct vms_transport t;
+
+	vms_transport_init_fd(&t, fd);
+	return vms_writer_open_transport(out, &t, opts);
+}
+
+const char *vms_writer_engine(const struct vms_writer *w)
+{
+	return w->eng ? vms_engine_name(w->eng) : "none";
+}
+
 /* ---- public producer API ---------------------------------------------- */
 
-static int check_dev(struct vms_writer *w, uint32_t device)
+static int check_dev(struct vms_writer *w, uint32_t device, struct wdev **out)
 {
 	int err = wcheck(w);
 
@@ -725,11 +1126,15 @@ static int check_dev(struct vms_writer *w, uint32_t device)
 		return err;
 	if (w->finished)
 		return vms_fail(VMS_ESTATE, "stream already finished");
+	pthread_mutex_lock(&w->prod_mu);
 	if (device >= w->ndev)
-		return vms_fail(VMS_EINVAL, "device %u was not begun", device);
-	if (w->devs[device].ended)
-		return vms_fail(VMS_ESTATE, "device %u already ended", device);
-	return 0;
+		err = vms_fail(VMS_EINVAL, "device %u was not begun", device);
+	else if (w->devs[device]->ended)
+		err = vms_fail(VMS_ESTATE, "device %u already ended", device);
+	else
+		*out = w->devs[device];
+	pthread_mutex_unlock(&w->prod_mu);
+	return err;
 }
 
 int vms_writer_begin_device(struct vms_writer *w, const struct vms_device_desc *desc,
@@ -738,112 +1143,144 @@ int vms_writer_begin_device(struct vms_writer *w, const struct vms_device_desc *
 	struct vms_begin_body b = { 0 };
 	uint8_t body[18 + VMS_NAME_MAX];
 	struct wdev *d;
+	struct wjob *j;
 	size_t nlen;
 	int err = wcheck(w);
 
 	if (err)
 		return err;
-	if (w->finished || w->acquired)
-		return vms_fail(VMS_ESTATE, "cannot begin a device now");
+	if (w->finished)
+		return vms_fail(VMS_ESTATE, "cannot begin a device after the stream finished");
 	if (!desc || desc->size < sizeof(struct vms_device_desc) || !desc->name)
 		return vms_fail(VMS_EINVAL, "device description missing or incomplete");
 	nlen = strlen(desc->name);
 	if (nlen < 1 || nlen > VMS_NAME_MAX)
 		return vms_fail(VMS_EINVAL, "device name must be 1..%d bytes", VMS_NAME_MAX);
-	if (w->ndev == UINT32_MAX - 1)
-		return vms_fail(VMS_EINVAL, "too many devices");
-	if (w->ndev == w->capdev) {
-		uint32_t ncap = w->capdev ? w->capdev * 2 : 8;
-		struct wdev *nd = realloc(w->devs, ncap * sizeof(*nd));
-
-		if (!nd)
-			return vms_fail(VMS_ENOMEM, "out of memory for the device table");
-		w->devs = nd;
-		w->capdev = ncap;
+	d = calloc(1, sizeof(*d));
+	if (!d || posix_memalign((void **)&d->dg, 64, sizeof(*d->dg))) {
+		free(d);
+		return vms_fail(VMS_ENOMEM, "out of memory for a device");
 	}
-	d = &w->devs[w->ndev];
-	memset(d, 0, sizeof(*d));
-	if (posix_memalign((void **)&d->dg, 64, sizeof(*d->dg)))
-		return vms_fail(VMS_ENOMEM, "out of memory for a device digest");
 	vms_digest_init(d->dg);
 	b.kind = desc->kind;
 	b.size_hint = desc->size_hint;
 	b.name_len = (uint16_t)nlen;
 	memcpy(b.name, desc->name, nlen);
-	err = emit_control(w, VMS_REC_DEVICE_BEGIN, w->ndev, body,
-			   (uint32_t)vms_begin_encode(&b, body));
-	if (err) {
+	j = job_acquire(w);
+	if (!j) {
 		free(d->dg);
+		free(d);
+		return wcheck(w);
+	}
+	j->type = VMS_REC_DEVICE_BEGIN;
+	j->offset = 0;
+	j->len = (uint32_t)vms_begin_encode(&b, body);
+	memcpy(j->raw, body, j->len);
+
+	pthread_mutex_lock(&w->prod_mu);
+	if (w->ndev == w->capdev) {
+		uint32_t ncap = w->capdev ? w->capdev * 2 : 8;
+		struct wdev **nd = ncap < w->capdev ? NULL : realloc(w->devs, ncap * sizeof(*nd));
+
+		if (!nd) {
+			pthread_mutex_unlock(&w->prod_mu);
+			vms_ring_unacquire(&w->ring, j);
+			free(d->dg);
+			free(d);
+			return vms_fail(VMS_ENOMEM, "out of memory for the device table");
+		}
+		w->devs = nd;
+		w->capdev = ncap;
+	}
+	j->device = w->ndev;
+	err = job_submit_locked(w, j);
+	if (!err) {
+		if (index)
+			*index = w->ndev;
+		w->devs[w->ndev++] = d;
+		d = NULL;
+	}
+	pthread_mutex_unlock(&w->prod_mu);
+	if (d) {
+		free(d->dg);
+		free(d);
 		return err;
 	}
-	if (index)
-		*index = w->ndev;
-	w->ndev++;
 	pthread_mutex_lock(&w->stats_mu);
 	w->st.devices = w->ndev;
 	pthread_mutex_unlock(&w->stats_mu);
+	progress(w);
 	return 0;
 }
 
 int vms_writer_acquire(struct vms_writer *w, uint32_t device, void **buf, size_t *room)
 {
-	int err = check_dev(w, device);
+	struct wdev *d = NULL;
+	int err = check_dev(w, device, &d);
 
 	if (err)
 		return err;
-	if (w->acquired)
-		return vms_fail(VMS_ESTATE, "a chunk buffer is already acquired");
-	if (w->cur && w->cur->device != device) {
-		err = flush_chunk(w);
+	if (d->acquired)
+		return vms_fail(VMS_ESTATE, "device %u already has a chunk buffer acquired", device);
+	if (!d->cur) {
+		struct wjob *j;
+
+		pthread_mutex_lock(&w->prod_mu);
+		err = limit_pending_locked(w, d);
+		pthread_mutex_unlock(&w->prod_mu);
 		if (err)
 			return err;
-	}
-	if (!w->cur) {
-		struct wjob *j = job_acquire(w);
-
+		j = job_acquire(w);
 		if (!j)
 			return wcheck(w);
 		j->type = VMS_REC_DATA;
 		j->device = device;
-		j->offset = w->devs[device].bytes;
+		j->offset = d->bytes;
 		j->len = 0;
-		w->cur = j;
+		d->cur = j;
 	}
-	*buf = w->cur->raw + w->cur->len;
-	*room = w->pre.chunk_cap - w->cur->len;
-	w->acquired = true;
+	pthread_mutex_lock(&w->prod_mu);
+	d->stamp = ++w->stamp;
+	d->acquired = true;
+	*buf = d->cur->raw + d->cur->len;
+	*room = w->pre.chunk_cap - d->cur->len;
+	pthread_mutex_unlock(&w->prod_mu);
 	return 0;
 }
 
 int vms_writer_commit(struct vms_writer *w, uint32_t device, size_t len)
 {
-	struct wjob *j = w->cur;
-	struct wdev *d;
-	int err = wcheck(w);
+	struct wdev *d = NULL;
+	struct wjob *j;
+	int err = check_dev(w, device, &d);
 
 	if (err)
 		return err;
-	if (!w->acquired || !j || j->device != device)
+	j = d->cur;
+	if (!d->acquired || !j)
 		return vms_fail(VMS_ESTATE, "commit without a matching acquire");
 	if (len > w->pre.chunk_cap - j->len)
 		return vms_fail(VMS_EINVAL, "commit of %zu bytes exceeds the acquired room", len);
-	w->acquired = false;
-	d = &w->devs[device];
 	/* The device digest is sequential, so it is computed here, in offset
 	 * order, while the bytes are hot in cache. */
 	vms_digest_update(d->dg, j->raw + j->len, len);
+	pthread_mutex_lock(&w->prod_mu);
+	d->acquired = false;
 	j->len += (uint32_t)len;
 	d->bytes += len;
 	w->raw_total += len;
+	err = j->len == w->pre.chunk_cap ? flush_dev_locked(w, d) : 0;
+	pthread_mutex_unlock(&w->prod_mu);
 	if (j->len == w->pre.chunk_cap)
-		return flush_chunk(w);
-	return 0;
+		progress(w);
+	return err;
 }
 
 int vms_writer_write(struct vms_writer *w, uint32_t device, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
-	int err = check_dev(w, device);
+	struct wdev *d = NULL;
+	int err = check_dev(w, device, &d);
 
 	while (!err && len > 0) {
 		void *dst;
@@ -869,30 +1306,32 @@ int vms_writer_phase(struct vms_writer *w, uint32_t phase, uint32_t round)
 
 	if (err)
 		return err;
-	if (w->finished || w->acquired)
-		return vms_fail(VMS_ESTATE, "cannot write a phase record now");
+	if (w->finished)
+		return vms_fail(VMS_ESTATE, "cannot write a phase record after the stream finished");
 	if (phase < VMS_PHASE_PRECOPY || phase > VMS_PHASE_STOPCOPY)
 		return vms_fail(VMS_EINVAL, "unknown phase %u", phase);
 	return emit_control(w, VMS_REC_PHASE, VMS_DEVICE_NONE, body,
-			    (uint32_t)vms_phase_encode(phase, round, body));
+			    (uint32_t)vms_phase_encode(phase, round, body), 2);
 }
 
 int vms_writer_end_device(struct vms_writer *w, uint32_t device)
 {
 	uint8_t body[16];
-	struct wdev *d;
-	int err = check_dev(w, device);
+	struct wdev *d = NULL;
+	int err = check_dev(w, device, &d);
 
 	if (err)
 		return err;
-	if (w->acquired)
-		return vms_fail(VMS_ESTATE, "a chunk buffer is still acquired");
-	d = &w->devs[device];
+	if (d->acquired)
+		return vms_fail(VMS_ESTATE, "device %u still has a chunk buffer acquired", device);
+	d->digest = vms_digest_final(d->dg);
 	err = emit_control(w, VMS_REC_DEVICE_END, device, body,
-			   (uint32_t)vms_u64pair_encode(d->bytes, vms_digest_final(d->dg), body));
+			   (uint32_t)vms_u64pair_encode(d->bytes, d->digest, body), 1);
 	if (err)
 		return err;
+	pthread_mutex_lock(&w->prod_mu);
 	d->ended = true;
+	pthread_mutex_unlock(&w->prod_mu);
 	free(d->dg);
 	d->dg = NULL;
 	return 0;
@@ -909,6 +1348,37 @@ static int drain(struct vms_writer *w)
 	return wcheck(w);
 }
 
+/* Session end: half-close every lane (the receiver sees EOF after EOS),
+ * then wait for the acknowledgement and check it against what was sent. */
+static int await_ack(struct vms_writer *w)
+{
+	struct vms_ack_dev d;
+
+	w->last_progress_ns = vms_now_ns();
+	for (unsigned l = 0; l < w->t.nlanes; l++)
+		shutdown(w->t.fds[l], SHUT_WR);
+	while (!w->acked && !atomic_load(&w->err)) {
+		ack_watch(w);
+		reap(w, 1000);
+	}
+	if (atomic_load(&w->err)) {
+		drain_inflight(w);
+		return wcheck(w);
+	}
+	if (w->ack.records != w->seq - 1 || w->ack.raw_bytes != w->raw_total ||
+	    w->ack.ndev != w->ndev)
+		return wfail(w, VMS_EPROTO, "acknowledgement totals differ from what was sent");
+	for (uint32_t i = 0; i < w->ndev; i++) {
+		vms_ack_entry(&w->ack, i, &d);
+		if (d.bytes != w->devs[i]->bytes || d.digest != w->devs[i]->digest)
+			return wfail(w, VMS_EPROTO, "acknowledgement for device %u differs from what was sent", i);
+		if (d.result != 0)
+			return wfail(w, VMS_EDEVIO, "receiver could not load device %u: %s", i,
+				     vms_strerror(d.result));
+	}
+	return 0;
+}
+
 int vms_writer_finish(struct vms_writer *w)
 {
 	uint8_t body[24];
@@ -918,17 +1388,31 @@ int vms_writer_finish(struct vms_writer *w)
 		return err;
 	if (w->finished)
 		return vms_fail(VMS_ESTATE, "stream already finished");
-	if (w->acquired)
-		return vms_fail(VMS_ESTATE, "a chunk buffer is still acquired");
 	for (uint32_t i = 0; i < w->ndev; i++)
-		if (!w->devs[i].ended)
+		if (!w->devs[i]->ended)
 			return vms_fail(VMS_ESTATE, "device %u not ended before finish", i);
-	err = emit_control(w, VMS_REC_EOS, VMS_DEVICE_NONE, body,
-			   (uint32_t)vms_eos_encode(w->seq, w->raw_total, w->ndev, body));
+	/* EOS counts the records before it: build it under the lock that
+	 * assigns sequence numbers */
+	{
+		struct wjob *j = job_acquire(w);
+
+		if (!j)
+			return wcheck(w);
+		pthread_mutex_lock(&w->prod_mu);
+		j->type = VMS_REC_EOS;
+		j->device = VMS_DEVICE_NONE;
+		j->offset = 0;
+		j->len = (uint32_t)vms_eos_encode(w->seq, w->raw_total, w->ndev, body);
+		memcpy(j->raw, body, j->len);
+		err = job_submit_locked(w, j);
+		pthread_mutex_unlock(&w->prod_mu);
+	}
 	if (err)
 		return err;
 	w->finished = true;
 	err = drain(w);
+	if (!err && w->t.session)
+		err = await_ack(w);
 	progress(w);
 	return err;
 }
@@ -942,20 +1426,29 @@ int vms_writer_abort(struct vms_writer *w, int code, const char *msg)
 	if (w->finished)
 		return vms_fail(VMS_ESTATE, "stream already finished");
 	w->finished = true;
-	w->acquired = false;
 	if (atomic_load(&w->err) == 0) {
-		/* The partial chunk is not sent: its slot carries the ABORT. */
-		j = w->cur ? w->cur : job_acquire(w);
-		w->cur = NULL;
-		if (j == w->spare)
-			w->spare = NULL;
+		/* Partial chunks are not sent: the ABORT says why. */
+		pthread_mutex_lock(&w->prod_mu);
+		for (uint32_t i = 0; i < w->ndev; i++) {
+			struct wdev *d = w->devs[i];
+
+			if (d->cur) {
+				vms_ring_unacquire(&w->ring, d->cur);
+				d->cur = NULL;
+				d->acquired = false;
+			}
+		}
+		pthread_mutex_unlock(&w->prod_mu);
+		j = job_acquire(w);
 		if (j) {
 			j->type = VMS_REC_ABORT;
 			j->device = VMS_DEVICE_NONE;
 			j->offset = 0;
 			j->len = (uint32_t)vms_abort_encode(code, msg, body);
 			memcpy(j->raw, body, j->len);
-			err = job_submit(w, j);
+			pthread_mutex_lock(&w->prod_mu);
+			err = job_submit_locked(w, j);
+			pthread_mutex_unlock(&w->prod_mu);
 		}
 		if (!err)
 			err = drain(w);
@@ -1013,16 +1506,23 @@ void vms_writer_free(struct vms_writer *w)
 				w->cipher->ctx_free(k->cipher_ctx);
 		}
 	}
-	for (uint32_t i = 0; i < w->ndev; i++)
-		free(w->devs[i].dg);
+	for (uint32_t i = 0; i < w->ndev; i++) {
+		free(w->devs[i]->dg);
+		free(w->devs[i]);
+	}
 	free(w->devs);
+	vms_engine_free(w->eng); /* before the arena it may have registered */
 	vms_free_prefault(w->arena, w->arena_len);
+	free(w->ackbuf);
+	vms_transport_release(&w->t);
 	free(w->jobs);
 	free(w->jobptrs);
 	free(w->workers);
 	free(w->wctx);
-	vms_keysched_wipe(&w->ks);
+	for (unsigned l = 0; l < VMS_LANES_MAX_T; l++)
+		vms_keysched_wipe(&w->ks[l]);
 	vms_wipe(w->key, sizeof(w->key));
 	pthread_mutex_destroy(&w->stats_mu);
+	pthread_mutex_destroy(&w->prod_mu);
 	free(w);
 }

@@ -108,6 +108,7 @@ int vms_preamble_peek(const uint8_t *buf, size_t n, uint32_t *len, const char **
 static int decode_params(struct vms_preamble *p, struct vms_cur *c, const char **why)
 {
 	bool seen_hint = false, seen_creator = false;
+	uint8_t seen_ignorable[VMS_PARAM_IGNORABLE / 8] = { 0 }; /* bitmap of unknown ones */
 
 	while (vms_cur_left(c) > 0) {
 		uint16_t type, len;
@@ -163,10 +164,16 @@ static int decode_params(struct vms_preamble *p, struct vms_cur *c, const char *
 			seen_creator = true;
 			break;
 		}
-		default:
+		default: {
+			unsigned bit = type & (VMS_PARAM_IGNORABLE - 1);
+
 			if (!(type & VMS_PARAM_IGNORABLE))
 				return WHY("unknown critical parameter"), VMS_EPREAMBLE;
+			if (seen_ignorable[bit / 8] & (1u << (bit % 8)))
+				return WHY("parameter declared twice"), VMS_EPREAMBLE;
+			seen_ignorable[bit / 8] |= (uint8_t)(1u << (bit % 8));
 			break;
+		}
 		}
 	}
 	return 0;

@@ -11,7 +11,16 @@
  * real io_uring_queue_init + a NOP round trip), else posix. The environment
  * variable VMS_IO=uring|posix overrides AUTO.
  *
- * One engine is used by one thread at a time (no internal locking).
+ * One engine is used by one thread at a time (no internal locking). The
+ * io_uring engine may be created in one thread and driven by another, but
+ * the first thread that queues and waits on it (IORING_SETUP_SINGLE_ISSUER)
+ * must then be the only one, and should also be the one that frees it while
+ * operations are in flight (freeing cancels and reaps them).
+ *
+ * SIGPIPE: socket writes use MSG_NOSIGNAL and never raise it. A write to a
+ * pipe whose reader has gone raises SIGPIPE like write(2) does: the caller
+ * is expected to ignore SIGPIPE (signal(SIGPIPE, SIG_IGN)); the write then
+ * completes with -EPIPE.
  */
 #ifndef VMS_ENGINE_H
 #define VMS_ENGINE_H
@@ -47,11 +56,15 @@ int vms_engine_kind(const struct vms_engine *e);
 /* Queue writing ALL bytes of iov[0..n) (n <= 4) to fd, in order after the
  * writes already queued on the same fd. The iov array is copied; the buffers
  * must stay valid until the completion. Completes once with res = total
- * bytes, or -errno (EPIPE, ECONNRESET, ...). */
+ * bytes, or -errno (EPIPE, ECONNRESET, ...). If a write fails, the writes
+ * queued behind it on the same fd complete with -ECANCELED without being
+ * attempted. VMS_EINVAL for n outside 1..4, a total of 0 bytes or a bad fd;
+ * VMS_ESTATE when depth operations are already pending. */
 int vms_engine_writev(struct vms_engine *e, int fd, const struct iovec *iov, int n, void *user);
 
 /* Queue one receive of up to len bytes from fd into buf (completes with the
- * byte count, 0 at EOF, or -errno). At most one receive per fd in flight. */
+ * byte count, 0 at EOF, or -errno). At most one receive per fd in flight
+ * (a second one is VMS_ESTATE). */
 int vms_engine_recv(struct vms_engine *e, int fd, void *buf, size_t len, void *user);
 
 /* Submit what is queued and wait up to timeout_ms (-1 = forever, 0 = poll)
@@ -63,8 +76,11 @@ int vms_engine_wait(struct vms_engine *e, struct vms_io_done *done, unsigned max
 unsigned vms_engine_pending(const struct vms_engine *e);
 
 /* Synchronous read of exactly len bytes (fewer only at EOF) with a timeout
- * for each wait (-1 = none). Returns bytes read, or -ETIMEDOUT / -errno. Must
- * not be mixed with queued operations on the same fd. */
+ * for each wait (-1 = none). Returns bytes read, or -ETIMEDOUT / -errno (bytes
+ * read before a timeout are then lost; nothing touches buf after the call
+ * returned). Must not be mixed with queued operations on the same fd;
+ * completions of queued operations on other fds are kept for the next
+ * vms_engine_wait(). */
 long vms_engine_read_full(struct vms_engine *e, int fd, void *buf, size_t len, int timeout_ms);
 
 /* Synchronous write of all of buf with a per-wait timeout. 0 or -errno. */

@@ -19,6 +19,14 @@ struct worker_arg {
 	unsigned idx;
 };
 
+static unsigned job_index(const struct vms_ring *r, const void *job)
+{
+	for (unsigned i = 0; i < r->n; i++)
+		if (r->jobs[i] == job)
+			return i;
+	abort(); /* not one of ours: a caller bug, never input-driven */
+}
+
 int vms_ring_init(struct vms_ring *r, unsigned n, void **jobs, unsigned nthreads, void **wctx,
 		  vms_ring_fn fn)
 {
@@ -30,13 +38,22 @@ int vms_ring_init(struct vms_ring *r, unsigned n, void **jobs, unsigned nthreads
 	r->fn = fn;
 	r->waiting_idx = UINT64_MAX;
 	r->state = calloc(n, 1);
+	r->freelist = calloc(n, sizeof(*r->freelist));
+	r->order = calloc(n, sizeof(*r->order));
 	r->tids = nthreads ? calloc(nthreads, sizeof(*r->tids)) : NULL;
-	if (!r->state || (nthreads && !r->tids)) {
+	if (!r->state || !r->freelist || !r->order || (nthreads && !r->tids)) {
 		free(r->state);
+		free(r->freelist);
+		free(r->order);
 		free(r->tids);
+		r->state = NULL;
 		return VMS_ENOMEM;
 	}
+	for (unsigned i = 0; i < n; i++)
+		r->freelist[i] = n - 1 - i;
+	r->nfree = n;
 	pthread_mutex_init(&r->mu, NULL);
+	pthread_mutex_init(&r->inline_mu, NULL);
 	pthread_cond_init(&r->cv_work, NULL);
 	pthread_cond_init(&r->cv_done, NULL);
 	pthread_cond_init(&r->cv_free, NULL);
@@ -57,15 +74,14 @@ static void *worker_main(void *p)
 		if (r->stop)
 			break;
 		uint64_t i = r->next_work++;
-		unsigned s = (unsigned)(i % r->n);
-		void *job = r->jobs[s];
+		unsigned j = r->order[i % r->n];
 
-		r->state[s] = SLOT_BUSY;
+		r->state[j] = SLOT_BUSY;
 		r->queued--;
 		pthread_mutex_unlock(&r->mu);
-		r->fn(wctx, job); /* errors travel inside the job */
+		r->fn(wctx, r->jobs[j]); /* errors travel inside the job */
 		pthread_mutex_lock(&r->mu);
-		r->state[s] = SLOT_DONE;
+		r->state[j] = SLOT_DONE;
 		if (i == r->tail || i == r->waiting_idx)
 			pthread_cond_signal(&r->cv_done);
 	}
@@ -111,24 +127,26 @@ void vms_ring_destroy(struct vms_ring *r)
 		for (unsigned t = 0; t < r->nthreads; t++)
 			pthread_join(r->tids[t], NULL);
 	pthread_mutex_destroy(&r->mu);
+	pthread_mutex_destroy(&r->inline_mu);
 	pthread_cond_destroy(&r->cv_work);
 	pthread_cond_destroy(&r->cv_done);
 	pthread_cond_destroy(&r->cv_free);
 	free(r->state);
+	free(r->freelist);
+	free(r->order);
 	free(r->tids);
 	r->state = NULL;
 }
 
 void *vms_ring_acquire(struct vms_ring *r)
 {
-	unsigned s;
+	unsigned j;
 
 	pthread_mutex_lock(&r->mu);
-	s = (unsigned)(r->head % r->n);
-	if (r->state[s] != SLOT_FREE) {
+	if (r->nfree == 0) {
 		uint64_t t0 = vms_now_ns();
 
-		while (r->state[s] != SLOT_FREE && !r->stop)
+		while (r->nfree == 0 && !r->stop)
 			pthread_cond_wait(&r->cv_free, &r->mu);
 		r->producer_wait_ns += vms_now_ns() - t0;
 	}
@@ -136,71 +154,83 @@ void *vms_ring_acquire(struct vms_ring *r)
 		pthread_mutex_unlock(&r->mu);
 		return NULL;
 	}
-	r->state[s] = SLOT_FILLING;
+	j = r->freelist[--r->nfree];
+	r->state[j] = SLOT_FILLING;
 	pthread_mutex_unlock(&r->mu);
-	return r->jobs[s];
+	return r->jobs[j];
 }
 
-void vms_ring_submit(struct vms_ring *r)
+void *vms_ring_try_acquire(struct vms_ring *r)
 {
-	unsigned s;
+	void *job = NULL;
+	unsigned j;
 
 	pthread_mutex_lock(&r->mu);
-	s = (unsigned)(r->head % r->n);
+	if (r->nfree > 0 && !r->stop) {
+		j = r->freelist[--r->nfree];
+		r->state[j] = SLOT_FILLING;
+		job = r->jobs[j];
+	}
+	pthread_mutex_unlock(&r->mu);
+	return job;
+}
+
+void vms_ring_unacquire(struct vms_ring *r, void *job)
+{
+	unsigned j = job_index(r, job);
+
+	pthread_mutex_lock(&r->mu);
+	r->state[j] = SLOT_FREE;
+	r->freelist[r->nfree++] = j;
+	pthread_cond_signal(&r->cv_free);
+	pthread_mutex_unlock(&r->mu);
+}
+
+uint64_t vms_ring_submit(struct vms_ring *r, void *job)
+{
+	unsigned j = job_index(r, job);
+	uint64_t pos;
+
+	pthread_mutex_lock(&r->mu);
+	pos = r->head++;
+	r->order[pos % r->n] = j;
 	if (r->nthreads == 0) {
-		/* Inline: run now on the producer's thread. */
-		r->state[s] = SLOT_BUSY;
-		r->head++;
+		/* Inline: run now on the submitter's thread. */
+		r->state[j] = SLOT_BUSY;
 		r->next_work++;
 		pthread_mutex_unlock(&r->mu);
-		r->fn(r->wctx[0], r->jobs[s]);
+		pthread_mutex_lock(&r->inline_mu);
+		r->fn(r->wctx[0], job);
+		pthread_mutex_unlock(&r->inline_mu);
 		pthread_mutex_lock(&r->mu);
-		r->state[s] = SLOT_DONE;
-		pthread_cond_signal(&r->cv_done);
+		r->state[j] = SLOT_DONE;
+		pthread_cond_broadcast(&r->cv_done);
 		pthread_mutex_unlock(&r->mu);
-		return;
+		return pos;
 	}
-	r->state[s] = SLOT_QUEUED;
-	r->head++;
+	r->state[j] = SLOT_QUEUED;
 	r->queued++;
 	pthread_cond_signal(&r->cv_work);
 	pthread_mutex_unlock(&r->mu);
+	return pos;
 }
 
-void *vms_ring_wait_done(struct vms_ring *r)
+void vms_ring_close(struct vms_ring *r)
 {
-	void *job = NULL;
-	uint64_t t0 = 0;
-
 	pthread_mutex_lock(&r->mu);
-	for (;;) {
-		unsigned s = (unsigned)(r->tail % r->n);
-
-		if (r->tail < r->head && r->state[s] == SLOT_DONE) {
-			job = r->jobs[s];
-			break;
-		}
-		if (r->stop || (r->tail == r->head && r->closed))
-			break;
-		if (!t0)
-			t0 = vms_now_ns();
-		pthread_cond_wait(&r->cv_done, &r->mu);
-	}
-	if (t0)
-		r->consumer_wait_ns += vms_now_ns() - t0;
+	r->closed = true;
+	pthread_cond_broadcast(&r->cv_done);
 	pthread_mutex_unlock(&r->mu);
-	return job;
 }
 
-void *vms_ring_peek_index(struct vms_ring *r, uint64_t idx)
+static void *done_at(struct vms_ring *r, uint64_t idx)
 {
-	void *job = NULL;
+	unsigned j;
 
-	pthread_mutex_lock(&r->mu);
-	if (idx < r->head && r->state[idx % r->n] == SLOT_DONE)
-		job = r->jobs[idx % r->n];
-	pthread_mutex_unlock(&r->mu);
-	return job;
+	if (idx < r->tail || idx >= r->head)
+		return NULL;
+	j = r->order[idx % r->n];
+	return r->state[j] == SLOT_DONE ? r->jobs[j] : NULL;
 }
 
 void *vms_ring_wait_index(struct vms_ring *r, uint64_t idx)
@@ -210,10 +240,9 @@ void *vms_ring_wait_index(struct vms_ring *r, uint64_t idx)
 
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
-		if (idx < r->head && r->state[idx % r->n] == SLOT_DONE) {
-			job = r->jobs[idx % r->n];
+		job = done_at(r, idx);
+		if (job)
 			break;
-		}
 		if (r->stop || (idx >= r->head && r->closed))
 			break;
 		if (!t0)
@@ -228,6 +257,26 @@ void *vms_ring_wait_index(struct vms_ring *r, uint64_t idx)
 	return job;
 }
 
+void *vms_ring_wait_done(struct vms_ring *r)
+{
+	uint64_t tail;
+
+	pthread_mutex_lock(&r->mu);
+	tail = r->tail;
+	pthread_mutex_unlock(&r->mu);
+	return vms_ring_wait_index(r, tail);
+}
+
+void *vms_ring_peek_index(struct vms_ring *r, uint64_t idx)
+{
+	void *job;
+
+	pthread_mutex_lock(&r->mu);
+	job = done_at(r, idx);
+	pthread_mutex_unlock(&r->mu);
+	return job;
+}
+
 uint64_t vms_ring_tail(struct vms_ring *r)
 {
 	uint64_t t;
@@ -238,42 +287,15 @@ uint64_t vms_ring_tail(struct vms_ring *r)
 	return t;
 }
 
-void vms_ring_close(struct vms_ring *r)
-{
-	pthread_mutex_lock(&r->mu);
-	r->closed = true;
-	pthread_cond_broadcast(&r->cv_done);
-	pthread_mutex_unlock(&r->mu);
-}
-
-void *vms_ring_peek_done(struct vms_ring *r)
-{
-	void *job = NULL;
-	unsigned s;
-
-	pthread_mutex_lock(&r->mu);
-	s = (unsigned)(r->tail % r->n);
-	if (r->tail < r->head && r->state[s] == SLOT_DONE)
-		job = r->jobs[s];
-	pthread_mutex_unlock(&r->mu);
-	return job;
-}
-
 void vms_ring_release(struct vms_ring *r)
 {
+	unsigned j;
+
 	pthread_mutex_lock(&r->mu);
-	r->state[r->tail % r->n] = SLOT_FREE;
+	j = r->order[r->tail % r->n];
+	r->state[j] = SLOT_FREE;
+	r->freelist[r->nfree++] = j;
 	r->tail++;
 	pthread_cond_signal(&r->cv_free);
 	pthread_mutex_unlock(&r->mu);
-}
-
-uint64_t vms_ring_in_flight(struct vms_ring *r)
-{
-	uint64_t n;
-
-	pthread_mutex_lock(&r->mu);
-	n = r->head - r->tail;
-	pthread_mutex_unlock(&r->mu);
-	return n;
 }

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Ordered work ring: a fixed set of job slots that one producer fills in
- * order, a pool of worker threads transforms in any order, and one consumer
- * takes back in the original order. The number of slots is the memory
- * budget: a producer that finds no free slot waits (backpressure), so nothing
- * grows with the stream. With zero workers every job runs on the producer's
- * thread at submit time.
+ * Ordered work ring: a fixed set of jobs that producers take from a free
+ * list and submit in any order of filling; submission fixes the order. A pool
+ * of worker threads transforms submitted jobs in parallel; one consumer takes
+ * them back in submission order. The number of jobs is the memory budget: a
+ * producer that finds no free job waits (backpressure), so nothing grows with
+ * the stream. With zero workers a job runs on the submitter's thread.
  */
 #ifndef VMS_RING_H
 #define VMS_RING_H
@@ -22,61 +22,67 @@ struct vms_ring {
 	pthread_mutex_t mu;
 	pthread_cond_t cv_work;  /* workers: a job was queued / stop */
 	pthread_cond_t cv_done;  /* consumer: a job finished */
-	pthread_cond_t cv_free;  /* producer: a slot was freed */
+	pthread_cond_t cv_free;  /* producers: a job was freed */
 	unsigned n;
-	void **jobs;
-	uint8_t *state;
-	uint64_t head;      /* next slot to fill (monotonic; slot = head % n) */
-	uint64_t next_work; /* next queued slot a worker takes */
-	uint64_t tail;      /* next slot to consume */
+	void **jobs;        /* the n jobs */
+	uint8_t *state;     /* per job */
+	unsigned *freelist; /* stack of free job indices */
+	unsigned nfree;
+	unsigned *order;    /* job index at submission position % n */
+	uint64_t head;      /* next submission position */
+	uint64_t next_work; /* next position a worker takes */
+	uint64_t tail;      /* next position to consume */
 	unsigned nthreads;
 	pthread_t *tids;
-	void **wctx;        /* one context per worker (index nthreads = inline) */
+	void **wctx;        /* one context per worker (index 0 also inline) */
 	vms_ring_fn fn;
 	bool stop;
-	bool closed;        /* producer will submit nothing more */
+	bool closed;        /* producers will submit nothing more */
 	bool started;
 	/* time accounting for adaptive tuning (ns) */
 	uint64_t producer_wait_ns;
 	uint64_t consumer_wait_ns;
 	unsigned queued;    /* jobs queued and not yet taken by a worker */
-	uint64_t waiting_idx; /* index the consumer waits for, or UINT64_MAX */
+	uint64_t waiting_idx; /* position the consumer waits for, or UINT64_MAX */
+	pthread_mutex_t inline_mu; /* serialises inline runs on wctx[0] */
 };
 
-/* jobs[i] and wctx[0..nthreads] (nthreads+1 entries) are owned by the
+/* jobs[0..n) and wctx[0..nthreads] (nthreads+1 entries) are owned by the
  * caller and must outlive the ring. */
 int vms_ring_init(struct vms_ring *r, unsigned n, void **jobs, unsigned nthreads, void **wctx,
 		  vms_ring_fn fn);
 int vms_ring_start(struct vms_ring *r);
-/* Wake everybody waiting and make acquire/wait_done return NULL. */
+/* Wake everybody waiting and make acquire/wait return NULL. */
 void vms_ring_stop(struct vms_ring *r);
 /* Stop workers and join them (pending jobs are abandoned). */
 void vms_ring_destroy(struct vms_ring *r);
 
-/* Producer: wait for the next free slot; returns its job. */
+/* Producer: wait for a free job (NULL once stopped). Thread-safe. */
 void *vms_ring_acquire(struct vms_ring *r);
-/* Producer: hand the acquired slot to the workers (or run it inline). */
-void vms_ring_submit(struct vms_ring *r);
+/* Producer: a free job if there is one now, else NULL (never waits). */
+void *vms_ring_try_acquire(struct vms_ring *r);
+/* Producer: give an acquired job back unused. */
+void vms_ring_unacquire(struct vms_ring *r, void *job);
+/* Producer: hand an acquired job to the workers (or run it inline); returns
+ * its position. Callers that need positions to follow another order (e.g.
+ * sequence numbers) serialise their submissions. */
+uint64_t vms_ring_submit(struct vms_ring *r, void *job);
+/* Producer: no more submissions; wakes a consumer waiting for one. */
+void vms_ring_close(struct vms_ring *r);
+
 /* Consumer: wait until the oldest submitted job is done (waiting for a
  * submission if none is in flight); NULL once the ring is closed and drained,
  * or stopped. */
 void *vms_ring_wait_done(struct vms_ring *r);
-/* Producer: no more submissions; wakes a consumer waiting for one. */
-void vms_ring_close(struct vms_ring *r);
-/* Non-blocking: the oldest job if it is done, else NULL. */
-void *vms_ring_peek_done(struct vms_ring *r);
-/* Consumer with several jobs in flight: the job at absolute index idx
- * (tail <= idx) if it is done, else NULL (peek) ... */
+/* The job at position idx (>= tail) if it is done, else NULL ... */
 void *vms_ring_peek_index(struct vms_ring *r, uint64_t idx);
 /* ... or wait for it; NULL once the ring is closed with idx == head, or
  * stopped. */
 void *vms_ring_wait_index(struct vms_ring *r, uint64_t idx);
-/* Absolute index of the oldest unreleased job. */
+/* Position of the oldest unreleased job. */
 uint64_t vms_ring_tail(struct vms_ring *r);
-/* Consumer: release the oldest job's slot. */
+/* Consumer: release the oldest job back to the free list. */
 void vms_ring_release(struct vms_ring *r);
-/* Jobs submitted and not yet released. */
-uint64_t vms_ring_in_flight(struct vms_ring *r);
 
 uint64_t vms_now_ns(void);
 

@@ -1,0 +1,721 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The format test vectors: how each one is built and what a reader must make
+ * of it. Shared by gen_vectors.c (writes the committed files) and
+ * check_vectors.c (rebuilds every vector and compares it byte for byte with
+ * the committed file, then reads the file).
+ *
+ * Valid vectors come straight out of the library's writer with a fixed
+ * stream id and no CREATOR entry, so their bytes depend only on the format.
+ * Two (unknown_ignorable, minor_version) need something the writer does not
+ * emit and are the writer's output plus a documented edit; zero_record is the
+ * writer's output with zero elision (the default; the builder converts the
+ * chunk itself if a writer ever stops eliding, so the bytes stay pinned);
+ * invalid vectors are a valid stream with one defect patched in, all other
+ * checksums recomputed so that the reader meets exactly that defect.
+ *
+ * The expected decodes (`events`) are written by hand from FORMAT.md, not
+ * produced by the reader: digests were computed with `xxhsum -H3`, stream
+ * positions by adding up record sizes (preamble 56 + parameters, header 56,
+ * DEVICE_BEGIN body 18 + name, PHASE 8, DEVICE_END 16, EOS 24, ABORT 6 + text).
+ */
+#ifndef VMS_TEST_VECTORS_H
+#define VMS_TEST_VECTORS_H
+
+#include "../testutil.h"
+
+/* "vmstream vectors": easy to spot in a hex dump. */
+static const uint8_t tv_stream_id[16] = { 'v', 'm', 's', 't', 'r', 'e', 'a', 'm',
+					   ' ', 'v', 'e', 'c', 't', 'o', 'r', 's' };
+
+struct tv_vector {
+	const char *name;
+	const char *what;    /* what the stream contains / what is wrong */
+	int code;            /* reader result: 0 = valid, else the exact error */
+	const char *where;   /* substring of vms_last_error(), or NULL */
+	/* Expected events before the end (or the error), one per line:
+	 * "preamble ..." (if the preamble was accepted), then
+	 * "SEQ TYPE at=POS fields..." (see tv_format_event). */
+	const char *events;
+	uint8_t *(*build)(size_t *n);
+};
+
+/* ---- building blocks ----------------------------------------------------- */
+
+struct tv_w {
+	int fd;
+	struct vms_writer *w;
+};
+
+static inline void tv_check(int rc, const char *what)
+{
+	if (rc < 0)
+		tu_die("%s: %s (%s)", what, vms_errname(rc), vms_last_error());
+}
+
+static inline void tv_open(struct tv_w *t, uint64_t size_hint, const char *creator)
+{
+	struct vms_writer_opts o = VMS_WRITER_OPTS_INIT;
+
+	o.chunk_size = 4096;
+	o.stream_id = tv_stream_id;
+	o.creator = creator;
+	o.size_hint = size_hint;
+	t->fd = tu_memfd_new();
+	tv_check(vms_writer_open_fd(&t->w, t->fd, &o), "vms_writer_open_fd");
+}
+
+static inline uint32_t tv_dev(struct tv_w *t, const char *name, uint32_t kind, uint64_t hint)
+{
+	struct vms_device_desc d = VMS_DEVICE_DESC_INIT;
+	uint32_t idx = UINT32_MAX;
+
+	d.name = name;
+	d.kind = kind;
+	d.size_hint = hint;
+	tv_check(vms_writer_begin_device(t->w, &d, &idx), "vms_writer_begin_device");
+	return idx;
+}
+
+static inline void tv_write(struct tv_w *t, uint32_t dev, const void *p, size_t n)
+{
+	tv_check(vms_writer_write(t->w, dev, p, n), "vms_writer_write");
+}
+
+static inline void tv_str(struct tv_w *t, uint32_t dev, const char *s)
+{
+	tv_write(t, dev, s, strlen(s));
+}
+
+static inline uint8_t *tv_done(struct tv_w *t, size_t *n)
+{
+	uint8_t *p;
+
+	vms_writer_free(t->w);
+	p = tu_memfd_get(t->fd, n);
+	close(t->fd);
+	return p;
+}
+
+/* One device "dev0" (blob, size unknown) holding `s`, the stream finished. */
+static inline uint8_t *tv_one_dev(const char *s, uint64_t size_hint, const char *creator,
+				  size_t *n)
+{
+	struct tv_w t;
+	uint32_t d;
+
+	tv_open(&t, size_hint, creator);
+	d = tv_dev(&t, "dev0", VMS_DEVKIND_BLOB, UINT64_MAX);
+	tv_str(&t, d, s);
+	tv_check(vms_writer_end_device(t.w, d), "vms_writer_end_device");
+	tv_check(vms_writer_finish(t.w), "vms_writer_finish");
+	return tv_done(&t, n);
+}
+
+/* Split a stream into records for editing; frees buf. */
+static inline void tv_edit_buf(struct tu_ed *e, uint8_t *buf, size_t n)
+{
+	if (tu_ed_parse(e, buf, n) != 0)
+		tu_die("writer output does not frame");
+	free(buf);
+}
+
+/* Split the stream build() returns into records for editing. */
+static inline void tv_edit(struct tu_ed *e, uint8_t *(*build)(size_t *n))
+{
+	size_t n;
+	uint8_t *buf = build(&n);
+
+	tv_edit_buf(e, buf, n);
+}
+
+static inline uint8_t *tv_edited(struct tu_ed *e, size_t *n)
+{
+	uint8_t *p = tu_ed_build(e, n);
+
+	tu_ed_free(e);
+	return p;
+}
+
+/* ---- valid vectors ------------------------------------------------------- */
+
+static inline uint8_t *tv_empty(size_t *n)
+{
+	struct tv_w t;
+
+	tv_open(&t, UINT64_MAX, "");
+	tv_check(vms_writer_finish(t.w), "vms_writer_finish");
+	return tv_done(&t, n);
+}
+
+static inline uint8_t *tv_dev_empty(size_t *n)
+{
+	return tv_one_dev("", UINT64_MAX, "", n);
+}
+
+static inline uint8_t *tv_dev_hello(size_t *n)
+{
+	return tv_one_dev("hello", UINT64_MAX, "", n);
+}
+
+static inline uint8_t *tv_two_dev_phases(size_t *n)
+{
+	struct tv_w t;
+	uint32_t ram, nic;
+
+	tv_open(&t, UINT64_MAX, "");
+	ram = tv_dev(&t, "ram", VMS_DEVKIND_VMM, 7);
+	nic = tv_dev(&t, "nic", VMS_DEVKIND_VFIO, UINT64_MAX);
+	tv_check(vms_writer_phase(t.w, VMS_PHASE_PRECOPY, 1), "phase");
+	tv_str(&t, ram, "aaaa");
+	tv_str(&t, nic, "bbbbbb"); /* each device keeps its own partial chunk */
+	tv_str(&t, ram, "cc");
+	/* a phase record sends every partial chunk first, in device order */
+	tv_check(vms_writer_phase(t.w, VMS_PHASE_SWITCHOVER, 0), "phase");
+	tv_check(vms_writer_phase(t.w, VMS_PHASE_STOPCOPY, 0), "phase");
+	tv_str(&t, nic, "dd");
+	tv_check(vms_writer_end_device(t.w, nic), "end");
+	tv_str(&t, ram, "e");
+	tv_check(vms_writer_end_device(t.w, ram), "end");
+	tv_check(vms_writer_finish(t.w), "finish");
+	return tv_done(&t, n);
+}
+
+/* Byte i of the chunk_tail device. */
+static inline uint8_t tv_tail_byte(size_t i)
+{
+	return (uint8_t)(i * 31 + 7);
+}
+
+static inline uint8_t *tv_chunk_tail(size_t *n)
+{
+	uint8_t data[4097];
+	struct tv_w t;
+	uint32_t d;
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = tv_tail_byte(i);
+	tv_open(&t, UINT64_MAX, "");
+	d = tv_dev(&t, "dev0", VMS_DEVKIND_BLOB, sizeof(data));
+	tv_write(&t, d, data, sizeof(data));
+	tv_check(vms_writer_end_device(t.w, d), "end");
+	tv_check(vms_writer_finish(t.w), "finish");
+	return tv_done(&t, n);
+}
+
+static inline uint8_t *tv_params(size_t *n)
+{
+	return tv_one_dev("hello", 5, "vmstream-test-vectors", n);
+}
+
+/* dev_hello plus an unknown ignorable parameter 0x8123 "future" and an
+ * unknown ignorable record 0x90 "skip me" after DEVICE_BEGIN (seq, EOS
+ * count and checksums fixed as a writer that knew them would have). */
+static inline uint8_t *tv_unknown_ignorable(size_t *n)
+{
+	struct vms_rec_hdr h = { .type = 0x90, .device = VMS_DEVICE_NONE, .raw_len = 7 };
+	struct tu_ed e;
+
+	tv_edit(&e, tv_dev_hello);
+	tu_ed_add_param(&e, 0x8123, "future", 6);
+	tu_ed_insert(&e, 1, &h, "skip me", 7);
+	tu_ed_fix_sum(&e, 1);
+	tu_ed_renumber(&e);
+	tu_ed_fix_eos(&e);
+	return tv_edited(&e, n);
+}
+
+/* dev_hello written by a (hypothetical) 1.7 writer: any minor is accepted. */
+static inline uint8_t *tv_minor_version(size_t *n)
+{
+	struct tu_ed e;
+
+	tv_edit(&e, tv_dev_hello);
+	vms_put_u16(e.pre + 10, 7);
+	tu_pre_fix(e.pre, e.pre_len);
+	return tv_edited(&e, n);
+}
+
+/* 4096 zero bytes then "tail"; the all-zero chunk as a ZERO record. */
+static inline uint8_t *tv_zero_record(size_t *n)
+{
+	static const uint8_t zeros[4096];
+	struct tv_w t;
+	struct tu_ed e;
+	uint8_t *buf;
+	uint32_t d;
+
+	tv_open(&t, UINT64_MAX, "");
+	d = tv_dev(&t, "dev0", VMS_DEVKIND_BLOB, UINT64_MAX);
+	tv_write(&t, d, zeros, sizeof(zeros));
+	tv_str(&t, d, "tail");
+	tv_check(vms_writer_end_device(t.w, d), "end");
+	tv_check(vms_writer_finish(t.w), "finish");
+	buf = tv_done(&t, n);
+	tv_edit_buf(&e, buf, *n);
+	/* A writer that elides zero chunks already wrote a ZERO record. */
+	if (e.r[1].h.type == VMS_REC_DATA) {
+		e.r[1].h.type = VMS_REC_ZERO;
+		e.r[1].pl_len = 0;
+		tu_ed_fix_sum(&e, 1);
+	}
+	return tv_edited(&e, n);
+}
+
+static inline uint8_t *tv_abort(size_t *n)
+{
+	struct tv_w t;
+	uint32_t d;
+
+	tv_open(&t, UINT64_MAX, "");
+	d = tv_dev(&t, "dev0", VMS_DEVKIND_BLOB, UINT64_MAX);
+	tv_str(&t, d, "hel"); /* pending, dropped by the abort */
+	tv_check(vms_writer_abort(t.w, VMS_EDEVIO, "source device failed"), "abort");
+	return tv_done(&t, n);
+}
+
+/* ---- invalid vectors ----------------------------------------------------- */
+
+/* dev_hello with its preamble edited (checksum recomputed). */
+static inline uint8_t *tv_pre_patch(size_t *n, size_t off, const void *v, size_t len)
+{
+	struct tu_ed e;
+
+	tv_edit(&e, tv_dev_hello);
+	memcpy(e.pre + off, v, len);
+	tu_pre_fix(e.pre, e.pre_len);
+	return tv_edited(&e, n);
+}
+
+static inline uint8_t *tv_bad_magic(size_t *n)
+{
+	return tv_pre_patch(n, 0, "\x89", 1);
+}
+
+static inline uint8_t *tv_version_2(size_t *n)
+{
+	return tv_pre_patch(n, 8, "\x02\x00", 2);
+}
+
+static inline uint8_t *tv_reserved_flag(size_t *n)
+{
+	return tv_pre_patch(n, 32, "\x02\x00\x00\x00", 4);
+}
+
+static inline uint8_t *tv_reserved_field(size_t *n)
+{
+	return tv_pre_patch(n, 44, "\x01\x00\x00\x00", 4);
+}
+
+static inline uint8_t *tv_chunk_cap_32m(size_t *n)
+{
+	struct tu_ed e;
+
+	tv_edit(&e, tv_empty);
+	vms_put_u32(e.pre + 36, 32u << 20);
+	tu_pre_fix(e.pre, e.pre_len);
+	return tv_edited(&e, n);
+}
+
+static inline uint8_t *tv_trailing_byte(size_t *n)
+{
+	uint8_t *p = tv_dev_hello(n);
+
+	p = tu_xrealloc(p, *n + 1);
+	p[(*n)++] = 0;
+	return p;
+}
+
+static inline uint8_t *tv_missing_eos(size_t *n)
+{
+	struct tv_w t;
+	uint32_t d;
+
+	tv_open(&t, UINT64_MAX, "");
+	d = tv_dev(&t, "dev0", VMS_DEVKIND_BLOB, UINT64_MAX);
+	tv_str(&t, d, "hello");
+	tv_check(vms_writer_end_device(t.w, d), "end");
+	return tv_done(&t, n); /* no vms_writer_finish(): no EOS */
+}
+
+static inline uint8_t *tv_truncated_payload(size_t *n)
+{
+	uint8_t *p = tv_dev_hello(n);
+
+	*n = 134 + 56 + 2; /* inside the DATA payload */
+	return p;
+}
+
+static inline uint8_t *tv_seq_gap(size_t *n)
+{
+	struct tu_ed e;
+
+	tv_edit(&e, tv_dev_hello);
+	e.r[1].h.seq = 2;
+	return tv_edited(&e, n);
+}
+
+/* "hello", PHASE, "world": the second DATA says offset 6 instead of 5. */
+static inline uint8_t *tv_offset_gap(size_t *n)
+{
+	struct tv_w t;
+	struct tu_ed e;
+	uint8_t *buf;
+	uint32_t d;
+
+	tv_open(&t, UINT64_MAX, "");
+	d = tv_dev(&t, "dev0", VMS_DEVKIND_BLOB, UINT64_MAX);
+	tv_str(&t, d, "hello");
+	tv_check(vms_writer_phase(t.w, VMS_PHASE_PRECOPY, 1), "phase");
+	tv_str(&t, d, "world");
+	tv_check(vms_writer_end_device(t.w, d), "end");
+	tv_check(vms_writer_finish(t.w), "finish");
+	buf = tv_done(&t, n);
+	tv_edit_buf(&e, buf, *n);
+	e.r[3].h.offset = 6;
+	return tv_edited(&e, n);
+}
+
+static inline uint8_t *tv_digest_mismatch(size_t *n)
+{
+	struct tu_ed e;
+
+	tv_edit(&e, tv_dev_hello);
+	e.r[2].pl[8] ^= 1; /* low byte of the digest */
+	tu_ed_fix_sum(&e, 2);
+	return tv_edited(&e, n);
+}
+
+static inline uint8_t *tv_eos_totals(size_t *n)
+{
+	struct tu_ed e;
+
+	tv_edit(&e, tv_dev_hello);
+	vms_put_u64(e.r[3].pl + 8, 6); /* raw_bytes 6, not 5 */
+	tu_ed_fix_sum(&e, 3);
+	return tv_edited(&e, n);
+}
+
+/* A record of type 0x08 (bit 7 clear: critical) after DEVICE_BEGIN. */
+static inline uint8_t *tv_unknown_critical_type(size_t *n)
+{
+	struct vms_rec_hdr h = { .type = 0x08, .device = VMS_DEVICE_NONE, .raw_len = 1 };
+	struct tu_ed e;
+
+	tv_edit(&e, tv_dev_hello);
+	tu_ed_insert(&e, 1, &h, "x", 1);
+	tu_ed_fix_sum(&e, 1);
+	tu_ed_renumber(&e);
+	tu_ed_fix_eos(&e);
+	return tv_edited(&e, n);
+}
+
+/* DATA with codec 64 (never declared), body 3 bytes < raw_len 5. */
+static inline uint8_t *tv_undeclared_codec(size_t *n)
+{
+	struct tu_ed e;
+
+	tv_edit(&e, tv_dev_hello);
+	e.r[1].h.codec = 64;
+	e.r[1].pl_len = 3;
+	return tv_edited(&e, n);
+}
+
+/* The preamble declares codec 64 "x-no-such-codec", which no reader has. */
+static inline uint8_t *tv_unknown_codec_name(size_t *n)
+{
+	static const char v[] = "\x40x-no-such-codec";
+	struct tu_ed e;
+
+	tv_edit(&e, tv_dev_hello);
+	tu_ed_add_param(&e, 0x0001, v, (uint16_t)(sizeof(v) - 1));
+	return tv_edited(&e, n);
+}
+
+static inline uint8_t *tv_dup_param(size_t *n)
+{
+	struct tu_ed e;
+
+	tv_edit(&e, tv_params);
+	tu_ed_add_param(&e, 0x8001, "\x05\0\0\0\0\0\0\0", 8); /* second SIZE_HINT */
+	return tv_edited(&e, n);
+}
+
+static inline uint8_t *tv_record_flag(size_t *n)
+{
+	struct tu_ed e;
+
+	tv_edit(&e, tv_dev_hello);
+	e.r[1].h.flags = 0x02;
+	return tv_edited(&e, n);
+}
+
+/* One bit of the DATA header's offset field flipped, header_sum kept. */
+static inline uint8_t *tv_hdr_sum(size_t *n)
+{
+	uint8_t *p = tv_dev_hello(n);
+
+	p[134 + 16] ^= 0x10;
+	return p;
+}
+
+static inline uint8_t *tv_payload_sum(size_t *n)
+{
+	uint8_t *p = tv_dev_hello(n);
+
+	p[134 + 56 + 4] = 'p'; /* "hellp" */
+	return p;
+}
+
+static inline uint8_t *tv_device_not_begun(size_t *n)
+{
+	struct tu_ed e;
+
+	tv_edit(&e, tv_dev_hello);
+	e.r[1].h.device = 1;
+	return tv_edited(&e, n);
+}
+
+/* An encrypted stream (AES-256-GCM, key file, salt 32 x 0x5a) holding only
+ * an EOS record; a reader given no key must refuse it at the preamble. */
+static inline uint8_t *tv_encrypted_nokey(size_t *n)
+{
+	struct vms_rec_hdr h = { .type = VMS_REC_EOS, .flags = VMS_RFLAG_ENCRYPTED,
+				 .device = VMS_DEVICE_NONE, .raw_len = 24 };
+	uint8_t salt[32], ct[48];
+	struct tu_ed e;
+
+	memset(salt, 0x5a, sizeof(salt));
+	memset(ct, 0xc3, sizeof(ct)); /* stands for ciphertext + tag */
+	tv_edit(&e, tv_empty);
+	vms_put_u32(e.pre + 32, VMS_PFLAG_ENCRYPTED);
+	e.pre[40] = 1; /* cipher AES-256-GCM */
+	e.pre[41] = 1; /* key_source: key file */
+	tu_ed_add_param(&e, 0x0002, salt, sizeof(salt));
+	tu_ed_remove(&e, 0);
+	tu_ed_insert(&e, 0, &h, ct, sizeof(ct));
+	return tv_edited(&e, n);
+}
+
+/* ---- the table ----------------------------------------------------------- */
+
+#define TV_PRE56 "preamble len=56 version=1.0 chunk_cap=4096 lanes=1 cipher=0 size_hint=none\n"
+#define TV_BEGIN0 "0 DEVICE_BEGIN at=56 dev=0 kind=0 size_hint=unknown name=\"dev0\"\n"
+#define TV_HELLO_DATA "1 DATA at=134 dev=0 offset=0 len=5 data=68656c6c6f\n"
+#define TV_HELLO_END "2 DEVICE_END at=195 dev=0 total=5 digest=0x9555e8555c62dcfd\n"
+#define TV_HELLO_EOS "3 EOS at=267 records=3 raw_bytes=5 devices=1\n"
+
+static const struct tv_vector tv_vectors[] = {
+	{ "empty", "no devices: preamble and EOS only", 0, NULL,
+	  TV_PRE56 "0 EOS at=56 records=0 raw_bytes=0 devices=0\n", tv_empty },
+	{ "dev_empty", "one device \"dev0\" with 0 bytes", 0, NULL,
+	  TV_PRE56 TV_BEGIN0
+	  "1 DEVICE_END at=134 dev=0 total=0 digest=0x2d06800538d394c2\n"
+	  "2 EOS at=206 records=2 raw_bytes=0 devices=1\n",
+	  tv_dev_empty },
+	{ "dev_hello", "one device \"dev0\" with the 5 bytes \"hello\"", 0, NULL,
+	  TV_PRE56 TV_BEGIN0 TV_HELLO_DATA TV_HELLO_END TV_HELLO_EOS, tv_dev_hello },
+	{ "two_dev_phases",
+	  "devices \"ram\" (VMM, hint 7) and \"nic\" (VFIO) written interleaved across "
+	  "precopy round 1, switchover and stop-copy; \"nic\" ends first",
+	  0, NULL,
+	  TV_PRE56
+	  "0 DEVICE_BEGIN at=56 dev=0 kind=2 size_hint=7 name=\"ram\"\n"
+	  "1 DEVICE_BEGIN at=133 dev=1 kind=1 size_hint=unknown name=\"nic\"\n"
+	  "2 PHASE at=210 phase=1 round=1\n"
+	  "3 DATA at=274 dev=0 offset=0 len=6 data=616161616363\n"
+	  "4 DATA at=336 dev=1 offset=0 len=6 data=626262626262\n"
+	  "5 PHASE at=398 phase=2 round=0\n"
+	  "6 PHASE at=462 phase=3 round=0\n"
+	  "7 DATA at=526 dev=1 offset=6 len=2 data=6464\n"
+	  "8 DEVICE_END at=584 dev=1 total=8 digest=0x98ee23519dcf2a24\n"
+	  "9 DATA at=656 dev=0 offset=6 len=1 data=65\n"
+	  "10 DEVICE_END at=713 dev=0 total=7 digest=0x753c851128254c01\n"
+	  "11 EOS at=785 records=11 raw_bytes=15 devices=2\n",
+	  tv_two_dev_phases },
+	{ "chunk_tail",
+	  "one device of 4097 bytes (byte i = 31*i+7 mod 256): a full 4096-byte chunk and a "
+	  "1-byte tail",
+	  0, NULL,
+	  TV_PRE56
+	  "0 DEVICE_BEGIN at=56 dev=0 kind=0 size_hint=4097 name=\"dev0\"\n"
+	  "1 DATA at=134 dev=0 offset=0 len=4096 xxh3=0xa3c19f8174cde0bb\n"
+	  "2 DATA at=4286 dev=0 offset=4096 len=1 data=07\n"
+	  "3 DEVICE_END at=4343 dev=0 total=4097 digest=0xb319759b4671c221\n"
+	  "4 EOS at=4415 records=4 raw_bytes=4097 devices=1\n",
+	  tv_chunk_tail },
+	{ "params",
+	  "dev_hello with SIZE_HINT 5 and CREATOR \"vmstream-test-vectors\" preamble "
+	  "parameters",
+	  0, NULL,
+	  "preamble len=93 version=1.0 chunk_cap=4096 lanes=1 cipher=0 size_hint=5\n"
+	  "0 DEVICE_BEGIN at=93 dev=0 kind=0 size_hint=unknown name=\"dev0\"\n"
+	  "1 DATA at=171 dev=0 offset=0 len=5 data=68656c6c6f\n"
+	  "2 DEVICE_END at=232 dev=0 total=5 digest=0x9555e8555c62dcfd\n"
+	  "3 EOS at=304 records=3 raw_bytes=5 devices=1\n",
+	  tv_params },
+	{ "unknown_ignorable",
+	  "dev_hello plus an unknown ignorable parameter (type 0x8123, \"future\") and an "
+	  "unknown ignorable record (type 0x90, payload \"skip me\", seq 1) that the reader "
+	  "verifies and skips; it still counts in EOS records",
+	  0, NULL,
+	  "preamble len=66 version=1.0 chunk_cap=4096 lanes=1 cipher=0 size_hint=none\n"
+	  "0 DEVICE_BEGIN at=66 dev=0 kind=0 size_hint=unknown name=\"dev0\"\n"
+	  "2 DATA at=207 dev=0 offset=0 len=5 data=68656c6c6f\n"
+	  "3 DEVICE_END at=268 dev=0 total=5 digest=0x9555e8555c62dcfd\n"
+	  "4 EOS at=340 records=4 raw_bytes=5 devices=1\n",
+	  tv_unknown_ignorable },
+	{ "minor_version", "dev_hello with version_minor 7: a 1.0 reader accepts any 1.x", 0,
+	  NULL,
+	  "preamble len=56 version=1.7 chunk_cap=4096 lanes=1 cipher=0 size_hint=none\n"
+	  TV_BEGIN0 TV_HELLO_DATA TV_HELLO_END TV_HELLO_EOS,
+	  tv_minor_version },
+	{ "zero_record",
+	  "one device: 4096 zero bytes as a ZERO record (no payload, payload_sum 0), then "
+	  "DATA \"tail\"; the digest covers the zeros",
+	  0, NULL,
+	  TV_PRE56 TV_BEGIN0
+	  "1 ZERO at=134 dev=0 offset=0 len=4096\n"
+	  "2 DATA at=190 dev=0 offset=4096 len=4 data=7461696c\n"
+	  "3 DEVICE_END at=250 dev=0 total=4100 digest=0xb0957cc30c89bde3\n"
+	  "4 EOS at=322 records=4 raw_bytes=4100 devices=1\n",
+	  tv_zero_record },
+	{ "abort",
+	  "one device begun, then ABORT (code VMS_EDEVIO = -24, \"source device failed\"); "
+	  "the reader reports the ABORT event, then fails",
+	  VMS_EPEERABORT, "source device failed",
+	  TV_PRE56 TV_BEGIN0 "1 ABORT at=134 code=-24 text=\"source device failed\"\n",
+	  tv_abort },
+
+	{ "bad_magic", "dev_hello with magic byte 0 = 0x89 (preamble_sum recomputed)",
+	  VMS_EMAGIC, "preamble at byte 0", "", tv_bad_magic },
+	{ "version_2", "dev_hello with version_major 2", VMS_EVERSION, "preamble at byte 0", "",
+	  tv_version_2 },
+	{ "reserved_flag", "dev_hello with preamble flags bit 1 set", VMS_EFLAGS,
+	  "preamble at byte 0", "", tv_reserved_flag },
+	{ "reserved_field", "dev_hello with the preamble's reserved u32 = 1", VMS_ERESERVED,
+	  "preamble at byte 0", "", tv_reserved_field },
+	{ "chunk_cap_32m", "empty with chunk_cap 32 MiB (above the 16 MiB limit)", VMS_ELENGTH,
+	  "preamble at byte 0", "", tv_chunk_cap_32m },
+	{ "unknown_codec_name",
+	  "dev_hello whose preamble declares codec 64 \"x-no-such-codec\" (never implemented)",
+	  VMS_ECODEC, NULL, "", tv_unknown_codec_name },
+	{ "dup_param", "params with a second SIZE_HINT entry", VMS_EPREAMBLE,
+	  "preamble at byte 0", "", tv_dup_param },
+	{ "encrypted_nokey",
+	  "encrypted preamble (AES-256-GCM, key file, salt 32 x 0x5a) and an encrypted EOS; "
+	  "read without a key",
+	  VMS_EKEY, "preamble at byte 0", "", tv_encrypted_nokey },
+	{ "trailing_byte", "dev_hello followed by one 0x00 byte", VMS_ETRAILING,
+	  "at byte 347", TV_PRE56 TV_BEGIN0 TV_HELLO_DATA TV_HELLO_END, tv_trailing_byte },
+	{ "missing_eos", "dev_hello without its EOS record", VMS_ETRUNCATED,
+	  "record 3 at byte 267", TV_PRE56 TV_BEGIN0 TV_HELLO_DATA TV_HELLO_END,
+	  tv_missing_eos },
+	{ "truncated_payload", "dev_hello cut after 2 bytes of the DATA payload",
+	  VMS_ETRUNCATED, "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_truncated_payload },
+	{ "seq_gap", "dev_hello with the DATA record's seq 2 instead of 1", VMS_ESEQ,
+	  "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_seq_gap },
+	{ "offset_gap",
+	  "\"hello\", PHASE, \"world\" on one device; the second DATA says offset 6, not 5",
+	  VMS_EOFFSET, "record 3 at byte 259",
+	  TV_PRE56 TV_BEGIN0 TV_HELLO_DATA "2 PHASE at=195 phase=1 round=1\n",
+	  tv_offset_gap },
+	{ "digest_mismatch", "dev_hello with one bit of the DEVICE_END digest flipped",
+	  VMS_EDIGEST, "record 2 at byte 195", TV_PRE56 TV_BEGIN0 TV_HELLO_DATA,
+	  tv_digest_mismatch },
+	{ "eos_totals", "dev_hello whose EOS says raw_bytes 6", VMS_EEOS,
+	  "record 3 at byte 267", TV_PRE56 TV_BEGIN0 TV_HELLO_DATA TV_HELLO_END,
+	  tv_eos_totals },
+	{ "unknown_critical_type",
+	  "dev_hello with a record of unknown critical type 0x08 as seq 1", VMS_ERECTYPE,
+	  "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_unknown_critical_type },
+	{ "undeclared_codec",
+	  "dev_hello whose DATA record says codec 64 (not declared), body 3 < raw_len 5",
+	  VMS_ECODEC, "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_undeclared_codec },
+	{ "record_flag", "dev_hello with DATA record flags bit 1 set", VMS_EFLAGS,
+	  "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_record_flag },
+	{ "hdr_sum", "dev_hello with one bit of the DATA header's offset flipped",
+	  VMS_EHDRSUM, "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_hdr_sum },
+	{ "payload_sum", "dev_hello whose DATA payload reads \"hellp\"", VMS_EPAYLOADSUM,
+	  "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_payload_sum },
+	{ "device_not_begun", "dev_hello whose DATA record names device 1", VMS_EDEVICE,
+	  "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_device_not_begun },
+};
+
+#define TV_COUNT (sizeof(tv_vectors) / sizeof(tv_vectors[0]))
+
+/* ---- formatting an event the way `events` lists it ----------------------- */
+
+static inline void tv_format_info(char *out, size_t cap, const struct vms_stream_info *i)
+{
+	char hint[32];
+
+	if (i->size_hint == UINT64_MAX)
+		snprintf(hint, sizeof(hint), "none");
+	else
+		snprintf(hint, sizeof(hint), "%llu", (unsigned long long)i->size_hint);
+	snprintf(out, cap, "preamble len=%u version=%u.%u chunk_cap=%u lanes=%u cipher=%u size_hint=%s\n",
+		 i->preamble_len, i->version_major, i->version_minor, i->chunk_cap, i->lanes,
+		 i->cipher, hint);
+}
+
+/* data_hex: the delivered bytes if at most 16 (else NULL: xxh3 is shown). */
+static inline void tv_format_event(char *out, size_t cap, const struct tu_ev *e,
+				   const uint8_t *data)
+{
+	const char *name = vms_rec_type_name(e->type);
+	int k = snprintf(out, cap, "%llu %s at=%llu", (unsigned long long)e->seq,
+			 name ? name : "?", (unsigned long long)e->stream_pos);
+	size_t n = k > 0 ? (size_t)k : 0;
+
+#define TV_ADD(...)                                                                      \
+	do {                                                                             \
+		int m_ = snprintf(out + n, n < cap ? cap - n : 0, __VA_ARGS__);          \
+		n += m_ > 0 ? (size_t)m_ : 0;                                            \
+	} while (0)
+	switch (e->type) {
+	case VMS_REC_DEVICE_BEGIN:
+		if (e->b == UINT64_MAX)
+			TV_ADD(" dev=%u kind=%llu size_hint=unknown name=\"%s\"", e->device,
+			       (unsigned long long)e->a, e->text);
+		else
+			TV_ADD(" dev=%u kind=%llu size_hint=%llu name=\"%s\"", e->device,
+			       (unsigned long long)e->a, (unsigned long long)e->b, e->text);
+		break;
+	case VMS_REC_DATA:
+		TV_ADD(" dev=%u offset=%llu len=%u", e->device, (unsigned long long)e->offset,
+		       e->raw_len);
+		if (data && e->data_len <= 16) {
+			TV_ADD(" data=");
+			for (size_t i = 0; i < e->data_len; i++)
+				TV_ADD("%02x", data[i]);
+		} else {
+			TV_ADD(" xxh3=0x%016llx", (unsigned long long)e->data_sum);
+		}
+		break;
+	case VMS_REC_ZERO:
+		TV_ADD(" dev=%u offset=%llu len=%u", e->device, (unsigned long long)e->offset,
+		       e->raw_len);
+		break;
+	case VMS_REC_PHASE:
+		TV_ADD(" phase=%llu round=%llu", (unsigned long long)e->a, (unsigned long long)e->b);
+		break;
+	case VMS_REC_DEVICE_END:
+		TV_ADD(" dev=%u total=%llu digest=0x%016llx", e->device, (unsigned long long)e->a,
+		       (unsigned long long)e->b);
+		break;
+	case VMS_REC_EOS:
+		TV_ADD(" records=%llu raw_bytes=%llu devices=%u", (unsigned long long)e->a,
+		       (unsigned long long)e->b, e->c);
+		break;
+	case VMS_REC_ABORT:
+		TV_ADD(" code=%lld text=\"%s\"", (long long)(int64_t)e->a, e->text);
+		break;
+	default:
+		break;
+	}
+	TV_ADD("\n");
+#undef TV_ADD
+}
+
+#endif
