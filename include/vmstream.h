@@ -85,6 +85,8 @@ enum vms_err {
 	VMS_EEPOCH = -33,      /* key epoch or lane field out of order */
 	VMS_ERESERVED = -34,   /* reserved field not zero */
 	VMS_ESINK = -35,       /* the sink (output) rejected or failed a write */
+	VMS_ENODATA = -36,     /* device has no precopy data right now (retry
+				  after precopy info); not a failure */
 };
 
 /* Static description of an error code ("bad record header checksum"). Never
@@ -594,10 +596,10 @@ struct vms_device;
 
 /* For custom backends. Return 0 / byte counts, or a negative enum vms_err
  * (VMS_EDEVIO for a device failure). read() returns > 0 bytes, 0 at the end
- * of the state in STOP_COPY, or VMS_EAGAIN_DEV when PRE_COPY has nothing
- * right now. set_state() is only called along legal single arcs (the
- * library walks multi-step paths itself). */
-#define VMS_EAGAIN_DEV 1 /* positive: not an error (no precopy data now) */
+ * of the state in STOP_COPY, or VMS_EAGAIN_DEV (= VMS_ENODATA) when PRE_COPY
+ * has nothing right now. set_state() is only called along legal single arcs
+ * (the library walks multi-step paths itself). */
+#define VMS_EAGAIN_DEV VMS_ENODATA
 
 struct vms_device_ops {
 	uint32_t size;                 /* sizeof(struct vms_device_ops) */
@@ -611,7 +613,11 @@ struct vms_device_ops {
 	void (*close)(void *impl);
 };
 
-/* Wrap a custom backend; impl is passed to every op and closed by free. */
+/* Wrap a custom backend; ops is copied, impl is passed to every op and closed
+ * (ops->close) by vms_device_free(). On failure impl stays the caller's. The
+ * device starts in RUNNING. A custom backend cannot say where a failed
+ * set_state() left it, so the device is then taken to be in ERROR (only
+ * vms_device_reset() recovers it). caps NULL = VMS_DEVCAP_STOP_COPY. */
 VMS_API int vms_device_new(struct vms_device **out, const char *name, uint32_t kind,
 			   const struct vms_device_ops *ops, void *impl);
 /* VFIO v2: a device fd from /dev/vfio/devices/vfioN (iommufd cdev) or
@@ -621,27 +627,50 @@ VMS_API int vms_device_open_vfio(struct vms_device **out, const char *name, int 
  * region_offset (from VFIO_DEVICE_GET_REGION_INFO), region_size bytes. */
 VMS_API int vms_device_open_vfio_v1(struct vms_device **out, const char *name, int device_fd,
 				    uint64_t region_offset, uint64_t region_size);
-/* Simulated device: "size=64M,profile=mixed,dirty=8M,fault=read|resume|slow,
- * seed=N,precopy=0|1" (see README). As a destination it validates the image
- * it is given when loading ends (RESUMING -> STOP), like real devices. */
+/* Simulated device: "size=64M,profile=random|zeros|sparse|text|mixed,
+ * dirty=8M,seed=N,precopy=0|1,p2p=0|1,fault=read|resume|slow,fault_at=N,
+ * slow=RATE" (defaults size=1M,profile=mixed,dirty=0,seed=1,precopy=1,p2p=1;
+ * sizes and rates take K/M/G/T binary suffixes; size >= 72 counts the
+ * image's own 72-byte header and trailer; fault=read fails the fault_at-th
+ * read call (default 1), fault=slow paces reads to slow= bytes/s (default
+ * 100M); unknown keys or bad values are VMS_EINVAL). Its data session is a
+ * real pipe served by one internal thread per session (the device's side of
+ * the data_fd). As a destination it validates the image it is given when
+ * loading ends (RESUMING -> STOP), like real devices: the destination must
+ * be opened with the source's size, profile and seed. */
 VMS_API int vms_device_open_sim(struct vms_device **out, const char *name, const char *spec);
-/* Memory (source: data/len; sink: grows up to cap bytes) and files
- * (source: read from fd until EOF; sink: written at increasing offsets). */
+/* Memory (source: data/len, not copied, must outlive the device; sink: grows
+ * up to cap bytes, more is VMS_EDEVIO) and files (source: read from fd until
+ * EOF; sink: written at increasing offsets; the fd stays the caller's). Both
+ * have capability STOP_COPY only. */
 VMS_API int vms_device_open_mem(struct vms_device **out, const char *name, const void *data,
 				size_t len, size_t cap);
 VMS_API int vms_device_open_fd(struct vms_device **out, const char *name, int fd);
-/* Sink memory of a mem device (and its length). */
+/* Content of a mem device (the source's buffer, or what was loaded into it)
+ * and its length; NULL (and 0) for other devices. */
 VMS_API const void *vms_device_mem(const struct vms_device *d, size_t *len);
 
 VMS_API const char *vms_device_name(const struct vms_device *d);
 VMS_API int vms_device_caps(struct vms_device *d, uint32_t *caps);
 VMS_API int vms_device_state(const struct vms_device *d, uint32_t *state);
 /* Move to `state` along the legal path (intermediate states as the kernel's
- * vfio_mig_get_next_state() chooses them). VMS_ESTATE if unreachable. */
+ * vfio_mig_get_next_state() chooses them). VMS_ESTATE if unreachable
+ * (STOP_COPY -> PRE_COPY never is); VMS_EINVAL for ERROR; VMS_EDEVIO if the
+ * device is in ERROR. If an arc fails, vms_device_state() tells where the
+ * device is now (the message too); reset returns it to RUNNING. */
 VMS_API int vms_device_set_state(struct vms_device *d, uint32_t state);
 VMS_API int vms_device_precopy_info(struct vms_device *d, uint64_t *initial, uint64_t *dirty);
 VMS_API int vms_device_stop_copy_size(struct vms_device *d, uint64_t *bytes);
+/* In PRE_COPY/PRE_COPY_P2P/STOP_COPY (else VMS_ESTATE): > 0 bytes; 0 = end of
+ * the state (STOP_COPY, and every call after); VMS_EAGAIN_DEV = nothing now
+ * (PRE_COPY; call vms_device_precopy_info() between rounds). A failure is
+ * sticky for the data session: every data call repeats it until the device
+ * leaves the saving states (the abort path, e.g. back to RUNNING) or is
+ * reset. */
 VMS_API long vms_device_read(struct vms_device *d, void *buf, size_t len);
+/* RESUMING only: writes all len bytes (finishing short writes) and returns
+ * len, or fails; a failure is sticky and only vms_device_reset() aborts
+ * RESUMING. */
 VMS_API long vms_device_write(struct vms_device *d, const void *buf, size_t len);
 VMS_API int vms_device_reset(struct vms_device *d);
 VMS_API void vms_device_free(struct vms_device *d);
@@ -650,7 +679,93 @@ VMS_API void vms_device_free(struct vms_device *d);
  * the kernel computes it (VFIO_DEVICE_STATE_ERROR if there is no path).
  * Pure; exposed for VMMs and tests. */
 VMS_API uint32_t vms_mig_next_state(uint32_t caps, uint32_t cur, uint32_t target);
+/* "RUNNING", ...; NULL for an unknown state. */
 VMS_API const char *vms_dev_state_name(uint32_t state);
+
+/* ------------------------------------------------------------------------ */
+/* Migration orchestration for a VMM (precopy rounds, switchover, stop-copy). */
+
+struct vms_round_info {
+	uint32_t size;              /* sizeof(struct vms_round_info) */
+	uint32_t round;             /* 1, 2, ... */
+	uint64_t round_bytes;       /* device bytes sent in this round */
+	uint64_t remaining_bytes;   /* precopy bytes the devices still report
+				       (initial + dirty) */
+	uint64_t stop_copy_bytes;   /* devices' estimate of stop-copy state */
+	double round_seconds;
+	double throughput;          /* bytes/s of the stream so far */
+	double est_downtime_ms;     /* stop_copy_bytes / throughput + per-device
+				       overhead: the estimated downtime if the
+				       VMM switched over now */
+};
+
+/* After each precopy round: return 1 to switch over now, 0 for another
+ * round, or a negative enum vms_err to cancel the migration. */
+typedef int (*vms_round_fn)(void *user, const struct vms_round_info *ri);
+/* VMM hooks: stop the vCPUs (switchover), resume them (a failure after the
+ * switchover: the source VM runs on). Return 0 or a negative error. */
+typedef int (*vms_vm_fn)(void *user);
+
+struct vms_migrate_opts {
+	uint32_t size;              /* sizeof(struct vms_migrate_opts) */
+	uint32_t max_rounds;        /* precopy rounds at most; 0 = 30 */
+	double downtime_limit_ms;   /* without on_round: switch over once the
+				       estimate is below this; 0 = 300 */
+	vms_round_fn on_round;
+	vms_vm_fn stop_vm;
+	vms_vm_fn resume_vm;
+	void *user;
+	uint32_t threads;           /* devices read concurrently in stop-copy;
+				       0 = min(devices, 4) */
+	uint32_t flags;             /* VMS_MIGRATE_F_* */
+};
+#define VMS_MIGRATE_OPTS_INIT                                                 \
+	{ sizeof(struct vms_migrate_opts), 0, 0.0, NULL, NULL, NULL, NULL, 0,  \
+	  0 }
+/* Skip precopy even for devices that support it. */
+#define VMS_MIGRATE_F_NO_PRECOPY 0x1u
+
+struct vms_migrate_dev_report {
+	uint64_t precopy_bytes;     /* sent (source) / loaded (destination) */
+	uint64_t stopcopy_bytes;
+	uint64_t est_stop_copy_bytes; /* the device's estimate at switchover */
+	double downtime_ms;         /* source: from stop_vm until this device's
+				       state was completely in the stream */
+	int32_t result;             /* 0, or the device's error */
+};
+
+struct vms_migrate_report {
+	uint32_t size;              /* sizeof(struct vms_migrate_report) */
+	uint32_t rounds;
+	double est_downtime_ms;     /* the estimate when switching over */
+	double downtime_ms;         /* source: stop_vm until the destination
+				       acknowledged every device loaded */
+	double total_seconds;
+	uint32_t ndev;              /* entries filled in devs (<= capacity) */
+	uint32_t devs_cap;          /* capacity of devs, set by the caller */
+	struct vms_migrate_dev_report *devs; /* caller's array, or NULL */
+};
+
+/* Source: migrate n devices over an open writer: DEVICE_BEGIN for each,
+ * precopy rounds while the VM runs, switchover (stop_vm), every device's
+ * stop-copy state read concurrently, EOS, and the destination's
+ * acknowledgement. Returns 0 only once the destination acknowledged every
+ * device loaded; the source may then be released. On failure the stream is
+ * aborted, source devices go back to RUNNING and resume_vm is called (if the
+ * VM was stopped); the error names the device. The writer is finished (or
+ * aborted) on return. */
+VMS_API int vms_migrate_send(struct vms_writer *w, struct vms_device *const *devs, unsigned n,
+			     const struct vms_migrate_opts *opts,
+			     struct vms_migrate_report *report);
+
+/* Destination: load the stream's devices into devs (matched by name, else by
+ * order), each in offset order, moving it to STOP (which validates the
+ * image) only after its DEVICE_END verified; then acknowledge every device's
+ * result to the sender. On failure every device that was being loaded is
+ * reset and the sender gets the error. */
+VMS_API int vms_migrate_recv(struct vms_reader *r, struct vms_device *const *devs, unsigned n,
+			     const struct vms_migrate_opts *opts,
+			     struct vms_migrate_report *report);
 
 /* Name of a record type ("DATA"), or NULL if unknown. */
 VMS_API const char *vms_rec_type_name(uint32_t type);

@@ -49,6 +49,7 @@ static const struct errdesc errtab[] = {
 	{ VMS_EEPOCH, "VMS_EEPOCH", "key epoch or lane out of order" },
 	{ VMS_ERESERVED, "VMS_ERESERVED", "reserved field not zero" },
 	{ VMS_ESINK, "VMS_ESINK", "output sink failed" },
+	{ VMS_ENODATA, "VMS_ENODATA", "no data available now" },
 };
 
 static const struct errdesc *lookup(int code)

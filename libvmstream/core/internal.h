@@ -43,4 +43,8 @@ int vms_writer_open_transport(struct vms_writer **out, struct vms_transport *t,
 int vms_reader_open_transport(struct vms_reader **out, struct vms_transport *t,
 			      const struct vms_reader_opts *opts);
 
+/* Destination: a device's load result for the acknowledgement (0 or a
+ * negative enum vms_err), by stream device index. */
+int vms_reader_set_device_result(struct vms_reader *r, uint32_t device, int32_t result);
+
 #endif

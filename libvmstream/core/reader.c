@@ -93,6 +93,7 @@ struct vms_reader {
 	bool ack_sent;
 	char codec_list[VMS_MAX_CODECS * (VMS_CODEC_NAME_MAX + 6)];
 	int32_t *dev_result;   /* per-device load result for the ACK (or NULL) */
+	uint32_t dev_result_n;
 	const struct vms_stage *cipher;
 	const struct vms_stage *codecs[VMS_MAX_CODECS]; /* by preamble index */
 	bool headers_only;
@@ -1127,7 +1128,7 @@ static int send_ack(struct vms_reader *r, int status, const char *text)
 		for (uint32_t i = 0; i < r->ndev; i++) {
 			devs[i].bytes = r->devs[i].bytes;
 			devs[i].digest = r->devs[i].digest;
-			devs[i].result = r->dev_result ? r->dev_result[i] : 0;
+			devs[i].result = i < r->dev_result_n ? r->dev_result[i] : 0;
 		}
 	}
 	body = vms_ack_body_len(a.ndev, strlen(a.text));
@@ -1187,6 +1188,23 @@ static int send_ack(struct vms_reader *r, int status, const char *text)
 	r->ack_sent = true;
 	vms_wipe(r->t.ikm_s2c, sizeof(r->t.ikm_s2c));
 	return err;
+}
+
+int vms_reader_set_device_result(struct vms_reader *r, uint32_t device, int32_t result)
+{
+	if (device >= r->ndev)
+		return vms_fail(VMS_EINVAL, "device %u is not in the stream", device);
+	if (!r->dev_result || r->dev_result_n < r->ndev) {
+		int32_t *nr = realloc(r->dev_result, r->ndev * sizeof(*nr));
+
+		if (!nr)
+			return vms_fail(VMS_ENOMEM, "out of memory");
+		memset(nr + r->dev_result_n, 0, (r->ndev - r->dev_result_n) * sizeof(*nr));
+		r->dev_result = nr;
+		r->dev_result_n = r->ndev;
+	}
+	r->dev_result[device] = result;
+	return 0;
 }
 
 int vms_reader_ack(struct vms_reader *r, int status, const char *text)
@@ -1251,6 +1269,7 @@ void vms_reader_free(struct vms_reader *r)
 		free(r->devs[i].dg);
 	free(r->devs);
 	free(r->idevs);
+	free(r->dev_result);
 	vms_engine_free(r->eng); /* before the arena it may have registered */
 	r->eng = NULL;
 	vms_free_prefault(r->arena, r->arena_len);

@@ -1,0 +1,520 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Migration orchestration (the VMM-facing loop): precopy rounds while the VM
+ * runs, a downtime estimate after each round, switchover, every device's
+ * stop-copy state read concurrently into the stream (small devices are not
+ * held back by a large one), and on the destination the load of each device
+ * in offset order, validated (RESUMING -> STOP) only after its DEVICE_END
+ * verified. One interface for all devices: nothing here knows a device type.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/error.h"
+#include "core/internal.h"
+#include "device/device.h"
+#include "pipeline/ring.h"
+
+#define DEFAULT_ROUNDS 30
+#define DEFAULT_DOWNTIME_MS 300.0
+#define MAX_STOPCOPY_THREADS 4
+/* Fixed cost per device at switchover (state change + records), for the
+ * estimate; measured by bench as well. */
+#define PER_DEVICE_OVERHEAD_MS 0.05
+
+struct sdev {
+	struct vms_device *d;
+	uint32_t idx;            /* writer device index */
+	uint32_t caps;
+	bool precopy;
+	uint64_t est;            /* stop-copy size estimate */
+	uint64_t pre_bytes, stop_bytes;
+	double downtime_ms;
+	int err;
+};
+
+struct stopcopy {
+	struct vms_writer *w;
+	struct sdev *devs;
+	unsigned n;
+	unsigned *order;         /* smallest estimate first */
+	atomic_uint next;
+	uint64_t t_stop;
+	atomic_int err;
+	char msg[VMS_MSG_MAX];
+	pthread_mutex_t mu;
+};
+
+static int opts_copy(struct vms_migrate_opts *o, const struct vms_migrate_opts *in)
+{
+	struct vms_migrate_opts def = VMS_MIGRATE_OPTS_INIT;
+
+	if (in) {
+		if (in->size < offsetof(struct vms_migrate_opts, flags) + sizeof(uint32_t) ||
+		    in->size > sizeof(def))
+			return vms_fail(VMS_EINVAL, "migration options: bad size field %u", in->size);
+		memcpy(&def, in, in->size);
+	}
+	if (def.max_rounds == 0)
+		def.max_rounds = DEFAULT_ROUNDS;
+	if (def.downtime_limit_ms <= 0)
+		def.downtime_limit_ms = DEFAULT_DOWNTIME_MS;
+	*o = def;
+	return 0;
+}
+
+/* Move up to `limit` bytes (0 = until the device has nothing more / EOF)
+ * from a device into the stream. Returns bytes moved or a negative error. */
+static long pump_device(struct vms_writer *w, struct sdev *s, uint64_t limit)
+{
+	uint64_t moved = 0;
+
+	for (;;) {
+		void *buf;
+		size_t room;
+		long r;
+		int err = vms_writer_acquire(w, s->idx, &buf, &room);
+
+		if (err)
+			return err;
+		if (limit && room > limit - moved)
+			room = (size_t)(limit - moved);
+		r = vms_device_read(s->d, buf, room);
+		err = vms_writer_commit(w, s->idx, r > 0 ? (size_t)r : 0);
+		if (r < 0 && r != VMS_EAGAIN_DEV) {
+			char m[VMS_MSG_MAX];
+
+			snprintf(m, sizeof(m), "%s", vms_last_error());
+			return vms_fail((int)r, "device %s: %s", vms_device_name(s->d), m);
+		}
+		if (err)
+			return err;
+		if (r == VMS_EAGAIN_DEV || r == 0)
+			return (long)moved;
+		moved += (uint64_t)r;
+		if (limit && moved >= limit)
+			return (long)moved;
+	}
+}
+
+static void *stopcopy_main(void *p)
+{
+	struct stopcopy *sc = p;
+	unsigned k;
+
+	while (!atomic_load(&sc->err) && (k = atomic_fetch_add(&sc->next, 1)) < sc->n) {
+		struct sdev *s = &sc->devs[sc->order[k]];
+		long r = pump_device(sc->w, s, 0);
+		int err = r < 0 ? (int)r : 0;
+
+		if (!err) {
+			s->stop_bytes += (uint64_t)r;
+			err = vms_writer_end_device(sc->w, s->idx);
+		}
+		if (!err) {
+			s->downtime_ms = (double)(vms_now_ns() - sc->t_stop) / 1e6;
+			/* the state is in the stream; the device may rest */
+			err = vms_device_set_state(s->d, VMS_DEV_STOP);
+		}
+		if (err) {
+			int zero = 0;
+
+			s->err = err;
+			pthread_mutex_lock(&sc->mu);
+			if (atomic_compare_exchange_strong(&sc->err, &zero, err))
+				snprintf(sc->msg, sizeof(sc->msg), "%s", vms_last_error());
+			pthread_mutex_unlock(&sc->mu);
+		}
+	}
+	return NULL;
+}
+
+static int stop_copy_all(struct vms_writer *w, struct sdev *devs, unsigned n, unsigned nthreads,
+			 uint64_t t_stop)
+{
+	pthread_t tid[MAX_STOPCOPY_THREADS];
+	struct stopcopy sc = { .w = w, .devs = devs, .n = n, .t_stop = t_stop };
+	unsigned started = 0;
+	int err;
+
+	sc.order = calloc(n ? n : 1, sizeof(*sc.order));
+	if (!sc.order)
+		return vms_fail(VMS_ENOMEM, "out of memory");
+	for (unsigned i = 0; i < n; i++)
+		sc.order[i] = i;
+	/* smallest first: many small devices finish while a big one streams */
+	for (unsigned i = 1; i < n; i++)
+		for (unsigned j = i; j > 0 && devs[sc.order[j]].est < devs[sc.order[j - 1]].est; j--) {
+			unsigned t = sc.order[j];
+
+			sc.order[j] = sc.order[j - 1];
+			sc.order[j - 1] = t;
+		}
+	pthread_mutex_init(&sc.mu, NULL);
+	if (nthreads > n)
+		nthreads = n;
+	for (unsigned t = 1; t < nthreads; t++)
+		if (pthread_create(&tid[started], NULL, stopcopy_main, &sc) == 0)
+			started++;
+	stopcopy_main(&sc); /* this thread works too */
+	for (unsigned t = 0; t < started; t++)
+		pthread_join(tid[t], NULL);
+	pthread_mutex_destroy(&sc.mu);
+	free(sc.order);
+	err = atomic_load(&sc.err);
+	return err ? vms_fail_msg(err, sc.msg) : 0;
+}
+
+static void fill_report(struct vms_migrate_report *rep, const struct sdev *devs, unsigned n)
+{
+	if (!rep)
+		return;
+	rep->ndev = 0;
+	for (unsigned i = 0; i < n && rep->devs && i < rep->devs_cap; i++) {
+		struct vms_migrate_dev_report *d = &rep->devs[i];
+
+		d->precopy_bytes = devs[i].pre_bytes;
+		d->stopcopy_bytes = devs[i].stop_bytes;
+		d->est_stop_copy_bytes = devs[i].est;
+		d->downtime_ms = devs[i].downtime_ms;
+		d->result = devs[i].err;
+		rep->ndev = i + 1;
+	}
+}
+
+static double stream_rate(struct vms_writer *w)
+{
+	struct vms_stats st = { .size = sizeof(st) };
+
+	vms_writer_stats(w, &st);
+	return st.seconds > 0 ? (double)st.raw_bytes / st.seconds : 0.0;
+}
+
+int vms_migrate_send(struct vms_writer *w, struct vms_device *const *devs, unsigned n,
+		     const struct vms_migrate_opts *opts, struct vms_migrate_report *rep)
+{
+	struct vms_migrate_opts o;
+	struct sdev *sd;
+	uint64_t t0 = vms_now_ns(), t_stop = 0;
+	bool any_precopy = false, vm_stopped = false;
+	double est_ms = 0;
+	uint32_t rounds = 0;
+	int err;
+	char msg[VMS_MSG_MAX];
+
+	err = opts_copy(&o, opts);
+	if (err)
+		return err;
+	if (rep && rep->size < sizeof(*rep))
+		return vms_fail(VMS_EINVAL, "migration report: bad size field");
+	sd = calloc(n ? n : 1, sizeof(*sd));
+	if (!sd)
+		return vms_fail(VMS_ENOMEM, "out of memory");
+
+	for (unsigned i = 0; i < n && !err; i++) {
+		struct vms_device_desc desc = VMS_DEVICE_DESC_INIT;
+
+		sd[i].d = devs[i];
+		err = vms_device_caps(devs[i], &sd[i].caps);
+		if (err)
+			break;
+		if (vms_device_stop_copy_size(devs[i], &sd[i].est) != 0)
+			sd[i].est = UINT64_MAX; /* no estimate from this device */
+		desc.kind = vms_device_kind(devs[i]);
+		desc.name = vms_device_name(devs[i]);
+		desc.size_hint = sd[i].est;
+		err = vms_writer_begin_device(w, &desc, &sd[i].idx);
+		sd[i].precopy = (sd[i].caps & VMS_DEVCAP_PRE_COPY) &&
+				!(o.flags & VMS_MIGRATE_F_NO_PRECOPY);
+		if (!err && sd[i].precopy) {
+			err = vms_device_set_state(devs[i], VMS_DEV_PRE_COPY);
+			any_precopy = true;
+		}
+	}
+
+	/* Precopy: the VM runs; each round drains what every device has now,
+	 * then asks for the rest (some drivers only refill after that). */
+	while (!err && any_precopy && rounds < o.max_rounds) {
+		struct vms_round_info ri = { .size = sizeof(ri) };
+		uint64_t rt0 = vms_now_ns(), initial_left = 0;
+		int decision;
+
+		ri.round = ++rounds;
+		err = vms_writer_phase(w, VMS_PHASE_PRECOPY, ri.round);
+		for (unsigned i = 0; i < n && !err; i++) {
+			long r;
+
+			if (!sd[i].precopy)
+				continue;
+			r = pump_device(w, &sd[i], 0);
+			if (r < 0) {
+				err = (int)r;
+				break;
+			}
+			sd[i].pre_bytes += (uint64_t)r;
+			ri.round_bytes += (uint64_t)r;
+		}
+		for (unsigned i = 0; i < n && !err; i++) {
+			uint64_t initial = 0, dirty = 0, est = 0;
+
+			if (sd[i].precopy && vms_device_precopy_info(sd[i].d, &initial, &dirty) == 0) {
+				ri.remaining_bytes += initial + dirty;
+				initial_left += initial;
+			}
+			if (vms_device_stop_copy_size(sd[i].d, &est) == 0)
+				sd[i].est = est;
+			ri.stop_copy_bytes += sd[i].est == UINT64_MAX ? 0 : sd[i].est;
+		}
+		if (err)
+			break;
+		ri.round_seconds = (double)(vms_now_ns() - rt0) / 1e9;
+		ri.throughput = stream_rate(w);
+		ri.est_downtime_ms = (ri.throughput > 0 ? (double)ri.stop_copy_bytes / ri.throughput * 1e3
+							: 0) + PER_DEVICE_OVERHEAD_MS * n;
+		est_ms = ri.est_downtime_ms;
+		if (o.on_round) {
+			decision = o.on_round(o.user, &ri);
+			if (decision < 0) {
+				err = vms_fail(decision, "the VMM cancelled the migration after round %u",
+					       ri.round);
+				break;
+			}
+		} else {
+			/* switchover is sensible once the initial bytes are out
+			 * and the estimate fits the limit */
+			decision = initial_left == 0 && ri.est_downtime_ms <= o.downtime_limit_ms;
+		}
+		if (decision > 0)
+			break;
+	}
+
+	/* Switchover. */
+	if (!err) {
+		if (!any_precopy) {
+			double rate = stream_rate(w);
+			uint64_t total = 0;
+
+			for (unsigned i = 0; i < n; i++)
+				total += sd[i].est == UINT64_MAX ? 0 : sd[i].est;
+			est_ms = (rate > 0 ? (double)total / rate * 1e3 : 0) + PER_DEVICE_OVERHEAD_MS * n;
+		}
+		if (o.stop_vm) {
+			err = o.stop_vm(o.user);
+			if (err)
+				vms_fail(err, "the VMM could not stop the VM");
+		}
+		vm_stopped = !err;
+		t_stop = vms_now_ns();
+	}
+	if (!err)
+		err = vms_writer_phase(w, VMS_PHASE_SWITCHOVER, 0);
+	for (unsigned i = 0; i < n && !err; i++) {
+		err = vms_device_set_state(sd[i].d, VMS_DEV_STOP_COPY);
+		if (err) {
+			char m[VMS_MSG_MAX];
+
+			snprintf(m, sizeof(m), "%s", vms_last_error());
+			err = vms_fail(err, "device %s: %s", vms_device_name(sd[i].d), m);
+			sd[i].err = err;
+		}
+	}
+	if (!err)
+		err = vms_writer_phase(w, VMS_PHASE_STOPCOPY, 0);
+	if (!err)
+		err = stop_copy_all(w, sd, n,
+				    o.threads ? o.threads
+					      : (n < MAX_STOPCOPY_THREADS ? n : MAX_STOPCOPY_THREADS),
+				    t_stop);
+	if (!err)
+		err = vms_writer_finish(w); /* EOS, then the destination's acknowledgement */
+
+	if (rep) {
+		rep->rounds = rounds;
+		rep->est_downtime_ms = est_ms;
+		rep->downtime_ms = t_stop && !err ? (double)(vms_now_ns() - t_stop) / 1e6 : 0;
+		rep->total_seconds = (double)(vms_now_ns() - t0) / 1e9;
+		fill_report(rep, sd, n);
+	}
+	if (err) {
+		/* Back to a running source: stream aborted, devices RUNNING, VM
+		 * resumed. The original error stays the one reported. */
+		snprintf(msg, sizeof(msg), "%s", vms_last_error());
+		vms_writer_abort(w, err, msg);
+		for (unsigned i = 0; i < n; i++) {
+			uint32_t st;
+
+			if (vms_device_state(sd[i].d, &st) == 0 && st == VMS_DEV_ERROR)
+				vms_device_reset(sd[i].d);
+			vms_device_set_state(sd[i].d, VMS_DEV_RUNNING);
+		}
+		if (vm_stopped && o.resume_vm)
+			o.resume_vm(o.user);
+		vms_fail_msg(err, msg);
+	}
+	free(sd);
+	return err;
+}
+
+/* ---- destination ------------------------------------------------------- */
+
+struct rdev_map {
+	struct vms_device *d;
+	int slot;                /* index into devs, or -1 */
+	bool loading;
+	uint64_t pre_bytes, stop_bytes;
+	int32_t result;
+};
+
+static int write_all(struct vms_device *d, const void *buf, size_t len)
+{
+	long r = vms_device_write(d, buf, len);
+
+	if (r < 0)
+		return (int)r;
+	if ((size_t)r != len)
+		return vms_fail(VMS_EDEVIO, "device %s took %ld of %zu bytes", vms_device_name(d), r,
+				len);
+	return 0;
+}
+
+static int write_zeros(struct vms_device *d, uint64_t len)
+{
+	static const uint8_t zeros[64 << 10];
+
+	while (len) {
+		size_t k = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
+		int err = write_all(d, zeros, k);
+
+		if (err)
+			return err;
+		len -= k;
+	}
+	return 0;
+}
+
+static int pick_device(struct vms_device *const *devs, unsigned n, const bool *used,
+		       const char *name, uint32_t index)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (!used[i] && strcmp(vms_device_name(devs[i]), name) == 0)
+			return (int)i;
+	if (index < n && !used[index])
+		return (int)index;
+	return -1;
+}
+
+int vms_migrate_recv(struct vms_reader *r, struct vms_device *const *devs, unsigned n,
+		     const struct vms_migrate_opts *opts, struct vms_migrate_report *rep)
+{
+	struct vms_migrate_opts o;
+	struct rdev_map *map = NULL;
+	bool *used;
+	uint32_t nmap = 0, phase = VMS_PHASE_PRECOPY;
+	uint64_t t0 = vms_now_ns();
+	struct vms_event ev;
+	char msg[VMS_MSG_MAX];
+	int err, rc;
+
+	err = opts_copy(&o, opts);
+	if (err)
+		return err;
+	used = calloc(n ? n : 1, sizeof(*used));
+	if (!used)
+		return vms_fail(VMS_ENOMEM, "out of memory");
+	while ((rc = vms_reader_next(r, &ev)) == 1) {
+		struct rdev_map *m = ev.device < nmap ? &map[ev.device] : NULL;
+
+		switch (ev.type) {
+		case VMS_REC_DEVICE_BEGIN: {
+			struct rdev_map *nm = realloc(map, (nmap + 1) * sizeof(*map));
+			int slot;
+
+			if (!nm) {
+				err = vms_fail(VMS_ENOMEM, "out of memory");
+				break;
+			}
+			map = nm;
+			m = &map[nmap++];
+			memset(m, 0, sizeof(*m));
+			slot = pick_device(devs, n, used, ev.u.begin.name, ev.device);
+			if (slot < 0) {
+				err = vms_fail(VMS_EDEVICE, "stream device %u \"%s\" matches no destination device",
+					       ev.device, ev.u.begin.name);
+				break;
+			}
+			used[slot] = true;
+			m->slot = slot;
+			m->d = devs[slot];
+			err = vms_device_set_state(m->d, VMS_DEV_RESUMING);
+			m->loading = !err;
+			break;
+		}
+		case VMS_REC_PHASE:
+			phase = ev.u.phase.phase;
+			break;
+		case VMS_REC_DATA:
+		case VMS_REC_ZERO:
+			err = ev.type == VMS_REC_DATA ? write_all(m->d, ev.u.data.data, ev.u.data.len)
+						      : write_zeros(m->d, ev.u.data.len);
+			if (phase == VMS_PHASE_PRECOPY)
+				m->pre_bytes += ev.raw_len;
+			else
+				m->stop_bytes += ev.raw_len;
+			break;
+		case VMS_REC_DEVICE_END:
+			/* verified: only now may the device validate and use it */
+			m->loading = false;
+			m->result = vms_device_set_state(m->d, VMS_DEV_STOP);
+			if (m->result) {
+				char dm[VMS_MSG_MAX];
+
+				snprintf(dm, sizeof(dm), "%s", vms_last_error());
+				vms_device_reset(m->d);
+				err = vms_fail(m->result, "device %s rejected its state: %s",
+					       vms_device_name(m->d), dm);
+			}
+			vms_reader_set_device_result(r, ev.device, m->result);
+			break;
+		default:
+			break;
+		}
+		if (err) {
+			if (m && !m->result)
+				m->result = err;
+			break;
+		}
+	}
+	if (!err && rc < 0)
+		err = rc;
+	snprintf(msg, sizeof(msg), "%s", err ? vms_last_error() : "");
+	for (uint32_t i = 0; i < nmap; i++)
+		if (map[i].loading && map[i].d)
+			vms_device_reset(map[i].d); /* never leave half a state loaded */
+	/* acknowledge: every device's result, or the stream's error */
+	rc = vms_reader_ack(r, err, err ? msg : NULL);
+	if (!err && rc)
+		err = rc;
+	if (rep && rep->size >= sizeof(*rep)) {
+		rep->rounds = 0;
+		rep->total_seconds = (double)(vms_now_ns() - t0) / 1e9;
+		rep->ndev = 0;
+		for (uint32_t i = 0; i < nmap && rep->devs && i < rep->devs_cap; i++) {
+			struct vms_migrate_dev_report *d = &rep->devs[i];
+
+			memset(d, 0, sizeof(*d));
+			d->precopy_bytes = map[i].pre_bytes;
+			d->stopcopy_bytes = map[i].stop_bytes;
+			d->result = map[i].result;
+			rep->ndev = i + 1;
+		}
+	}
+	free(map);
+	free(used);
+	if (err)
+		vms_fail_msg(err, msg);
+	return err;
+}

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * VFIO uAPI marshalling, as pure functions so that they are tested byte for
+ * byte without hardware (vfio.c, vfio_v1.c use them for every ioctl), and
+ * the uAPI constants that older <linux/vfio.h> lack.
+ */
+#ifndef VMS_DEVICE_VFIO_H
+#define VMS_DEVICE_VFIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
+#include <linux/vfio.h>
+
+/* ---- uAPI additions, defined here when the installed header predates them.
+ * Numbers from mainline include/uapi/linux/vfio.h. All three arrived in
+ * Linux 6.2 (the 6.1 uAPI of Debian 12 lacks them; the PRE_COPY commit id is
+ * the one QEMU's pre-copy commit cites; the version is from the merge
+ * window, not checked against a 6.2 tarball). */
+
+#ifdef VFIO_MIGRATION_PRE_COPY
+#define VMS_UAPI_HAVE_PRE_COPY 1
+#else
+#define VMS_UAPI_HAVE_PRE_COPY 0
+/* Linux 6.2 (commit 4db52602a607, "vfio: Extend the device migration
+ * protocol with PRE_COPY"): PRE_COPY states, VFIO_MIG_GET_PRECOPY_INFO. */
+#define VFIO_MIGRATION_PRE_COPY (1 << 2)
+#endif
+
+#ifndef VFIO_MIG_GET_PRECOPY_INFO
+/* Linux 6.2, same commit; issued on the data_fd, not the device fd. */
+#define VFIO_MIG_GET_PRECOPY_INFO _IO(VFIO_TYPE, VFIO_BASE + 21)
+#endif
+
+#ifdef VFIO_DEVICE_FEATURE_MIG_DATA_SIZE
+#define VMS_UAPI_HAVE_MIG_DATA_SIZE 1
+#else
+#define VMS_UAPI_HAVE_MIG_DATA_SIZE 0
+/* Linux 6.2 ("vfio: Add an option to get migration data size"): GET returns
+ * struct { __aligned_u64 stop_copy_length; }, an estimate. */
+#define VFIO_DEVICE_FEATURE_MIG_DATA_SIZE 9
+#endif
+
+/* struct vfio_precopy_info (Linux 6.2), 24 bytes. */
+struct vms_vfio_precopy_info {
+	uint32_t argsz;
+	uint32_t flags;
+	uint64_t initial_bytes;
+	uint64_t dirty_bytes;
+};
+
+/* ---- VFIO_DEVICE_FEATURE argument buffers ----------------------------- */
+
+/* struct vfio_device_feature (argsz, flags) followed by a payload of at most
+ * 16 bytes; 8-byte aligned like the kernel's __aligned_u64 payloads. */
+struct vms_vfio_feature {
+	uint64_t words[3];
+};
+
+#define VMS_VFIO_FEATURE_HDR 8u
+
+/* Probe: argsz 8, flags = feature | PROBE | ops (ops: GET and/or SET bits). */
+uint32_t vms_vfio_build_probe(struct vms_vfio_feature *f, uint32_t feature, uint32_t ops);
+/* GET MIGRATION: argsz 16, payload __u64 flags (out). */
+uint32_t vms_vfio_build_migration_get(struct vms_vfio_feature *f);
+/* GET or SET MIG_DEVICE_STATE: argsz 16, payload {__u32 device_state;
+ * __s32 data_fd;}; SET carries state and data_fd -1, GET zero and -1. */
+uint32_t vms_vfio_build_mig_state(struct vms_vfio_feature *f, int set, uint32_t state);
+/* GET MIG_DATA_SIZE: argsz 16, payload __u64 stop_copy_length (out). */
+uint32_t vms_vfio_build_data_size_get(struct vms_vfio_feature *f);
+
+/* Read the payload back. */
+uint64_t vms_vfio_feature_u64(const struct vms_vfio_feature *f);
+void vms_vfio_parse_mig_state(const struct vms_vfio_feature *f, uint32_t *state,
+			      int32_t *data_fd);
+
+/* VFIO_MIGRATION_* flags -> VMS_DEVCAP_* (unknown bits dropped). */
+uint32_t vms_vfio_caps_from_flags(uint64_t flags);
+
+void vms_vfio_precopy_info_init(struct vms_vfio_precopy_info *info);
+
+/* What a failed read() on a data_fd means. */
+enum vms_vfio_rclass {
+	VMS_VFIO_R_RETRY = 0,  /* EINTR: try again */
+	VMS_VFIO_R_NODATA = 1, /* PRE_COPY: nothing now (ENOMSG; EAGAIN if O_NONBLOCK) */
+	VMS_VFIO_R_WAIT = 2,   /* STOP_COPY on an O_NONBLOCK fd: poll, then again */
+	VMS_VFIO_R_ERROR = 3,  /* a device error (sticky) */
+};
+enum vms_vfio_rclass vms_vfio_read_errno_class(int err, uint32_t state);
+
+/* "ENOTTY" etc. for messages; NULL for an errno it does not know. */
+const char *vms_errno_name(int err);
+/* "Inappropriate ioctl for device (ENOTTY)" into buf; returns buf. */
+const char *vms_errno_text(int err, char *buf, size_t cap);
+
+/* ---- v1 migration region (Linux 5.8 - 5.18) ------------------------------ */
+
+#define VMS_V1_RUNNING 1u
+#define VMS_V1_SAVING 2u
+#define VMS_V1_RESUMING 4u
+#define VMS_V1_MASK 7u
+
+/* Field offsets in struct vfio_device_migration_info. */
+#define VMS_V1_OFF_STATE 0u
+#define VMS_V1_OFF_PENDING 8u
+#define VMS_V1_OFF_DATA_OFFSET 16u
+#define VMS_V1_OFF_DATA_SIZE 24u
+#define VMS_V1_HDR 32u
+
+/* v2 state -> v1 device_state bits; VMS_EINVAL for states v1 lacks (P2P). */
+int vms_v1_bits_from_state(uint32_t state, uint32_t *bits);
+/* v1 device_state (only the mask bits count) -> v2 state; ERROR for the
+ * error encoding (SAVING | RESUMING) and for invalid combinations. */
+uint32_t vms_v1_state_from_bits(uint32_t bits);
+
+#endif
