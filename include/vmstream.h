@@ -367,6 +367,11 @@ VMS_API int vms_writer_abort(struct vms_writer *w, int code, const char *msg);
 
 VMS_API int vms_writer_stats(const struct vms_writer *w, struct vms_stats *st);
 
+/* After vms_writer_end_device(): the device's byte count and digest (XXH3-64
+ * of its bytes, seed 0: what `xxhsum -H3` prints for the same bytes). */
+VMS_API int vms_writer_device_digest(const struct vms_writer *w, uint32_t device,
+				     uint64_t *total, uint64_t *digest);
+
 VMS_API void vms_writer_free(struct vms_writer *w);
 
 /* ------------------------------------------------------------------------ */
@@ -565,6 +570,7 @@ VMS_API const char *vms_reader_engine(const struct vms_reader *r);
 /* Peer description for logs ("psk:vmstream", certificate subject, or
  * "insecure"). "" for file streams. */
 VMS_API const char *vms_reader_peer(const struct vms_reader *r);
+VMS_API const char *vms_writer_peer(const struct vms_writer *w);
 
 /* ------------------------------------------------------------------------ */
 /* Devices: sources and sinks of migration state (VFIO.md).                 */

@@ -12,7 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <netdb.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include "common.h"
 
@@ -305,6 +310,319 @@ int vms_tool_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out
 	return 0;
 }
 
+int vms_tool_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out, char *why,
+			size_t whylen)
+{
+	uint64_t v = 0;
+	const char *p = s;
+
+	if (!s || !isdigit((unsigned char)*s)) {
+		snprintf(why, whylen, "'%s' is not a number", s ? s : "");
+		return -1;
+	}
+	for (; isdigit((unsigned char)*p); p++) {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (v > (UINT64_MAX - d) / 10) {
+			snprintf(why, whylen, "'%s' is too large", s);
+			return -1;
+		}
+		v = v * 10 + d;
+	}
+	if (*p) {
+		snprintf(why, whylen, "'%s' is not a number", s);
+		return -1;
+	}
+	if (v < min || v > max) {
+		snprintf(why, whylen, "'%s' is out of range (%llu to %llu)", s,
+			 (unsigned long long)min, (unsigned long long)max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int vms_tool_parse_seconds(const char *s, int min_ms, int max_ms, int *out_ms, char *why,
+			   size_t whylen)
+{
+	const char *p = s;
+	uint64_t ms = 0;
+	unsigned frac = 0, scale = 100;
+
+	if (!s || !isdigit((unsigned char)*s)) {
+		snprintf(why, whylen, "'%s' is not a number of seconds", s ? s : "");
+		return -1;
+	}
+	for (; isdigit((unsigned char)*p); p++) {
+		ms = ms * 10 + (unsigned)(*p - '0');
+		if (ms > (uint64_t)INT_MAX / 1000) {
+			snprintf(why, whylen, "'%s' is too large", s);
+			return -1;
+		}
+	}
+	if (*p == '.') {
+		p++;
+		if (!isdigit((unsigned char)*p)) {
+			snprintf(why, whylen, "'%s' is not a number of seconds", s);
+			return -1;
+		}
+		for (; isdigit((unsigned char)*p) && scale > 0; p++, scale /= 10)
+			frac += (unsigned)(*p - '0') * scale;
+		if (isdigit((unsigned char)*p)) {
+			snprintf(why, whylen, "'%s': at most 3 decimals (milliseconds)", s);
+			return -1;
+		}
+	}
+	if (*p) {
+		snprintf(why, whylen, "'%s' is not a number of seconds", s);
+		return -1;
+	}
+	ms = ms * 1000 + frac;
+	if (ms < (uint64_t)min_ms || ms > (uint64_t)max_ms) {
+		snprintf(why, whylen, "'%s' is out of range (%g to %g seconds)", s, min_ms / 1000.0,
+			 max_ms / 1000.0);
+		return -1;
+	}
+	*out_ms = (int)ms;
+	return 0;
+}
+
+int vms_tool_check_compress(const char *spec, char *why, size_t whylen)
+{
+	const struct vms_stage *st;
+	const char *colon = strchr(spec, ':');
+	char name[40];
+	size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
+
+	if (strcmp(spec, "none") == 0 || strcmp(spec, "auto") == 0)
+		return 0;
+	if (n == 0 || n >= sizeof(name)) {
+		snprintf(why, whylen, "'%s': expected none, auto, zstd or zstd:LEVEL", spec);
+		return -1;
+	}
+	memcpy(name, spec, n);
+	name[n] = '\0';
+	st = vms_stage_find(name);
+	if (!st || st->kind != VMS_STAGE_CODEC) {
+		snprintf(why, whylen, "'%s': no codec named '%s' (none, auto, zstd, zstd:LEVEL)", spec,
+			 name);
+		return -1;
+	}
+	if (colon) {
+		const char *p = colon + 1;
+		long v = 0;
+		bool neg = *p == '-';
+
+		if (neg)
+			p++;
+		if (!isdigit((unsigned char)*p) || strlen(p) > 6) {
+			snprintf(why, whylen, "'%s': level must be an integer in [%d, %d]", spec,
+				 st->level_min, st->level_max);
+			return -1;
+		}
+		for (; isdigit((unsigned char)*p); p++)
+			v = v * 10 + (*p - '0');
+		if (neg)
+			v = -v;
+		if (*p || v < st->level_min || v > st->level_max) {
+			snprintf(why, whylen, "'%s': level must be an integer in [%d, %d]", spec,
+				 st->level_min, st->level_max);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Network addresses and settings.                                           */
+
+int vms_tool_split_addr(const char *addr, bool need_host, char *host, size_t hostlen,
+			unsigned *port, char *why, size_t whylen)
+{
+	const char *p, *colon;
+	size_t hl = 0;
+	uint64_t v;
+	char w2[96];
+
+	host[0] = '\0';
+	if (addr[0] == '[') {
+		const char *close = strchr(addr, ']');
+
+		if (!close || close[1] != ':') {
+			snprintf(why, whylen, "'%s': expected [IPV6]:PORT", addr);
+			return -1;
+		}
+		hl = (size_t)(close - addr - 1);
+		if (hl == 0 || hl >= hostlen) {
+			snprintf(why, whylen, "'%s': bad IPv6 address", addr);
+			return -1;
+		}
+		memcpy(host, addr + 1, hl);
+		host[hl] = '\0';
+		p = close + 2;
+	} else {
+		colon = strrchr(addr, ':');
+		if (colon && memchr(addr, ':', (size_t)(colon - addr))) {
+			snprintf(why, whylen, "'%s': write IPv6 addresses in brackets, [%.*s]:PORT",
+				 addr, (int)(colon - addr), addr);
+			return -1;
+		}
+		if (colon) {
+			hl = (size_t)(colon - addr);
+			if (hl == 0 || hl >= hostlen) {
+				snprintf(why, whylen, "'%s': bad host name", addr);
+				return -1;
+			}
+			memcpy(host, addr, hl);
+			host[hl] = '\0';
+			p = colon + 1;
+		} else {
+			p = addr;
+		}
+	}
+	if (need_host && !host[0]) {
+		snprintf(why, whylen, "'%s': expected HOST:PORT", addr);
+		return -1;
+	}
+	if (vms_tool_parse_uint(p, need_host ? 1 : 0, 65535, &v, w2, sizeof(w2))) {
+		snprintf(why, whylen, "'%s': port %s", addr, w2);
+		return -1;
+	}
+	*port = (unsigned)v;
+	return 0;
+}
+
+static bool sockaddr_is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		const uint8_t *b = in6->sin6_addr.s6_addr;
+
+		if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+			return true;
+		return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && b[12] == 127;
+	}
+	return false;
+}
+
+bool vms_tool_host_is_loopback(const char *host)
+{
+	struct addrinfo hints, *res = NULL;
+	bool all = true;
+
+	if (!host || !*host)
+		return false;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+		return false;
+	for (const struct addrinfo *a = res; a; a = a->ai_next)
+		if (!sockaddr_is_loopback(a->ai_addr))
+			all = false;
+	freeaddrinfo(res);
+	return all;
+}
+
+bool vms_tool_net_authenticated(const struct vms_tool *t)
+{
+	return t->sh.psk_file || t->sh.cert || t->sh.key || t->sh.ca;
+}
+
+int vms_tool_check_net_usage(struct vms_tool *t, bool net_mode)
+{
+	const struct vms_tool_shared *sh = &t->sh;
+
+	if (!net_mode) {
+		if (sh->net_opt)
+			return vms_tool_usage_error(t, "%s is a network option (use it with %s)",
+						    sh->net_opt,
+						    strcmp(t->prog, "vmstream-recv") == 0 ? "--listen"
+											 : "--to");
+		return 0;
+	}
+	if (sh->key_file)
+		return vms_tool_usage_error(t, "--key-file is for stream files; in network mode the "
+					       "keys come from the session (--psk-file or "
+					       "--cert/--key/--ca)");
+	if (sh->psk_file && (sh->cert || sh->key || sh->ca))
+		return vms_tool_usage_error(t, "--psk-file and --cert/--key/--ca exclude each other");
+	if (sh->psk_identity && !sh->psk_file)
+		return vms_tool_usage_error(t, "--psk-identity needs --psk-file");
+	if ((sh->cert || sh->key || sh->ca) && !(sh->cert && sh->key && sh->ca))
+		return vms_tool_usage_error(t, "X.509 authentication needs all of --cert, --key "
+					       "and --ca (missing %s)",
+					    !sh->cert ? "--cert" : !sh->key ? "--key" : "--ca");
+	if (sh->psk_identity) {
+		size_t n = strlen(sh->psk_identity);
+
+		if (n == 0 || n > 128)
+			return vms_tool_usage_error(t, "--psk-identity must be 1..128 characters");
+		for (const char *c = sh->psk_identity; *c; c++)
+			if (*c < 0x21 || *c > 0x7e)
+				return vms_tool_usage_error(t, "--psk-identity must be printable ASCII "
+							       "without spaces");
+	}
+	return 0;
+}
+
+int vms_tool_load_key(struct vms_tool *t, const char *path, uint8_t key[VMS_KEY_LEN])
+{
+	int err = vms_key_load_file(path, key, 0);
+
+	if (err)
+		return vms_tool_fail_lib(t, err == VMS_EIO ? VMS_EKEY : err);
+	return 0;
+}
+
+int vms_tool_net_opts(struct vms_tool *t, struct vms_net_opts *no, uint8_t psk[VMS_KEY_LEN])
+{
+	const struct vms_tool_shared *sh = &t->sh;
+
+	if (sh->psk_file) {
+		if (vms_tool_load_key(t, sh->psk_file, psk))
+			return t->err;
+		no->psk = psk;
+		no->psk_identity = sh->psk_identity;
+	}
+	no->cert_file = sh->cert;
+	no->key_file = sh->key;
+	no->ca_file = sh->ca;
+	no->connect_timeout_ms = sh->connect_timeout_ms;
+	no->idle_timeout_ms = sh->idle_timeout_ms;
+	no->io = sh->io;
+	if (sh->insecure)
+		no->flags |= VMS_NET_F_INSECURE;
+	return 0;
+}
+
+void vms_tool_warn(const struct vms_tool *t, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s: WARNING: %s\n", t->prog, buf);
+}
+
+void vms_tool_cpu(double *user, double *sys)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0) {
+		*user = *sys = 0;
+		return;
+	}
+	*user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6;
+	*sys = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Options.                                                                  */
 
@@ -337,8 +655,29 @@ static void print_help(const struct vms_tool *t)
 			width = (int)strlen(left);
 	}
 	for (const struct vms_tool_opt *o = t->opts; o->name; o++) {
+		const char *h = o->help;
+		int col = width + 2;
+
 		opt_left_column(o, left, sizeof(left));
-		printf("%-*s  %s\n", width, left, o->help);
+		printf("%-*s", width, left);
+		/* Wrap the help text at 79 columns, under its own column. */
+		while (*h) {
+			size_t n = strlen(h), cut = n;
+
+			if (col + (int)n > 79 && 79 - col > 20) {
+				cut = (size_t)(79 - col);
+				while (cut > 0 && h[cut] != ' ')
+					cut--;
+				if (cut == 0)
+					cut = n;
+			}
+			printf("  %.*s\n", (int)cut, h);
+			h += cut;
+			while (*h == ' ')
+				h++;
+			if (*h)
+				printf("%*s", width, "");
+		}
 	}
 	printf("\n");
 	vms_tool_print_exit_codes(stdout);
@@ -385,6 +724,94 @@ static int bad_option(struct vms_tool *t, int c, const char *arg)
 	return vms_tool_usage_error(t, "unknown option '%s'", arg ? arg : "?");
 }
 
+static const struct vms_tool_opt *find_key(const struct vms_tool *t, int key)
+{
+	for (const struct vms_tool_opt *o = t->opts; o->name; o++)
+		if (o->key == key)
+			return o;
+	return NULL;
+}
+
+/* One case per shared option; values land in t->sh. */
+static int shared_opt(struct vms_tool *t, int key, const char *arg)
+{
+	struct vms_tool_shared *sh = &t->sh;
+	const struct vms_tool_opt *o = find_key(t, key);
+	char why[160];
+	uint64_t v;
+
+	if (key >= VMS_OPT_PSK_FILE && key <= VMS_OPT_INSECURE && !sh->net_opt)
+		sh->net_opt = key == VMS_OPT_PSK_FILE ? "--psk-file"
+			    : key == VMS_OPT_PSK_IDENTITY ? "--psk-identity"
+			    : key == VMS_OPT_CERT ? "--cert"
+			    : key == VMS_OPT_TLS_KEY ? "--key"
+			    : key == VMS_OPT_CA ? "--ca"
+			    : key == VMS_OPT_IO ? "--io"
+			    : key == VMS_OPT_CONNECT_TIMEOUT ? "--connect-timeout"
+			    : key == VMS_OPT_IDLE_TIMEOUT ? "--idle-timeout" : "--insecure";
+	if (o && o->has_arg == required_argument && !*arg)
+		return vms_tool_usage_error(t, "--%s needs a non-empty argument", o->name);
+	switch (key) {
+	case VMS_OPT_KEY_FILE:
+		sh->key_file = arg;
+		return 0;
+	case VMS_OPT_THREADS:
+		if (strcmp(arg, "auto") == 0) {
+			sh->threads = VMS_THREADS_AUTO;
+			return 0;
+		}
+		if (vms_tool_parse_uint(arg, 0, 64, &v, why, sizeof(why)))
+			return vms_tool_usage_error(t, "--threads %s (0..64 or auto)", why);
+		sh->threads = (uint32_t)v;
+		return 0;
+	case VMS_OPT_MEMORY:
+		if (vms_tool_parse_size(arg, 64u << 10, 1ull << 40, &v, why, sizeof(why)))
+			return vms_tool_usage_error(t, "--memory %s", why);
+		sh->memory = v;
+		return 0;
+	case VMS_OPT_PSK_FILE:
+		sh->psk_file = arg;
+		return 0;
+	case VMS_OPT_PSK_IDENTITY:
+		sh->psk_identity = arg;
+		return 0;
+	case VMS_OPT_CERT:
+		sh->cert = arg;
+		return 0;
+	case VMS_OPT_TLS_KEY:
+		sh->key = arg;
+		return 0;
+	case VMS_OPT_CA:
+		sh->ca = arg;
+		return 0;
+	case VMS_OPT_IO:
+		if (strcmp(arg, "uring") == 0 || strcmp(arg, "io_uring") == 0)
+			sh->io = VMS_IO_URING;
+		else if (strcmp(arg, "posix") == 0)
+			sh->io = VMS_IO_POSIX;
+		else if (strcmp(arg, "auto") == 0)
+			sh->io = VMS_IO_AUTO;
+		else
+			return vms_tool_usage_error(t, "--io '%s': expected uring, posix or auto", arg);
+		return 0;
+	case VMS_OPT_CONNECT_TIMEOUT:
+		if (vms_tool_parse_seconds(arg, 1, 3600 * 1000, &sh->connect_timeout_ms, why,
+					   sizeof(why)))
+			return vms_tool_usage_error(t, "--connect-timeout %s", why);
+		return 0;
+	case VMS_OPT_IDLE_TIMEOUT:
+		if (vms_tool_parse_seconds(arg, 1, 24 * 3600 * 1000, &sh->idle_timeout_ms, why,
+					   sizeof(why)))
+			return vms_tool_usage_error(t, "--idle-timeout %s", why);
+		return 0;
+	case VMS_OPT_INSECURE:
+		sh->insecure = true;
+		return 0;
+	default:
+		return vms_tool_usage_error(t, "unexpected option");
+	}
+}
+
 int vms_tool_parse(struct vms_tool *t, int argc, char **argv, vms_tool_opt_fn fn, void *ctx,
 		   int *operands)
 {
@@ -394,6 +821,12 @@ int vms_tool_parse(struct vms_tool *t, int argc, char **argv, vms_tool_opt_fn fn
 	int c;
 
 	t->progress = VMS_PROGRESS_AUTO;
+	memset(&t->sh, 0, sizeof(t->sh));
+	t->sh.threads = VMS_THREADS_AUTO;
+	t->sh.memory = VMS_MEMORY_DEFAULT;
+	t->sh.io = VMS_IO_AUTO;
+	t->sh.connect_timeout_ms = 10000;
+	t->sh.idle_timeout_ms = 30000;
 	for (const struct vms_tool_opt *o = t->opts; o->name; o++) {
 		if (n == MAX_OPTS) {
 			fprintf(stderr, "%s: internal error: more than %d options\n", t->prog, MAX_OPTS);
@@ -448,6 +881,22 @@ int vms_tool_parse(struct vms_tool *t, int argc, char **argv, vms_tool_opt_fn fn
 			t->json = true;
 			t->json_path = optarg;
 			break;
+		case VMS_OPT_KEY_FILE:
+		case VMS_OPT_THREADS:
+		case VMS_OPT_MEMORY:
+		case VMS_OPT_PSK_FILE:
+		case VMS_OPT_PSK_IDENTITY:
+		case VMS_OPT_CERT:
+		case VMS_OPT_TLS_KEY:
+		case VMS_OPT_CA:
+		case VMS_OPT_IO:
+		case VMS_OPT_CONNECT_TIMEOUT:
+		case VMS_OPT_IDLE_TIMEOUT:
+		case VMS_OPT_INSECURE:
+			rc = shared_opt(t, c, optarg);
+			if (rc)
+				return rc;
+			break;
 		default:
 			rc = fn ? fn(t, ctx, c, optarg) : vms_tool_usage_error(t, "unexpected option");
 			if (rc)
@@ -484,27 +933,37 @@ void vms_progress_init(struct vms_progress *p, const struct vms_tool *t, uint64_
 
 static void progress_draw(struct vms_progress *p, double now)
 {
-	char line[160], a[32], b[32], r[32];
+	char line[256], a[32], b[32], r[32];
 	double el = now - p->t0;
 	double rate = el > 0 ? (double)p->bytes / el : 0;
-	int n;
+	size_t n;
 
 	vms_tool_human_bytes(p->bytes, a, sizeof(a));
 	vms_tool_human_bytes((uint64_t)rate, r, sizeof(r));
 	if (p->total != UINT64_MAX && p->total > 0) {
 		double pct = 100.0 * (double)p->bytes / (double)p->total;
 
-		n = snprintf(line, sizeof(line), "%s / %s  %3.0f%%  %s/s", a,
-			     vms_tool_human_bytes(p->total, b, sizeof(b)), pct > 100 ? 100 : pct, r);
-		if (rate > 0 && p->bytes < p->total && n > 0 && (size_t)n < sizeof(line)) {
+		snprintf(line, sizeof(line), "%s / %s  %3.0f%%  %s/s", a,
+			 vms_tool_human_bytes(p->total, b, sizeof(b)), pct > 100 ? 100 : pct, r);
+		n = strlen(line);
+		if (rate > 0 && p->bytes < p->total) {
 			unsigned long eta = (unsigned long)((double)(p->total - p->bytes) / rate + 0.5);
 
-			snprintf(line + n, sizeof(line) - (size_t)n, "  ETA %lu:%02lu:%02lu", eta / 3600,
+			snprintf(line + n, sizeof(line) - n, "  ETA %lu:%02lu:%02lu", eta / 3600,
 				 eta / 60 % 60, eta % 60);
 		}
 	} else {
 		snprintf(line, sizeof(line), "%s  %s/s", a, r);
 	}
+	n = strlen(line);
+	if (p->wire > 0)
+		snprintf(line + n, sizeof(line) - n, "  ratio %.2f", (double)p->bytes / (double)p->wire);
+	n = strlen(line);
+	if (p->lanes)
+		snprintf(line + n, sizeof(line) - n, "  %u lane%s", p->lanes, p->lanes == 1 ? "" : "s");
+	n = strlen(line);
+	if (p->engine)
+		snprintf(line + n, sizeof(line) - n, "  %s", p->engine);
 	if (p->tty)
 		fprintf(stderr, "\r%s\033[K", line);
 	else
@@ -535,7 +994,10 @@ void vms_progress_end(struct vms_progress *p)
 
 void vms_progress_cb(void *user, const struct vms_stats *st)
 {
-	vms_progress_update(user, st->raw_bytes);
+	struct vms_progress *p = user;
+
+	p->wire = st->wire_bytes;
+	vms_progress_update(p, st->raw_bytes);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -706,6 +1168,7 @@ void vms_tool_write_summary(struct vms_tool *t, const struct vms_summary *s)
 	struct vms_json j;
 	char ver[32], dg[24];
 	FILE *f = stderr;
+	double cu, cs;
 	int status;
 
 	if (!t->json)
@@ -719,14 +1182,37 @@ void vms_tool_write_summary(struct vms_tool *t, const struct vms_summary *s)
 	vms_json_obj_begin(&j, NULL);
 	vms_json_str(&j, "tool", t->prog);
 	vms_json_str(&j, "version", ver);
+	vms_json_str(&j, "mode", s->mode ? s->mode : "file");
 	vms_json_str(&j, "status", t->err ? "error" : "ok");
 	vms_json_i64(&j, "exit_code", status);
 	vms_json_u64(&j, s->bytes_key, s->bytes);
 	vms_json_u64(&j, "bytes_on_wire", s->wire_bytes);
+	if (s->wire_bytes)
+		vms_json_double(&j, "ratio", (double)s->bytes / (double)s->wire_bytes);
+	else
+		vms_json_null(&j, "ratio");
 	vms_json_u64(&j, "records", s->records);
 	vms_json_double(&j, "seconds", s->seconds);
 	vms_json_double(&j, "rate_bytes_per_sec",
 			s->seconds > 0 ? (double)s->bytes / s->seconds : 0.0);
+	vms_tool_cpu(&cu, &cs);
+	vms_json_double(&j, "cpu_user_s", cu);
+	vms_json_double(&j, "cpu_sys_s", cs);
+	if (s->bytes)
+		vms_json_double(&j, "cpu_s_per_gb", (cu + cs) / ((double)s->bytes / 1e9));
+	else
+		vms_json_null(&j, "cpu_s_per_gb");
+	if (s->lanes)
+		vms_json_u64(&j, "lanes", s->lanes);
+	else
+		vms_json_null(&j, "lanes");
+	vms_json_str(&j, "engine", s->engine);
+	vms_json_str(&j, "cipher", s->cipher);
+	vms_json_str(&j, "compress", s->compress);
+	vms_json_str(&j, "peer", s->peer);
+	vms_json_str(&j, "address", s->address);
+	if (s->acknowledged >= 0)
+		vms_json_bool(&j, "acknowledged", s->acknowledged > 0);
 	vms_json_str(&j, "device", s->device);
 	if (s->have_digest) {
 		snprintf(dg, sizeof(dg), "%016llx", (unsigned long long)s->digest);

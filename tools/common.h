@@ -53,6 +53,19 @@ enum vms_opt_key {
 	VMS_OPT_PROGRESS,
 	VMS_OPT_NO_PROGRESS,
 	VMS_OPT_FORCE,
+	/* Shared by send and recv (stored in struct vms_tool_shared). */
+	VMS_OPT_KEY_FILE,
+	VMS_OPT_THREADS,
+	VMS_OPT_MEMORY,
+	VMS_OPT_PSK_FILE,
+	VMS_OPT_PSK_IDENTITY,
+	VMS_OPT_CERT,
+	VMS_OPT_TLS_KEY,
+	VMS_OPT_CA,
+	VMS_OPT_IO,
+	VMS_OPT_CONNECT_TIMEOUT,
+	VMS_OPT_IDLE_TIMEOUT,
+	VMS_OPT_INSECURE,
 	VMS_OPT_TOOL_BASE = 0x200,
 };
 
@@ -83,7 +96,55 @@ struct vms_tool_opt {
 #define VMS_TOOL_OPT_VERSION                                                  \
 	{ "version", no_argument, VMS_OPT_VERSION, NULL,                      \
 	  "show version information and exit" }
+#define VMS_TOOL_OPT_THREADS                                                  \
+	{ "threads", required_argument, VMS_OPT_THREADS, "N",                 \
+	  "worker threads, 0..64 or 'auto' (default auto: one per online CPU)" }
+#define VMS_TOOL_OPT_MEMORY                                                   \
+	{ "memory", required_argument, VMS_OPT_MEMORY, "SIZE",                \
+	  "buffer memory budget (default 64M; binary K/M/G)" }
+#define VMS_TOOL_OPT_PSK_FILE                                                 \
+	{ "psk-file", required_argument, VMS_OPT_PSK_FILE, "FILE",            \
+	  "network: authenticate with the TLS 1.3 pre-shared key in FILE (64 hex, mode 0600)" }
+#define VMS_TOOL_OPT_PSK_IDENTITY                                             \
+	{ "psk-identity", required_argument, VMS_OPT_PSK_IDENTITY, "ID",      \
+	  "network: PSK identity (default 'vmstream')" }
+#define VMS_TOOL_OPT_CERT                                                     \
+	{ "cert", required_argument, VMS_OPT_CERT, "FILE",                    \
+	  "network: own X.509 certificate chain (PEM); needs --key and --ca" }
+#define VMS_TOOL_OPT_TLS_KEY                                                  \
+	{ "key", required_argument, VMS_OPT_TLS_KEY, "FILE",                  \
+	  "network: private key of --cert (PEM, no passphrase)" }
+#define VMS_TOOL_OPT_CA                                                       \
+	{ "ca", required_argument, VMS_OPT_CA, "FILE",                        \
+	  "network: CA certificate(s) the peer's certificate must chain to (PEM)" }
+#define VMS_TOOL_OPT_IO                                                       \
+	{ "io", required_argument, VMS_OPT_IO, "ENGINE",                      \
+	  "network: I/O engine uring|posix|auto (default auto; env VMS_IO overrides auto)" }
+#define VMS_TOOL_OPT_CONNECT_TIMEOUT                                          \
+	{ "connect-timeout", required_argument, VMS_OPT_CONNECT_TIMEOUT, "SECONDS", \
+	  "network: connection and handshake timeout (default 10)" }
+#define VMS_TOOL_OPT_IDLE_TIMEOUT                                             \
+	{ "idle-timeout", required_argument, VMS_OPT_IDLE_TIMEOUT, "SECONDS", \
+	  "network: fail after this long without progress (default 30)" }
+#define VMS_TOOL_OPT_INSECURE                                                 \
+	{ "insecure", no_argument, VMS_OPT_INSECURE, NULL,                    \
+	  "network: allow an unauthenticated, unencrypted session with a non-loopback peer" }
 #define VMS_TOOL_OPT_END { NULL, 0, 0, NULL, NULL }
+
+/* Settings of the options shared by send and recv (and inspect's --key-file). */
+struct vms_tool_shared {
+	const char *key_file;      /* --key-file (file mode stream key) */
+	uint32_t threads;          /* default VMS_THREADS_AUTO */
+	uint64_t memory;           /* default VMS_MEMORY_DEFAULT */
+	const char *psk_file;
+	const char *psk_identity;
+	const char *cert, *key, *ca;
+	uint32_t io;               /* enum vms_io_kind */
+	int connect_timeout_ms;    /* default 10000 */
+	int idle_timeout_ms;       /* default 30000 */
+	bool insecure;
+	const char *net_opt;       /* first network-only option given ("--psk-file"), or NULL */
+};
 
 enum vms_progress_mode { VMS_PROGRESS_AUTO = -1, VMS_PROGRESS_OFF = 0, VMS_PROGRESS_ON = 1 };
 
@@ -103,6 +164,9 @@ struct vms_tool {
 	bool json;
 	const char *json_path; /* NULL = stderr */
 	FILE *json_file;       /* opened by vms_tool_parse() for --json=FILE */
+
+	/* shared options, defaults set by vms_tool_parse() */
+	struct vms_tool_shared sh;
 
 	/* outcome: the first failure recorded wins */
 	int err;               /* enum vms_err, 0 = success */
@@ -129,6 +193,54 @@ int vms_tool_usage_error(struct vms_tool *t, const char *fmt, ...)
  * 0 on success; otherwise -1 with a reason in why. */
 int vms_tool_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out, char *why,
 			size_t whylen);
+
+/* Seconds for a timeout option: digits with an optional fraction of up to 3
+ * digits ("2", "0.5"), min_ms..max_ms after conversion to milliseconds. */
+int vms_tool_parse_seconds(const char *s, int min_ms, int max_ms, int *out_ms, char *why,
+			   size_t whylen);
+
+/* A plain decimal integer min..max (no sign, no suffix). */
+int vms_tool_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out, char *why,
+			size_t whylen);
+
+/* Check a --compress value against the codec registry: "none", "auto",
+ * NAME or NAME:LEVEL with LEVEL an integer in the codec's range. */
+int vms_tool_check_compress(const char *spec, char *why, size_t whylen);
+
+/* ------------------------------------------------------------------------ */
+/* Network addresses and settings.                                           */
+
+/* Split "HOST:PORT", "[V6]:PORT" or (need_host false) "PORT" into host
+ * ("" if absent, without brackets) and port 0..65535. 0 or -1 with why. */
+int vms_tool_split_addr(const char *addr, bool need_host, char *host, size_t hostlen,
+			unsigned *port, char *why, size_t whylen);
+
+/* Does host name only loopback addresses (127/8, ::1)? "" is false (any). */
+bool vms_tool_host_is_loopback(const char *host);
+
+/* Is authentication configured (--psk-file or --cert/--key/--ca)? */
+bool vms_tool_net_authenticated(const struct vms_tool *t);
+
+/* Usage checks of the shared network options for the chosen mode: in file
+ * mode none may be given; in network mode --key-file may not, X.509 needs all
+ * three files, and PSK and X.509 exclude each other. Returns 0 or an exit
+ * status (usage error reported). */
+int vms_tool_check_net_usage(struct vms_tool *t, bool net_mode);
+
+/* Fill *no from the shared options; loads the PSK (VMS_EKEY problems are
+ * recorded as the run's failure) into psk, which the caller wipes. */
+int vms_tool_net_opts(struct vms_tool *t, struct vms_net_opts *no, uint8_t psk[VMS_KEY_LEN]);
+
+/* Load a key file (--key-file, --psk-file) and record a failure (exit 5) with
+ * the library's message naming the file. */
+int vms_tool_load_key(struct vms_tool *t, const char *path, uint8_t key[VMS_KEY_LEN]);
+
+/* One "prog: WARNING: ..." line on stderr (always shown, also with --quiet). */
+void vms_tool_warn(const struct vms_tool *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Process CPU time so far (all threads), in seconds. */
+void vms_tool_cpu(double *user, double *sys);
 
 /* ------------------------------------------------------------------------ */
 /* Outcome.                                                                  */
@@ -158,16 +270,20 @@ const char *vms_tool_phase_name(unsigned phase);
 double vms_tool_now(void);
 
 /* ------------------------------------------------------------------------ */
-/* Progress line on stderr: bytes, percent, rate, ETA; at most 10 per second.
- * On a terminal it is redrawn in place and erased at the end; elsewhere
- * (forced with --progress) it prints one line per second.                   */
+/* Progress line on stderr: bytes, percent, rate, ETA, compression ratio
+ * (raw/wire), lanes and I/O engine; at most 10 per second. On a terminal it
+ * is redrawn in place and erased at the end; elsewhere (forced with
+ * --progress) it prints one line per second.                                */
 
 struct vms_progress {
 	bool on;
 	bool tty;
 	bool drawn;
 	uint64_t total;        /* UINT64_MAX = unknown */
-	uint64_t bytes;
+	uint64_t bytes;        /* raw device bytes */
+	uint64_t wire;         /* stream bytes */
+	unsigned lanes;        /* 0 = not shown */
+	const char *engine;    /* NULL = not shown */
 	double t0;
 	double last;
 };
@@ -210,6 +326,14 @@ struct vms_summary {
 	const char *device;        /* device name, or NULL */
 	bool have_digest;
 	uint64_t digest;           /* DEVICE_END digest (verified by recv) */
+	const char *mode;          /* "file" or "net" */
+	unsigned lanes;            /* 0 = unknown */
+	const char *engine;        /* "io_uring", "posix", "fd" or NULL */
+	const char *cipher;        /* "none", "aes-256-gcm", ... or NULL */
+	const char *compress;      /* as asked (send) / as seen (recv), or NULL */
+	const char *peer;          /* "psk:vmstream", a certificate subject, or NULL */
+	const char *address;       /* network address (--to / --listen), or NULL */
+	int acknowledged;          /* send, net: 1 / 0; -1 = not applicable */
 };
 
 /* Write the --json summary if asked; reports its own failure as an error of

@@ -28,6 +28,8 @@ static const struct vms_tool_opt inspect_opts[] = {
 	  "verify payload checksums, device digests and totals (full reader)" },
 	{ "json", no_argument, OPT_JSON_OUT, NULL,
 	  "print one JSON object (preamble, records, verdict) instead of text" },
+	{ "key-file", required_argument, VMS_OPT_KEY_FILE, "FILE",
+	  "key of an encrypted stream, for --verify (64 hex digits, mode 0600)" },
 	VMS_TOOL_OPT_HELP,
 	VMS_TOOL_OPT_VERSION,
 	VMS_TOOL_OPT_END,
@@ -307,6 +309,7 @@ static int run_inspect(struct vms_tool *t, const struct inspect_args *a, const c
 	struct vms_stream_info info = { .size = sizeof(info) };
 	struct vms_stats st = { .size = sizeof(st) };
 	struct vms_event ev;
+	uint8_t key[VMS_KEY_LEN];
 	bool listing = false;
 	int fd = -1, rc;
 
@@ -324,9 +327,14 @@ static int run_inspect(struct vms_tool *t, const struct inspect_args *a, const c
 		vms_json_str(&in.j, "file", vms_tool_path_name(path, false));
 		vms_json_str(&in.j, "mode", a->verify ? "verify" : "framing");
 	}
-	if (open_input(&in, &fd) == 0) {
+	if (open_input(&in, &fd) == 0 &&
+	    (!a->verify || !t->sh.key_file || vms_tool_load_key(t, t->sh.key_file, key) == 0)) {
 		ro.flags = a->verify ? 0 : VMS_READER_F_HEADERS_ONLY;
+		/* Framing only reads no payload: the key is not needed then. */
+		if (a->verify && t->sh.key_file)
+			ro.key = key;
 		rc = vms_reader_open_fd(&in.r, fd, &ro);
+		vms_wipe(key, sizeof(key));
 		if (rc)
 			vms_tool_fail_lib(t, rc);
 	}
@@ -362,14 +370,15 @@ int main(int argc, char **argv)
 {
 	struct vms_tool t = {
 		.prog = "vmstream-inspect",
-		.synopsis = "[--verify] [--json] FILE",
+		.synopsis = "[--verify [--key-file KEY]] [--json] FILE",
 		.summary = "List the preamble and records of the vmstream stream in FILE ('-' = "
 			   "stdin) and check it.",
 		.details = "Without --verify only the framing is checked: preamble, record headers\n"
 			   "and their checksums, sequence, lengths, device order, EOS presence and\n"
 			   "trailing bytes; payloads are skipped (no key is needed). With --verify\n"
 			   "the full reader also checks every payload checksum, DEVICE_END digest\n"
-			   "and EOS total. The exit status is 0 only for a complete, valid stream.",
+			   "and EOS total; an encrypted stream needs its --key-file for that.\n"
+			   "The exit status is 0 only for a complete, valid stream.",
 		.opts = inspect_opts,
 	};
 	struct inspect_args a = { 0 };

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * vmstream-send: read device state (a file, or stdin) and write it as a
- * vmstream stream (FORMAT.md) to a file or stdout.
+ * vmstream stream (FORMAT.md) to a file or stdout (file mode, --output), or
+ * send it to vmstream-recv --listen over an authenticated network session
+ * (network mode, --to). In network mode the exit status is 0 only once the
+ * receiver acknowledged that it verified and stored the whole stream.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -11,20 +14,68 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+/* Header-only XXH3 (no link dependency): the tool hashes what it sends so it
+ * can report the device digest the receiver verifies (FORMAT.md DEVICE_END). */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 #include "common.h"
 
-enum { OPT_CHUNK_SIZE = VMS_OPT_TOOL_BASE };
+enum {
+	OPT_CHUNK_SIZE = VMS_OPT_TOOL_BASE,
+	OPT_TO,
+	OPT_COMPRESS,
+	OPT_ENCRYPT,
+	OPT_LANES,
+	OPT_RATE_LIMIT,
+};
 
 struct send_args {
-	const char *output;
+	const char *output;     /* file mode */
+	const char *to;         /* network mode */
 	uint32_t chunk_size;
+	const char *compress;   /* NULL = none */
+	int cipher;             /* enum vms_cipher, -1 = default */
+	uint32_t lanes;         /* 0 = not given (1) */
+	uint64_t rate_limit;    /* 0 = none */
+	bool rate_given;
+	char host[256];
+	unsigned port;
 };
 
 static const struct vms_tool_opt send_opts[] = {
 	{ "output", required_argument, 'o', "FILE",
-	  "write the stream to FILE ('-' = stdout); required" },
+	  "file mode: write the stream to FILE ('-' = stdout)" },
+	{ "to", required_argument, OPT_TO, "HOST:PORT",
+	  "network mode: send to 'vmstream-recv --listen' at HOST:PORT ([IPV6]:PORT)" },
 	{ "chunk-size", required_argument, OPT_CHUNK_SIZE, "SIZE",
 	  "bytes per record, 4K..16M (default 1M; binary K/M/G)" },
+	{ "compress", required_argument, OPT_COMPRESS, "CODEC",
+	  "none, zstd, zstd:LEVEL (-7..19) or auto (adaptive zstd that skips "
+	  "incompressible data); default none" },
+	{ "encrypt", required_argument, OPT_ENCRYPT, "CIPHER",
+	  "none, aes-256-gcm or chacha20-poly1305. File mode: needs --key-file. "
+	  "Network mode: default is the fastest cipher on this CPU when the session is "
+	  "authenticated, else none; 'none' with authentication leaves records only "
+	  "checksummed, not authenticated (the receiver must --allow-plaintext)" },
+	{ "key-file", required_argument, VMS_OPT_KEY_FILE, "FILE",
+	  "file mode: stream key, 64 hex digits, mode 0600 (openssl rand -hex 32); "
+	  "without --encrypt it selects the fastest cipher" },
+	VMS_TOOL_OPT_THREADS,
+	VMS_TOOL_OPT_MEMORY,
+	{ "lanes", required_argument, OPT_LANES, "N",
+	  "network: TCP connections to stripe records over, 1..64 (default 1)" },
+	{ "rate-limit", required_argument, OPT_RATE_LIMIT, "RATE",
+	  "network: at most RATE stream bytes per second; binary suffixes "
+	  "(200M = 200 MiB/s = 209715200 bytes/s)" },
+	VMS_TOOL_OPT_PSK_FILE,
+	VMS_TOOL_OPT_PSK_IDENTITY,
+	VMS_TOOL_OPT_CERT,
+	VMS_TOOL_OPT_TLS_KEY,
+	VMS_TOOL_OPT_CA,
+	VMS_TOOL_OPT_IO,
+	VMS_TOOL_OPT_CONNECT_TIMEOUT,
+	VMS_TOOL_OPT_IDLE_TIMEOUT,
+	VMS_TOOL_OPT_INSECURE,
 	VMS_TOOL_OPT_FORCE,
 	VMS_TOOL_OPT_JSON,
 	VMS_TOOL_OPT_PROGRESS,
@@ -40,6 +91,7 @@ static int send_opt(struct vms_tool *t, void *ctx, int key, const char *arg)
 	struct send_args *a = ctx;
 	char why[160];
 	uint64_t v;
+	int c;
 
 	switch (key) {
 	case 'o':
@@ -47,10 +99,39 @@ static int send_opt(struct vms_tool *t, void *ctx, int key, const char *arg)
 			return vms_tool_usage_error(t, "--output needs a file name or '-'");
 		a->output = arg;
 		return 0;
+	case OPT_TO:
+		if (vms_tool_split_addr(arg, true, a->host, sizeof(a->host), &a->port, why,
+					sizeof(why)))
+			return vms_tool_usage_error(t, "--to %s", why);
+		a->to = arg;
+		return 0;
 	case OPT_CHUNK_SIZE:
 		if (vms_tool_parse_size(arg, VMS_CHUNK_MIN, VMS_CHUNK_MAX, &v, why, sizeof(why)))
 			return vms_tool_usage_error(t, "--chunk-size %s", why);
 		a->chunk_size = (uint32_t)v;
+		return 0;
+	case OPT_COMPRESS:
+		if (vms_tool_check_compress(arg, why, sizeof(why)))
+			return vms_tool_usage_error(t, "--compress %s", why);
+		a->compress = arg;
+		return 0;
+	case OPT_ENCRYPT:
+		c = vms_cipher_from_name(arg);
+		if (c < 0)
+			return vms_tool_usage_error(t, "--encrypt '%s': expected none, aes-256-gcm or "
+						       "chacha20-poly1305", arg);
+		a->cipher = c;
+		return 0;
+	case OPT_LANES:
+		if (vms_tool_parse_uint(arg, 1, 64, &v, why, sizeof(why)))
+			return vms_tool_usage_error(t, "--lanes %s", why);
+		a->lanes = (uint32_t)v;
+		return 0;
+	case OPT_RATE_LIMIT:
+		if (vms_tool_parse_size(arg, 1024, UINT64_MAX, &v, why, sizeof(why)))
+			return vms_tool_usage_error(t, "--rate-limit %s (bytes per second)", why);
+		a->rate_limit = v;
+		a->rate_given = true;
 		return 0;
 	default:
 		return vms_tool_usage_error(t, "unhandled option");
@@ -137,20 +218,74 @@ static long read_full(int fd, uint8_t *buf, size_t room, bool *eof)
 
 struct send_run {
 	struct vms_tool *t;
+	const struct send_args *a;
+	bool net;
+	uint32_t cipher;
 	struct input in;
 	struct vms_output out;
 	struct vms_progress prog;
 	struct vms_writer *w;
+	XXH3_state_t *xxh;
 	uint64_t bytes_in;
+	uint64_t digest;
+	bool have_digest;
+	bool acknowledged;
+	char peer[160];
 	double t0;
 };
 
+/* Open the writer: on the output file, or connected to the receiver. */
+static int open_writer(struct send_run *s, struct vms_writer_opts *wo)
+{
+	struct vms_tool *t = s->t;
+	const struct send_args *a = s->a;
+	struct vms_net_opts no = VMS_NET_OPTS_INIT;
+	uint8_t psk[VMS_KEY_LEN];
+	uint8_t key[VMS_KEY_LEN];
+	int err;
+
+	if (!s->net) {
+		if (vms_output_open(t, &s->out, a->output, t->force))
+			return t->err;
+		if (s->cipher != VMS_CIPHER_NONE) {
+			if (vms_tool_load_key(t, t->sh.key_file, key))
+				return t->err;
+			wo->key = key;
+		}
+		err = vms_writer_open_fd(&s->w, s->out.fd, wo);
+		vms_wipe(key, sizeof(key));
+		return err ? vms_tool_fail_lib(t, err) : 0;
+	}
+	if (vms_tool_net_opts(t, &no, psk))
+		return t->err;
+	no.lanes = a->lanes ? a->lanes : 1;
+	no.rate_limit = a->rate_limit;
+	err = vms_writer_connect(&s->w, a->to, &no, wo);
+	vms_wipe(psk, sizeof(psk));
+	if (err) {
+		/* A socket-level failure of the connection is a network error
+		 * (exit 7), not a local file error. */
+		if (err == VMS_EIO)
+			err = VMS_ENET;
+		return vms_tool_fail_lib(t, err);
+	}
+	if (t->sh.psk_file)
+		snprintf(s->peer, sizeof(s->peer), "psk:%s",
+			 t->sh.psk_identity ? t->sh.psk_identity : "vmstream");
+	else if (t->sh.cert)
+		snprintf(s->peer, sizeof(s->peer), "x509");
+	else
+		snprintf(s->peer, sizeof(s->peer), "insecure");
+	return 0;
+}
+
 /* Stream the whole input as device 0. */
-static int pump(struct send_run *s, const struct send_args *a)
+static int pump(struct send_run *s)
 {
 	struct vms_writer_opts wo = VMS_WRITER_OPTS_INIT;
 	struct vms_device_desc desc = VMS_DEVICE_DESC_INIT;
 	struct vms_tool *t = s->t;
+	const struct send_args *a = s->a;
 	uint32_t dev;
 	bool eof = false;
 	int err;
@@ -159,9 +294,18 @@ static int pump(struct send_run *s, const struct send_args *a)
 	wo.size_hint = s->in.size;
 	wo.progress = vms_progress_cb;
 	wo.progress_user = &s->prog;
-	err = vms_writer_open_fd(&s->w, s->out.fd, &wo);
-	if (err)
-		return vms_tool_fail_lib(t, err);
+	wo.compress = a->compress;
+	wo.cipher = s->cipher;
+	wo.threads = t->sh.threads;
+	wo.memory = t->sh.memory;
+	if (open_writer(s, &wo))
+		return t->err;
+	vms_progress_init(&s->prog, t, s->in.size);
+	if (s->net) {
+		s->prog.engine = vms_writer_engine(s->w);
+		s->prog.lanes = a->lanes ? a->lanes : 1;
+	}
+
 	desc.kind = VMS_DEVKIND_BLOB;
 	desc.name = s->in.name;
 	desc.size_hint = s->in.size;
@@ -169,6 +313,9 @@ static int pump(struct send_run *s, const struct send_args *a)
 	if (err)
 		return vms_tool_fail_lib(t, err);
 
+	s->xxh = XXH3_createState();
+	if (!s->xxh || XXH3_64bits_reset(s->xxh) != XXH_OK)
+		return vms_tool_fail(t, VMS_ENOMEM, "out of memory");
 	while (!eof) {
 		void *buf;
 		size_t room;
@@ -188,83 +335,183 @@ static int pump(struct send_run *s, const struct send_args *a)
 			(void)vms_writer_abort(s->w, VMS_EIO, why);
 			return vms_tool_fail(t, VMS_EIO, "%s; stream aborted", why);
 		}
+		if (got > 0)
+			XXH3_64bits_update(s->xxh, buf, (size_t)got);
 		s->bytes_in += (uint64_t)got;
 		err = vms_writer_commit(s->w, dev, (size_t)got);
 		if (err)
 			return vms_tool_fail_lib(t, err);
 	}
+	s->digest = XXH3_64bits_digest(s->xxh);
 	err = vms_writer_end_device(s->w, dev);
 	if (err)
 		return vms_tool_fail_lib(t, err);
+	/* Network: returns 0 only after the receiver's acknowledgement. */
 	err = vms_writer_finish(s->w);
 	if (err)
 		return vms_tool_fail_lib(t, err);
+	s->have_digest = true;
+	if (s->net) {
+		s->acknowledged = true;
+		return 0;
+	}
 	return vms_output_commit(t, &s->out);
+}
+
+static void print_verdict(const struct send_run *s, const struct vms_summary *sum)
+{
+	char b1[32], b2[32], ratio[32] = "";
+	double rate = sum->seconds > 0 ? (double)sum->bytes / sum->seconds : 0;
+
+	if (sum->wire_bytes)
+		snprintf(ratio, sizeof(ratio), ", ratio %.2f",
+			 (double)sum->bytes / (double)sum->wire_bytes);
+	if (s->net)
+		fprintf(stderr,
+			"%s: OK: %s sent in %.2f s (%s/s)%s, %u lane%s, %s, %s, acknowledged by "
+			"%s at %s, digest %016llx\n",
+			s->t->prog, vms_tool_human_bytes(sum->bytes, b1, sizeof(b1)), sum->seconds,
+			vms_tool_human_bytes((uint64_t)rate, b2, sizeof(b2)), ratio, sum->lanes,
+			sum->lanes == 1 ? "" : "s", sum->engine ? sum->engine : "?", sum->cipher,
+			s->peer, s->a->to, (unsigned long long)s->digest);
+	else
+		fprintf(stderr,
+			"%s: OK: %s written to %s in %.2f s (%s/s)%s, %llu records, %s, digest "
+			"%016llx\n",
+			s->t->prog, vms_tool_human_bytes(sum->bytes, b1, sizeof(b1)),
+			vms_tool_path_name(s->a->output, true), sum->seconds,
+			vms_tool_human_bytes((uint64_t)rate, b2, sizeof(b2)), ratio,
+			(unsigned long long)sum->records, sum->cipher, (unsigned long long)s->digest);
 }
 
 static int run_send(struct vms_tool *t, const struct send_args *a, const char *input)
 {
-	struct send_run s = { .t = t, .in = { .fd = -1 }, .out = { .fd = -1 } };
+	struct send_run s = { .t = t, .a = a, .in = { .fd = -1 }, .out = { .fd = -1 } };
 	struct vms_stats st = { .size = sizeof(st) };
-	struct vms_summary sum = { .bytes_key = "bytes_in" };
+	struct vms_summary sum = { .bytes_key = "bytes_in", .acknowledged = -1 };
 
 	s.t0 = vms_tool_now();
+	s.net = a->to != NULL;
+	if (a->cipher >= 0)
+		s.cipher = (uint32_t)a->cipher;
+	else if (s.net ? vms_tool_net_authenticated(t) : t->sh.key_file != NULL)
+		s.cipher = vms_cipher_preferred();
+	else
+		s.cipher = VMS_CIPHER_NONE;
 	vms_tool_signals_init(t);
-	if (input_open(t, &s.in, input) == 0 &&
-	    vms_output_open(t, &s.out, a->output, t->force) == 0) {
-		vms_progress_init(&s.prog, t, s.in.size);
-		pump(&s, a);
+	if (s.net && !vms_tool_net_authenticated(t) && t->sh.insecure &&
+	    !vms_tool_host_is_loopback(a->host))
+		vms_tool_warn(t, "--insecure: the session with %s is neither authenticated nor "
+				 "encrypted; anyone on the path can read and alter it", a->to);
+	if (input_open(t, &s.in, input) == 0) {
+		pump(&s);
 		vms_progress_end(&s.prog);
 	}
-	if (t->err)
+	if (t->err && !s.net)
 		vms_output_discard(&s.out);
 	if (s.w)
 		vms_writer_stats(s.w, &st);
+	sum.mode = s.net ? "net" : "file";
 	sum.bytes = s.bytes_in;
 	sum.wire_bytes = st.wire_bytes;
 	sum.records = st.records;
 	sum.seconds = vms_tool_now() - s.t0;
 	sum.device = s.in.name[0] ? s.in.name : NULL;
-	if (!t->err && s.prog.on) {
-		char a1[32], a2[32], a3[32];
-
-		fprintf(stderr, "%s: sent %s in %.2f s (%s/s) as %llu records, %s of stream to %s\n",
-			t->prog, vms_tool_human_bytes(sum.bytes, a1, sizeof(a1)), sum.seconds,
-			vms_tool_human_bytes(sum.seconds > 0 ? (uint64_t)((double)sum.bytes / sum.seconds)
-							     : 0, a2, sizeof(a2)),
-			(unsigned long long)sum.records,
-			vms_tool_human_bytes(sum.wire_bytes, a3, sizeof(a3)),
-			vms_tool_path_name(a->output, true));
-	}
+	sum.have_digest = s.have_digest;
+	sum.digest = s.digest;
+	sum.lanes = s.net ? (a->lanes ? a->lanes : 1) : 1;
+	sum.engine = s.w ? vms_writer_engine(s.w) : NULL;
+	sum.cipher = vms_tool_cipher_name(s.cipher);
+	sum.compress = a->compress ? a->compress : "none";
+	sum.peer = s.net && s.peer[0] ? s.peer : NULL;
+	sum.address = a->to;
+	if (s.net)
+		sum.acknowledged = s.acknowledged;
+	if (!t->err && !t->quiet && (s.prog.tty || t->progress == VMS_PROGRESS_ON))
+		print_verdict(&s, &sum);
 	vms_writer_free(s.w);
+	if (s.xxh)
+		XXH3_freeState(s.xxh);
 	if (s.in.fd > STDERR_FILENO)
 		close(s.in.fd);
 	vms_tool_write_summary(t, &sum);
 	return vms_tool_report(t);
 }
 
+/* Option combinations that depend on the mode. */
+static int check_usage(struct vms_tool *t, struct send_args *a)
+{
+	bool net = a->to != NULL;
+	int rc;
+
+	if (a->output && a->to)
+		return vms_tool_usage_error(t, "--output and --to exclude each other");
+	if (!a->output && !a->to)
+		return vms_tool_usage_error(t, "--output FILE is required ('-' for stdout), or --to "
+					       "HOST:PORT for network mode");
+	rc = vms_tool_check_net_usage(t, net);
+	if (rc)
+		return rc;
+	if (!net) {
+		if (a->lanes)
+			return vms_tool_usage_error(t, "--lanes is a network option (use it with --to)");
+		if (a->rate_given)
+			return vms_tool_usage_error(t, "--rate-limit is a network option (use it "
+						       "with --to)");
+		if (a->cipher > 0 && !t->sh.key_file)
+			return vms_tool_usage_error(t, "--encrypt %s needs --key-file FILE "
+						       "(64 hex digits: openssl rand -hex 32)",
+						    vms_cipher_name((uint32_t)a->cipher));
+		if (a->cipher == VMS_CIPHER_NONE && t->sh.key_file)
+			return vms_tool_usage_error(t, "--key-file given with --encrypt none");
+		return 0;
+	}
+	if (t->force)
+		return vms_tool_usage_error(t, "--force applies to --output files only");
+	if (a->cipher > 0 && !vms_tool_net_authenticated(t))
+		return vms_tool_usage_error(t, "--encrypt %s needs an authenticated session "
+					       "(--psk-file, or --cert/--key/--ca)",
+					    vms_cipher_name((uint32_t)a->cipher));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct vms_tool t = {
 		.prog = "vmstream-send",
-		.synopsis = "[OPTIONS] --output FILE [INPUT]",
-		.summary = "Write INPUT (a file, or stdin if '-' or absent) as a verified vmstream "
+		.synopsis = "[OPTIONS] (--output FILE | --to HOST:PORT) [INPUT]",
+		.summary = "Send INPUT (a file, or stdin if '-' or absent) as a verified vmstream "
 			   "stream.",
-		.details = "The stream holds one device named after INPUT (\"stdin\" for stdin).\n"
-			   "A stream FILE is written under a temporary name in its directory,\n"
-			   "synced and renamed when complete; an existing regular FILE is only\n"
-			   "replaced with --force. Devices and FIFOs (/dev/null) are written\n"
-			   "in place. If reading INPUT fails, the stream gets an ABORT record.",
+		.details =
+			"The stream holds one device named after INPUT (\"stdin\" for stdin).\n"
+			"\n"
+			"File mode (--output): the stream FILE is written under a temporary\n"
+			"name in its directory, synced and renamed when complete; an existing\n"
+			"regular FILE is only replaced with --force. Devices and FIFOs\n"
+			"(/dev/null) are written in place. If reading INPUT fails, the stream\n"
+			"gets an ABORT record. With --key-file the records are encrypted\n"
+			"(--encrypt, default the fastest cipher on this CPU).\n"
+			"\n"
+			"Network mode (--to): connects to 'vmstream-recv --listen', authenticates\n"
+			"with TLS 1.3 (--psk-file, or --cert/--key/--ca; without them only a\n"
+			"loopback peer is accepted unless --insecure), and streams over --lanes\n"
+			"TCP connections. Exit status 0 means the receiver verified the whole\n"
+			"stream, stored it and acknowledged it; a refusal is exit 6 with the\n"
+			"receiver's reason.\n"
+			"\n"
+			"A progress line (bytes, %, rate, ETA, compression ratio raw/wire, lanes,\n"
+			"I/O engine) and a final verdict are shown when stderr is a terminal.",
 		.opts = send_opts,
 	};
-	struct send_args a = { 0 };
+	struct send_args a = { .cipher = -1 };
 	int first, rc;
 
 	rc = vms_tool_parse(&t, argc, argv, send_opt, &a, &first);
 	if (rc >= 0)
 		return rc;
-	if (!a.output)
-		return vms_tool_usage_error(&t, "--output FILE is required ('-' for stdout)");
+	rc = check_usage(&t, &a);
+	if (rc)
+		return rc;
 	if (argc - first > 1)
 		return vms_tool_usage_error(&t, "more than one INPUT given ('%s')", argv[first + 1]);
 	return run_send(&t, &a, argc > first ? argv[first] : "-");

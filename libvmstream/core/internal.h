@@ -26,6 +26,7 @@ struct vms_transport {
 	bool own_fds;              /* close them on free */
 	bool session;              /* network session: ACK, half-close */
 	bool keyed;                /* session keys below are valid */
+	bool allow_plaintext;      /* receiver accepts unencrypted records */
 	uint8_t salt[VMS_SALT_LEN];/* session salt (sender's choice, in HELLO) */
 	uint8_t ikm_c2s[VMS_LANES_MAX_T][VMS_KEY_LEN];
 	uint8_t ikm_s2c[VMS_LANES_MAX_T][VMS_KEY_LEN];

@@ -806,7 +806,7 @@ static int read_preamble(struct vms_reader *r, const uint8_t *key)
 	if (r->headers_only)
 		return 0;
 	if (r->pre.cipher == VMS_CIPHER_NONE) {
-		if (key || r->t.keyed)
+		if (key || (r->t.keyed && !r->t.allow_plaintext))
 			return vms_fail(VMS_EKEY, "preamble at byte 0: stream is not encrypted but a key "
 						  "was expected (refusing unauthenticated data)");
 		return 0;
@@ -1107,6 +1107,26 @@ int vms_reader_stats(const struct vms_reader *r, struct vms_stats *st)
 	return 0;
 }
 
+/* Before the pipeline exists (a refusal at open): a bounded blocking send. */
+static int send_plain(int fd, const uint8_t *p, size_t n, int timeout_ms)
+{
+	while (n) {
+		struct pollfd pf = { .fd = fd, .events = POLLOUT };
+		ssize_t w;
+
+		if (poll(&pf, 1, timeout_ms) == 0)
+			return -ETIMEDOUT;
+		w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 /* Build, seal (or checksum) and send the acknowledgement on lane 0. */
 static int send_ack(struct vms_reader *r, int status, const char *text)
 {
@@ -1179,8 +1199,9 @@ static int send_ack(struct vms_reader *r, int status, const char *text)
 			    vms_xxh3(frame, VMS_ACK_FRAME_HDR + body));
 	}
 	if (!err) {
-		err = vms_engine_write_full(r->eng, r->t.fds[0], frame, flen,
-					    r->t.idle_timeout_ms);
+		err = r->eng ? vms_engine_write_full(r->eng, r->t.fds[0], frame, flen,
+						     r->t.idle_timeout_ms)
+			     : send_plain(r->t.fds[0], frame, flen, r->t.idle_timeout_ms);
 		if (err)
 			err = vms_fail(io_code(err), "sending the acknowledgement: %s", strerror(-err));
 	}
@@ -1229,7 +1250,7 @@ void vms_reader_free(struct vms_reader *r)
 
 		(void)!write(r->cancel_fd, &one, sizeof(one));
 	}
-	if (r->t.session && !r->ack_sent && r->eng) {
+	if (r->t.session && !r->ack_sent) {
 		/* Tell the sender why, rather than letting it time out. */
 		int code = r->err ? r->err : VMS_ECANCELED;
 

@@ -1111,6 +1111,30 @@ int vms_writer_open_fd(struct vms_writer **out, int fd, const struct vms_writer_
 	return vms_writer_open_transport(out, &t, opts);
 }
 
+const char *vms_writer_peer(const struct vms_writer *w)
+{
+	return w->t.peer;
+}
+
+int vms_writer_device_digest(const struct vms_writer *w, uint32_t device, uint64_t *total,
+			     uint64_t *digest)
+{
+	struct vms_writer *mw = (struct vms_writer *)w;
+	int err = 0;
+
+	pthread_mutex_lock(&mw->prod_mu);
+	if (device >= w->ndev)
+		err = vms_fail(VMS_EINVAL, "device %u was not begun", device);
+	else if (!w->devs[device]->ended)
+		err = vms_fail(VMS_ESTATE, "device %u has not ended", device);
+	else {
+		*total = w->devs[device]->bytes;
+		*digest = w->devs[device]->digest;
+	}
+	pthread_mutex_unlock(&mw->prod_mu);
+	return err;
+}
+
 const char *vms_writer_engine(const struct vms_writer *w)
 {
 	return w->eng ? vms_engine_name(w->eng) : "none";

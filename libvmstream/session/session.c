@@ -222,7 +222,8 @@ static int plain_recv_exact(int fd, uint8_t *buf, size_t n, uint64_t deadline_ns
 			continue;
 		}
 		if (r < 0)
-			return vms_fail(VMS_ENET, "handshake receive failed: %s", strerror(errno));
+			return vms_fail(VMS_ENET, "handshake receive failed: %s (do both sides use the "
+						  "same authentication settings?)", strerror(errno));
 		if (r == 0)
 			return vms_fail(VMS_ENET, "peer closed the connection during the handshake "
 						  "(do both sides use the same authentication settings?)");
@@ -739,6 +740,7 @@ int vms_accept(struct vms_listener *l, struct vms_reader **out, const struct vms
 	t.session = true;
 	t.own_fds = true;
 	t.keyed = l->creds != NULL;
+	t.allow_plaintext = (l->net.flags & VMS_NET_F_ALLOW_PLAINTEXT) != 0;
 	t.engine = l->net.io;
 	t.idle_timeout_ms = l->net.idle_timeout_ms;
 	for (unsigned i = 0; i < VMS_LANES_MAX_T; i++)
