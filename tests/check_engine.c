@@ -18,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/capability.h>
@@ -991,6 +992,109 @@ START_TEST(test_wait_timeout)
 }
 END_TEST
 
+/* A pipe nobody reads: waits still time out (no thread stuck in write()),
+ * and vms_engine_cancel() ends everything with -ECANCELED. */
+START_TEST(test_cancel)
+{
+	const size_t len = 64u << 10;
+	uint8_t *buf = tu_xmalloc(len), *sink = tu_xmalloc(1 << 20);
+	struct vms_engine *e = eng_new(_i, "cancel", 8, NULL, 0);
+	struct vms_io_done d[8];
+	int p[2], sv[2], fl, n = 0;
+	int64_t t0, dt;
+	char c;
+
+	if (!e)
+		goto out;
+	memset(buf, 'p', len);
+	xpipe(p, 0);
+	ck_assert_int_eq(fcntl(p[1], F_SETPIPE_SZ, 4096), 4096);
+	fl = fcntl(p[1], F_GETFL);
+	unix_pair(sv);
+	for (int k = 0; k < 3; k++)
+		ck_assert_int_eq(wr(e, p[1], buf, len, (void *)(intptr_t)(k + 1)), 0);
+	ck_assert_int_eq(vms_engine_recv(e, sv[0], &c, 1, (void *)4), 0);
+	t0 = now_ms();
+	ck_assert_int_eq(vms_engine_wait(e, d, 8, 200), 0);
+	dt = now_ms() - t0;
+	ck_assert_msg(dt >= 190 && dt < 2000, "wait on a stalled pipe took %lld ms", (long long)dt);
+	ck_assert_int_eq(vms_engine_cancel(e), 0);
+	while (n < 4) {
+		int k = vms_engine_wait(e, d + n, 8 - (unsigned)n, 2000);
+
+		ck_assert_int_gt(k, 0);
+		n += k;
+	}
+	for (int k = 0; k < 4; k++)
+		ck_assert_msg(d[k].res == -ECANCELED, "op %p: %ld", d[k].user, d[k].res);
+	ck_assert_uint_eq(vms_engine_pending(e), 0);
+	ck_assert_int_eq(fcntl(p[1], F_GETFL), fl);
+	/* and the engine goes on working */
+	ck_assert_int_gt(read(p[0], sink, 1 << 20), 0);
+	ck_assert_int_eq(wr(e, sv[0], "x", 1, NULL), 0);
+	ck_assert_int_eq(one(e, 5000), 1);
+	ck_assert_int_eq(read(sv[1], &c, 1), 1);
+	ck_assert_int_eq(vms_engine_cancel(e), 0); /* nothing pending: nothing to do */
+	ck_assert_int_eq(vms_engine_wait(e, d, 8, 0), 0);
+	/* write_full into the stalled pipe times out too */
+	t0 = now_ms();
+	ck_assert_int_eq(vms_engine_write_full(e, p[1], buf, len, 200), -ETIMEDOUT);
+	dt = now_ms() - t0;
+	ck_assert_msg(dt >= 190 && dt < 2000, "write_full on a stalled pipe took %lld ms",
+		      (long long)dt);
+	ck_assert_int_eq(fcntl(p[1], F_GETFL), fl);
+	close(p[0]);
+	close(p[1]);
+	close(sv[0]);
+	close(sv[1]);
+	vms_engine_free(e);
+out:
+	free(buf);
+	free(sink);
+}
+END_TEST
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* Freeing an engine with a write pending on a stalled pipe leaks nothing
+ * (posix: the pipe's private reopen is closed). */
+START_TEST(test_free_stalled_pipe)
+{
+	const size_t len = 256u << 10;
+	char *buf = tu_xmalloc(len);
+	struct vms_engine *e;
+	int p[2], before;
+
+	xpipe(p, 0);
+	ck_assert_int_eq(fcntl(p[1], F_SETPIPE_SZ, 4096), 4096);
+	memset(buf, 's', len);
+	before = count_fds();
+	e = eng_new(_i, "free_stalled_pipe", 4, NULL, 0);
+	if (!e)
+		goto out;
+	ck_assert_int_eq(wr(e, p[1], buf, len, NULL), 0);
+	ck_assert_int_eq(wr(e, p[1], buf, len, NULL), 0);
+	ck_assert_int_eq(vms_engine_wait(e, (struct vms_io_done[1]){ { 0 } }, 1, 50), 0);
+	vms_engine_free(e);
+	ck_assert_int_eq(count_fds(), before);
+out:
+	close(p[0]);
+	close(p[1]);
+	free(buf);
+}
+END_TEST
+
 /* Freeing an engine with a receive in flight: it returns, and the buffer is
  * not written afterwards. */
 START_TEST(test_free_pending)
@@ -1059,6 +1163,17 @@ START_TEST(test_args)
 	ck_assert_int_eq(c[0], 'r');
 	ck_assert_int_eq(read(sv[1], c, 2), 2);
 	ck_assert_int_eq(vms_engine_stats(NULL, NULL), VMS_EINVAL);
+	/* writing to a pipe's read end fails at once, whichever engine */
+	{
+		int pp[2];
+
+		xpipe(pp, 0);
+		ck_assert_int_eq(wr(e, pp[0], "x", 1, NULL), 0);
+		ck_assert_int_eq(one(e, 2000), -EBADF);
+		ck_assert_int_eq(vms_engine_write_full(e, pp[0], "x", 1, 100), -EBADF);
+		close(pp[0]);
+		close(pp[1]);
+	}
 	close(sv[0]);
 	close(sv[1]);
 	close(sv2[0]);
@@ -1381,6 +1496,207 @@ START_TEST(test_other_thread)
 }
 END_TEST
 
+/* Thread handover, as a writer does it: the opening thread writes a
+ * preamble with write_full, a second thread then queues a receive, submits
+ * it and exits while it is pending (io_uring cancels a request whose thread
+ * has gone; the engine submits it again), and the first thread finishes. */
+struct handover {
+	struct vms_engine *e;
+	int fd;
+	char *buf;
+	int rc;
+};
+
+static void *handover_main(void *arg)
+{
+	struct handover *h = arg;
+	struct vms_io_done d;
+
+	h->rc = vms_engine_write_full(h->e, h->fd, "second", 6, 1000);
+	if (h->rc == 0)
+		h->rc = vms_engine_recv(h->e, h->fd, h->buf, 16, (void *)5);
+	if (h->rc == 0)
+		h->rc = vms_engine_wait(h->e, &d, 1, 50); /* submits; nothing arrives */
+	return NULL;
+}
+
+START_TEST(test_handover)
+{
+	struct vms_engine *e = eng_new(_i, "handover", 8, NULL, 0);
+	struct handover h;
+	struct vms_engine_stats st;
+	struct vms_io_done d;
+	char got[16] = { 0 }, buf[16] = { 0 };
+	pthread_t th;
+	int sv[2];
+
+	if (!e)
+		return;
+	unix_pair(sv);
+	ck_assert_int_eq(vms_engine_write_full(e, sv[0], "first", 5, 1000), 0);
+	h = (struct handover){ .e = e, .fd = sv[0], .buf = buf };
+	ck_assert_int_eq(pthread_create(&th, NULL, handover_main, &h), 0);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(h.rc, 0);
+	ck_assert_uint_eq(vms_engine_pending(e), 1);
+	ck_assert_int_eq(read(sv[1], got, sizeof(got)), 11);
+	ck_assert_int_eq(memcmp(got, "firstsecond", 11), 0);
+	/* the receive queued by the thread that is gone completes here */
+	ck_assert_int_eq(write(sv[1], "ack", 3), 3);
+	ck_assert_int_eq(vms_engine_wait(e, &d, 1, 5000), 1);
+	ck_assert_ptr_eq(d.user, (void *)5);
+	ck_assert_int_eq(d.res, 3);
+	ck_assert_int_eq(memcmp(buf, "ack", 3), 0);
+	ck_assert_int_eq(wr(e, sv[0], "third", 5, NULL), 0);
+	ck_assert_int_eq(one(e, 5000), 5);
+	ck_assert_int_eq(read(sv[1], got, sizeof(got)), 5);
+	st = stats(e);
+	if (KINDS[_i] == VMS_ENGINE_URING) {
+		printf("handover [io_uring]: single_issuer %d rebinds %u requeued %llu\n",
+		       st.single_issuer, st.rebinds, (unsigned long long)st.requeued);
+		ck_assert_uint_ge(st.requeued, 1);
+		if (st.single_issuer)
+			ck_assert_uint_eq(st.rebinds, 2);
+	}
+	close(sv[0]);
+	close(sv[1]);
+	vms_engine_free(e);
+}
+END_TEST
+
+/* The thread that submitted a receive exits; another frees the engine: no
+ * hang, and the buffer is not written afterwards. */
+static void *submit_recv_main(void *arg)
+{
+	struct handover *h = arg;
+	struct vms_io_done d;
+
+	h->rc = vms_engine_recv(h->e, h->fd, h->buf, 16, NULL);
+	if (h->rc == 0)
+		h->rc = vms_engine_wait(h->e, &d, 1, 20);
+	return NULL;
+}
+
+START_TEST(test_free_after_owner_exit)
+{
+	struct vms_engine *e = eng_new(_i, "free_after_owner_exit", 8, NULL, 0);
+	char *buf = tu_xmalloc(16), got[8];
+	struct handover h;
+	pthread_t th;
+	int sv[2];
+
+	if (!e)
+		goto out;
+	unix_pair(sv);
+	memset(buf, 0x33, 16);
+	h = (struct handover){ .e = e, .fd = sv[0], .buf = buf };
+	ck_assert_int_eq(pthread_create(&th, NULL, submit_recv_main, &h), 0);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(h.rc, 0);
+	vms_engine_free(e);
+	ck_assert_int_eq(write(sv[1], "late", 4), 4);
+	usleep(50000);
+	for (int k = 0; k < 16; k++)
+		ck_assert_int_eq((unsigned char)buf[k], 0x33);
+	ck_assert_int_eq(read(sv[0], got, sizeof(got)), 4);
+	close(sv[0]);
+	close(sv[1]);
+out:
+	free(buf);
+}
+END_TEST
+
+/* A second thread that submits while the first one's operation is in the
+ * kernel: with a single-issuer ring that is refused (VMS_ESTATE, nothing
+ * lost); the first thread then submits what the second one queued. */
+struct holder {
+	struct vms_engine *e;
+	int fd;
+	char buf[8];
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stage; /* 1: recv submitted; 2: go on */
+	int n;
+	struct vms_io_done d[2];
+};
+
+static void *holder_main(void *arg)
+{
+	struct holder *h = arg;
+
+	vms_engine_recv(h->e, h->fd, h->buf, sizeof(h->buf), (void *)1);
+	vms_engine_wait(h->e, h->d, 2, 0);
+	pthread_mutex_lock(&h->mu);
+	h->stage = 1;
+	pthread_cond_broadcast(&h->cv);
+	while (h->stage != 2)
+		pthread_cond_wait(&h->cv, &h->mu);
+	pthread_mutex_unlock(&h->mu);
+	while (h->n < 2) {
+		int k = vms_engine_wait(h->e, h->d + h->n, 2 - (unsigned)h->n, 5000);
+
+		if (k <= 0)
+			break;
+		h->n += k;
+	}
+	return NULL;
+}
+
+START_TEST(test_foreign_thread)
+{
+	struct vms_engine *e = eng_new(_i, "foreign_thread", 8, NULL, 0);
+	struct holder h;
+	struct vms_io_done d;
+	char got[8];
+	pthread_t th;
+	int sv[2], rc, refused;
+
+	if (!e)
+		return;
+	unix_pair(sv);
+	memset(&h, 0, sizeof(h));
+	h.e = e;
+	h.fd = sv[0];
+	pthread_mutex_init(&h.mu, NULL);
+	pthread_cond_init(&h.cv, NULL);
+	ck_assert_int_eq(pthread_create(&th, NULL, holder_main, &h), 0);
+	pthread_mutex_lock(&h.mu);
+	while (h.stage != 1)
+		pthread_cond_wait(&h.cv, &h.mu);
+	pthread_mutex_unlock(&h.mu);
+	refused = KINDS[_i] == VMS_ENGINE_URING && stats(e).single_issuer;
+	ck_assert_int_eq(wr(e, sv[0], "w", 1, (void *)2), 0);
+	rc = vms_engine_wait(e, &d, 1, 100);
+	if (refused) {
+		ck_assert_int_eq(rc, VMS_ESTATE);
+		ck_assert_ptr_nonnull(strstr(vms_last_error(), "second thread"));
+		ck_assert_int_eq(vms_engine_read_full(e, sv[0], got, 1, 100), -EEXIST);
+	} else {
+		ck_assert_int_eq(rc, 1);
+		ck_assert_int_eq(d.res, 1);
+		h.n = 1; /* the holder waits for its receive only */
+		h.d[0] = d;
+	}
+	ck_assert_int_eq(write(sv[1], "r", 1), 1);
+	pthread_mutex_lock(&h.mu);
+	h.stage = 2;
+	pthread_cond_broadcast(&h.cv);
+	pthread_mutex_unlock(&h.mu);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(h.n, 2);
+	for (int k = 0; k < 2; k++)
+		ck_assert_int_eq(h.d[k].res, 1);
+	ck_assert_int_eq(h.buf[0], 'r');
+	ck_assert_int_eq(read(sv[1], got, sizeof(got)), 1);
+	ck_assert_int_eq(got[0], 'w');
+	pthread_mutex_destroy(&h.mu);
+	pthread_cond_destroy(&h.cv);
+	close(sv[0]);
+	close(sv[1]);
+	vms_engine_free(e);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -1404,9 +1720,14 @@ static Suite *engine_suite(void)
 	tcase_add_loop_test(tc, test_write_timeout, 0, 2);
 	tcase_add_loop_test(tc, test_wait_timeout, 0, 2);
 	tcase_add_loop_test(tc, test_free_pending, 0, 2);
+	tcase_add_loop_test(tc, test_cancel, 0, 2);
+	tcase_add_loop_test(tc, test_free_stalled_pipe, 0, 2);
 	tcase_add_loop_test(tc, test_args, 0, 2);
 	tcase_add_loop_test(tc, test_fixed, 0, 2);
 	tcase_add_loop_test(tc, test_other_thread, 0, 2);
+	tcase_add_loop_test(tc, test_handover, 0, 2);
+	tcase_add_loop_test(tc, test_foreign_thread, 0, 2);
+	tcase_add_loop_test(tc, test_free_after_owner_exit, 0, 2);
 	tcase_add_test(tc, test_register_fails);
 	tcase_add_test(tc, test_uring_blocked);
 	tcase_add_test(tc, test_env_override);

@@ -604,6 +604,9 @@ static uint64_t rate_delay(struct vms_writer *w, uint64_t bytes)
 static void drain_inflight(struct vms_writer *w)
 {
 	shutdown_lanes(w);
+	/* a stalled pipe or peer would never finish them: give up on them */
+	if (w->writes_in_flight > 0 || w->ack_watch)
+		vms_engine_cancel(w->eng);
 	while (w->writes_in_flight > 0 || w->ack_watch) {
 		struct vms_io_done done[DONE_BATCH];
 		int n = vms_engine_wait(w->eng, done, DONE_BATCH, 1000);

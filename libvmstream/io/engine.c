@@ -157,11 +157,12 @@ int vms_engine_new(struct vms_engine **out, int kind, unsigned depth, void *aren
 		return vms_uring_new(out, depth, arena, arena_len);
 	}
 	if (kind == VMS_ENGINE_AUTO && vms_engine_uring_available()) {
+		/* If this ring cannot be had (ring memory beyond
+		 * RLIMIT_MEMLOCK on old kernels, fd limits, ...), the portable
+		 * engine is the way forward. */
 		rc = vms_uring_new(out, depth, arena, arena_len);
-		/* Anything but our own allocation failing (ring memory, fd
-		 * limits) leaves the portable engine as the way forward. */
-		if (rc == 0 || rc == VMS_ENOMEM)
-			return rc;
+		if (rc == 0)
+			return 0;
 	}
 	return vms_posix_new(out, depth, arena, arena_len);
 }
@@ -204,7 +205,7 @@ int vms_engine_set_send_zc(struct vms_engine *e, int on)
 
 /* fd type, once per operation: sockets get send/recv semantics (MSG_NOSIGNAL,
  * MSG_DONTWAIT), everything else read/write. */
-static int fd_is_sock(int fd, const char *what)
+static int fd_kind(int fd, const char *what)
 {
 	struct stat st;
 
@@ -213,7 +214,9 @@ static int fd_is_sock(int fd, const char *what)
 
 		return vms_fail(VMS_EINVAL, "engine %s: fd %d: %s", what, fd, strerror(err));
 	}
-	return S_ISSOCK(st.st_mode) ? 1 : 0;
+	if (S_ISSOCK(st.st_mode))
+		return VMS_FD_SOCK;
+	return S_ISFIFO(st.st_mode) ? VMS_FD_FIFO : VMS_FD_OTHER;
 }
 
 static struct vms_fdq *fdq_get(struct vms_engine *e, int fd)
@@ -265,7 +268,7 @@ int vms_engine_writev(struct vms_engine *e, int fd, const struct iovec *iov, int
 	struct vms_op *op;
 	struct vms_fdq *q;
 	size_t total = 0;
-	int sock;
+	int kind;
 
 	if (!e || !iov || n < 1 || n > VMS_ENGINE_IOV_MAX)
 		return vms_fail(VMS_EINVAL, "engine writev: %d iovecs (1..%d)", n,
@@ -279,15 +282,17 @@ int vms_engine_writev(struct vms_engine *e, int fd, const struct iovec *iov, int
 	}
 	if (total == 0)
 		return vms_fail(VMS_EINVAL, "engine writev: nothing to write");
-	sock = fd_is_sock(fd, "writev");
-	if (sock < 0)
-		return sock;
+	kind = fd_kind(fd, "writev");
+	if (kind < 0)
+		return kind;
 	op = op_get(e, "writev");
 	if (!op)
 		return VMS_ESTATE;
 	op->type = VMS_OP_WRITE;
 	op->fd = fd;
-	op->is_sock = (uint8_t)sock;
+	op->is_sock = kind == VMS_FD_SOCK;
+	op->is_fifo = kind == VMS_FD_FIFO;
+	op->alt_fd = -1;
 	op->user = user;
 	op->total = total;
 	for (int i = 0; i < n; i++)
@@ -312,13 +317,13 @@ int vms_engine_recv(struct vms_engine *e, int fd, void *buf, size_t len, void *u
 {
 	struct vms_op *op;
 	struct vms_fdq *q;
-	int sock;
+	int kind;
 
 	if (!e || !buf || len == 0 || len > (size_t)LONG_MAX)
 		return vms_fail(VMS_EINVAL, "engine recv: bad buffer (%zu bytes)", len);
-	sock = fd_is_sock(fd, "recv");
-	if (sock < 0)
-		return sock;
+	kind = fd_kind(fd, "recv");
+	if (kind < 0)
+		return kind;
 	for (q = e->active; q; q = q->next)
 		if (q->fd == fd && q->recv)
 			return vms_fail(VMS_ESTATE, "engine recv: fd %d already has a receive pending",
@@ -328,7 +333,9 @@ int vms_engine_recv(struct vms_engine *e, int fd, void *buf, size_t len, void *u
 		return VMS_ESTATE;
 	op->type = VMS_OP_RECV;
 	op->fd = fd;
-	op->is_sock = (uint8_t)sock;
+	op->is_sock = kind == VMS_FD_SOCK;
+	op->is_fifo = kind == VMS_FD_FIFO;
+	op->alt_fd = -1;
 	op->user = user;
 	op->total = len;
 	op->iov[0].iov_base = buf;
@@ -349,33 +356,40 @@ int vms_engine_wait(struct vms_engine *e, struct vms_io_done *done, unsigned max
 	return e->ops->wait(e, done, max, timeout_ms);
 }
 
+int vms_engine_cancel(struct vms_engine *e)
+{
+	if (!e)
+		return vms_fail(VMS_EINVAL, "engine cancel: NULL engine");
+	return e->ops->cancel(e);
+}
+
 long vms_engine_read_full(struct vms_engine *e, int fd, void *buf, size_t len, int timeout_ms)
 {
-	int sock;
+	int kind;
 
 	if (!e || (!buf && len) || len > (size_t)LONG_MAX || timeout_ms < -1)
 		return -EINVAL;
 	if (len == 0)
 		return 0;
-	sock = fd_is_sock(fd, "read_full");
-	if (sock < 0)
+	kind = fd_kind(fd, "read_full");
+	if (kind < 0)
 		return -EBADF;
-	return e->ops->read_full(e, fd, sock, buf, len, timeout_ms);
+	return e->ops->read_full(e, fd, kind, buf, len, timeout_ms);
 }
 
 int vms_engine_write_full(struct vms_engine *e, int fd, const void *buf, size_t len,
 			  int timeout_ms)
 {
-	int sock;
+	int kind;
 
 	if (!e || (!buf && len) || len > (size_t)LONG_MAX || timeout_ms < -1)
 		return -EINVAL;
 	if (len == 0)
 		return 0;
-	sock = fd_is_sock(fd, "write_full");
-	if (sock < 0)
+	kind = fd_kind(fd, "write_full");
+	if (kind < 0)
 		return -EBADF;
-	return e->ops->write_full(e, fd, sock, buf, len, timeout_ms);
+	return e->ops->write_full(e, fd, kind, buf, len, timeout_ms);
 }
 
 /* ---- shared bookkeeping ----------------------------------------------- */

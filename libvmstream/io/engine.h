@@ -4,18 +4,24 @@
  * (sockets, pipes, files). Two implementations behind one interface:
  *  - io_uring (liburing): buffers of the caller's arena registered once;
  *    submissions batched; short transfers resubmitted internally;
- *  - posix: poll() + non-blocking send/recv for sockets, plain blocking
- *    read/write for files and pipes.
+ *  - posix: poll() + non-blocking send/recv for sockets; poll() then plain
+ *    read/write for files and pipes (pipe writes through a private
+ *    non-blocking reopen of the pipe, so a stalled reader cannot hold a
+ *    thread in write(); the caller's O_NONBLOCK flags are never changed).
  * VMS_ENGINE_AUTO picks io_uring when the kernel allows it (not disabled by
  * sysctl kernel.io_uring_disabled, not blocked by seccomp: the probe is a
  * real io_uring_queue_init + a NOP round trip), else posix. The environment
  * variable VMS_IO=uring|posix overrides AUTO.
  *
- * One engine is used by one thread at a time (no internal locking). The
- * io_uring engine may be created in one thread and driven by another, but
- * the first thread that queues and waits on it (IORING_SETUP_SINGLE_ISSUER)
- * must then be the only one, and should also be the one that frees it while
- * operations are in flight (freeing cancels and reaps them).
+ * One engine is used by one thread at a time (no internal locking), and
+ * moves to another thread only when no operation is pending
+ * (vms_engine_pending() == 0). io_uring ties each request to the thread that
+ * submitted it: if that thread exits while one is pending, the engine submits
+ * it again from the thread that waits next; but while the submitting thread
+ * lives, another thread that submits gets VMS_ESTATE from vms_engine_wait()
+ * (-EEXIST from read_full/write_full), nothing lost. Free an engine with
+ * pending operations from the thread that queued them, or after it exited
+ * (freeing cancels them; nothing touches their buffers afterwards).
  *
  * SIGPIPE: socket writes use MSG_NOSIGNAL and never raise it. A write to a
  * pipe whose reader has gone raises SIGPIPE like write(2) does: the caller
@@ -74,6 +80,12 @@ int vms_engine_wait(struct vms_engine *e, struct vms_io_done *done, unsigned max
 
 /* Operations queued or in flight. */
 unsigned vms_engine_pending(const struct vms_engine *e);
+
+/* Cancel every operation queued or in flight, e.g. to give up on a peer
+ * that stopped reading. Each still completes once through vms_engine_wait(),
+ * with -ECANCELED unless it finished first; a write canceled midway may have
+ * put part of its bytes on the fd. Returns 0 or a negative enum vms_err. */
+int vms_engine_cancel(struct vms_engine *e);
 
 /* Synchronous read of exactly len bytes (fewer only at EOF) with a timeout
  * for each wait (-1 = none). Returns bytes read, or -ETIMEDOUT / -errno (bytes

@@ -24,6 +24,13 @@
 #define VMS_ENGINE_DEPTH_MAX 4096u
 #define VMS_ENGINE_IOV_MAX 4
 
+/* What fstat() says an fd is, once per operation. */
+enum vms_fd_kind {
+	VMS_FD_OTHER = 0, /* regular file, tty, character device, ... */
+	VMS_FD_SOCK = 1,
+	VMS_FD_FIFO = 2,  /* pipe or named FIFO */
+};
+
 enum vms_op_type {
 	VMS_OP_WRITE = 1,      /* queued writev */
 	VMS_OP_RECV = 2,       /* queued recv */
@@ -43,15 +50,20 @@ struct vms_op {
 	int fd;
 	uint8_t type;          /* enum vms_op_type */
 	uint8_t is_sock;       /* fstat() said S_ISSOCK when queued */
+	uint8_t is_fifo;       /* ... or S_ISFIFO */
+	int alt_fd;            /* posix: private O_NONBLOCK open of a FIFO, or -1 */
 	uint8_t niov, cur;     /* iov[cur..niov) still to transfer, advanced in place */
 	struct iovec iov[VMS_ENGINE_IOV_MAX];
 	/* io_uring state */
 	struct msghdr msg;     /* SENDMSG: must stay put until the CQE */
-	uint8_t inflight;      /* 0, UR_FLIGHT_OP or UR_FLIGHT_POLL */
+	uint8_t inflight;      /* nothing, the transfer, or a POLL_ADD (uring.c) */
 	uint8_t zc;            /* SEND_ZC issued: completion comes with the notification */
 	uint8_t canceling;     /* a cancel was sent: never reissue */
 	uint8_t complete;      /* sync ops: res is final */
+	uint8_t retries;       /* resubmissions after a cancel we did not ask for */
 	int zc_res;
+	uint32_t sqe_pos;      /* SQ position of its latest SQE (consumed yet?) */
+	void *sqe;             /* that SQE */
 };
 
 struct vms_fdq {
@@ -82,6 +94,9 @@ struct vms_engine_stats {
 	int reg_err;                /* -errno of a failed registration (0: none tried
 				       or it worked) */
 	int single_issuer;          /* ring created with IORING_SETUP_SINGLE_ISSUER */
+	unsigned rebinds;           /* ring recreated for a new submitting thread */
+	uint64_t requeued;          /* ops the kernel canceled (their thread exited),
+				       submitted again */
 };
 
 struct vms_engine_ops {
@@ -91,10 +106,11 @@ struct vms_engine_ops {
 	/* op was just queued (a write at the tail of its fdq, or a recv). */
 	void (*start)(struct vms_engine *e, struct vms_op *op);
 	int (*wait)(struct vms_engine *e, struct vms_io_done *done, unsigned max, int timeout_ms);
-	long (*read_full)(struct vms_engine *e, int fd, int is_sock, void *buf, size_t len,
+	long (*read_full)(struct vms_engine *e, int fd, int kind, void *buf, size_t len,
 			  int timeout_ms);
-	int (*write_full)(struct vms_engine *e, int fd, int is_sock, const void *buf, size_t len,
+	int (*write_full)(struct vms_engine *e, int fd, int kind, const void *buf, size_t len,
 			  int timeout_ms);
+	int (*cancel)(struct vms_engine *e);
 	int (*set_send_zc)(struct vms_engine *e, int on);
 };
 

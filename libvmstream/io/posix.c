@@ -9,19 +9,27 @@
  *   progress concurrently from one thread.
  * - Other fds (pipes, files, ttys; possibly the caller's stdin/stdout, whose
  *   O_NONBLOCK flag is never changed): poll() for readiness first, so a wait
- *   honours its timeout, then plain blocking writev/read. A blocking writev
- *   to a pipe returns once every byte is in the pipe, which may take longer
- *   than the timeout once started. If the caller made the fd non-blocking,
- *   EAGAIN sends it back to poll().
+ *   honours its timeout, then plain read / writev. A blocking writev to a
+ *   pipe would only return once every byte is in the pipe, i.e. never if the
+ *   reader stalls; so writes to a pipe go through a second open file
+ *   description of the same pipe (/proc/self/fd/N opened O_WRONLY |
+ *   O_NONBLOCK, for the duration of the operation): the caller's description
+ *   and its flags stay untouched, and a full pipe means EAGAIN and poll()
+ *   instead of a thread stuck in write(). Without /proc (or if the reopen is
+ *   refused) the write is a plain blocking one. If the caller made an fd
+ *   non-blocking itself, EAGAIN sends it back to poll() too.
  * - Ordering and short writes as in engine_internal.h: one write in progress
  *   per fd, the rest of a short write is finished before the next write.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -44,28 +52,62 @@ static void p_start(struct vms_engine *e, struct vms_op *op)
 	(void)op;
 }
 
+/* A second, non-blocking open file description of the pipe fd writes to;
+ * -1: none (writes block); -3: fd is not open for writing (a write fails at
+ * once). The caller's description is not touched. */
+static int fifo_reopen(int fd)
+{
+	int fl = fcntl(fd, F_GETFL), nfd;
+	struct stat a, b;
+	char path[32];
+
+	if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY)
+		return -3;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	nfd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	if (nfd < 0)
+		return -1;
+	if (fstat(fd, &a) != 0 || fstat(nfd, &b) != 0 || a.st_dev != b.st_dev ||
+	    a.st_ino != b.st_ino) {
+		close(nfd);
+		return -1;
+	}
+	return nfd;
+}
+
+static void write_done(struct vms_engine *e, struct vms_fdq *q, struct vms_op *op, long res)
+{
+	if (op->alt_fd >= 0)
+		close(op->alt_fd);
+	op->alt_fd = -1;
+	q->wflight = 0;
+	vms_eng_complete(e, op, res);
+}
+
 /* Write as much of the head of q as the fd takes. */
 static void attempt_write(struct vms_engine *e, struct vms_fdq *q)
 {
 	struct vms_op *op = q->whead;
+	int fd;
 
 	q->wready = 0;
 	q->wflight = 1;
 	if (e->st.max_fd_writes < 1)
 		e->st.max_fd_writes = 1;
+	fd = op->alt_fd >= 0 ? op->alt_fd : op->fd;
 	for (;;) {
 		struct iovec *v = &op->iov[op->cur];
 		int n = op->niov - op->cur;
 		ssize_t w;
 
 		if (op->is_sock && n == 1) {
-			w = send(op->fd, v->iov_base, v->iov_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+			w = send(fd, v->iov_base, v->iov_len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		} else if (op->is_sock) {
 			struct msghdr m = { .msg_iov = v, .msg_iovlen = (size_t)n };
 
-			w = sendmsg(op->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+			w = sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
 		} else {
-			w = writev(op->fd, v, n);
+			w = writev(fd, v, n);
 		}
 		if (w < 0) {
 			if (errno == EINTR)
@@ -75,19 +117,16 @@ static void attempt_write(struct vms_engine *e, struct vms_fdq *q)
 				e->st.eagain++;
 				return;
 			}
-			q->wflight = 0;
-			vms_eng_complete(e, op, -errno);
+			write_done(e, q, op, -errno);
 			return;
 		}
 		if (w == 0) {
-			q->wflight = 0;
-			vms_eng_complete(e, op, -EIO);
+			write_done(e, q, op, -EIO);
 			return;
 		}
 		vms_eng_advance(op, (size_t)w);
 		if (op->done == op->total) {
-			q->wflight = 0;
-			vms_eng_complete(e, op, (long)op->total);
+			write_done(e, q, op, (long)op->total);
 			return;
 		}
 		e->st.short_writes++;
@@ -114,11 +153,23 @@ static void attempt_recv(struct vms_engine *e, struct vms_fdq *q)
 	vms_eng_complete(e, op, r < 0 ? -errno : (long)r);
 }
 
-/* May an op be tried without asking poll() first? Sockets: until they say
- * EAGAIN. Others: only when poll() said so. */
+/* Can op's write be attempted without blocking? Sockets (MSG_DONTWAIT) and
+ * pipes reopened non-blocking can; the first call reopens a pipe. */
+static int nonblocking(struct vms_op *op)
+{
+	if (op->is_fifo && op->alt_fd == -1) {
+		int fd = fifo_reopen(op->fd);
+
+		op->alt_fd = fd == -1 ? -2 : fd; /* -2: tried, writes block */
+	}
+	return op->is_sock || op->alt_fd >= 0 || op->alt_fd == -3;
+}
+
+/* May an op be tried without asking poll() first? Non-blocking ones: until
+ * they say EAGAIN. Others: only when poll() said so. */
 static int can_write(const struct vms_fdq *q)
 {
-	return q->whead && (q->wready || (q->whead->is_sock && !q->wblocked));
+	return q->whead && (q->wready || (nonblocking(q->whead) && !q->wblocked));
 }
 
 static int can_recv(const struct vms_fdq *q)
@@ -134,8 +185,8 @@ static void progress(struct vms_engine *e)
 		int w = can_write(q), r = can_recv(q);
 
 		next = q->next; /* q may go back to the free list */
-		/* Attempt the receive first: the write completing cannot free q
-		 * while a receive is pending, and vice versa. */
+		/* The receive first: its completion cannot free q while a
+		 * write is queued, and q is not touched after the write. */
 		if (r)
 			attempt_recv(e, q);
 		if (w)
@@ -143,16 +194,27 @@ static void progress(struct vms_engine *e)
 	}
 }
 
+/* Complete everything pending on q with res (queued writes behind the
+ * first one: -ECANCELED). */
 static void fail_fd(struct vms_engine *e, struct vms_fdq *q, long res)
 {
 	struct vms_op *r = q->recv;
 
-	if (q->whead) {
-		q->wflight = 0;
-		vms_eng_complete(e, q->whead, res); /* the rest: -ECANCELED */
-	}
 	if (r)
 		vms_eng_complete(e, r, res);
+	if (q->whead)
+		write_done(e, q, q->whead, res);
+}
+
+static int p_cancel(struct vms_engine *e)
+{
+	struct vms_fdq *q, *next;
+
+	for (q = e->active; q; q = next) {
+		next = q->next;
+		fail_fd(e, q, -ECANCELED);
+	}
+	return 0;
 }
 
 static int p_wait(struct vms_engine *e, struct vms_io_done *done, unsigned max, int timeout_ms)
@@ -239,7 +301,7 @@ static int poll_one(int fd, short ev, int timeout_ms)
 	}
 }
 
-static long p_read_full(struct vms_engine *e, int fd, int is_sock, void *buf, size_t len,
+static long p_read_full(struct vms_engine *e, int fd, int kind, void *buf, size_t len,
 			int timeout_ms)
 {
 	size_t got = 0;
@@ -248,7 +310,8 @@ static long p_read_full(struct vms_engine *e, int fd, int is_sock, void *buf, si
 	while (got < len) {
 		ssize_t r;
 
-		if (!is_sock) {
+		if (kind != VMS_FD_SOCK) {
+			/* after POLLIN a read does not block */
 			int pr = poll_one(fd, POLLIN, timeout_ms);
 
 			if (pr <= 0)
@@ -276,47 +339,64 @@ static long p_read_full(struct vms_engine *e, int fd, int is_sock, void *buf, si
 	return (long)got;
 }
 
-static int p_write_full(struct vms_engine *e, int fd, int is_sock, const void *buf, size_t len,
+static int p_write_full(struct vms_engine *e, int fd, int kind, const void *buf, size_t len,
 			int timeout_ms)
 {
+	int alt = kind == VMS_FD_FIFO ? fifo_reopen(fd) : -1;
 	size_t put = 0;
+
+	if (alt == -3)
+		return -EBADF; /* not open for writing */
+	int rc = 0;
 
 	(void)e;
 	while (put < len) {
+		const uint8_t *p = (const uint8_t *)buf + put;
 		ssize_t w;
 
-		if (!is_sock) {
+		if (kind == VMS_FD_SOCK) {
+			w = send(fd, p, len - put, MSG_DONTWAIT | MSG_NOSIGNAL);
+		} else if (alt >= 0) {
+			w = write(alt, p, len - put);
+		} else {
 			int pr = poll_one(fd, POLLOUT, timeout_ms);
 
-			if (pr <= 0)
-				return pr == 0 ? -ETIMEDOUT : pr;
-			w = write(fd, (const uint8_t *)buf + put, len - put);
-		} else {
-			w = send(fd, (const uint8_t *)buf + put, len - put,
-				 MSG_DONTWAIT | MSG_NOSIGNAL);
-		}
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				int pr = poll_one(fd, POLLOUT, timeout_ms);
-
-				if (pr <= 0)
-					return pr == 0 ? -ETIMEDOUT : pr;
-				continue;
+			if (pr <= 0) {
+				rc = pr == 0 ? -ETIMEDOUT : pr;
+				break;
 			}
-			return -errno;
+			w = write(fd, p, len - put);
 		}
-		if (w == 0)
-			return -EIO;
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			int pr = poll_one(fd, POLLOUT, timeout_ms);
+
+			if (pr <= 0) {
+				rc = pr == 0 ? -ETIMEDOUT : pr;
+				break;
+			}
+			continue;
+		}
+		if (w <= 0) {
+			rc = w < 0 ? -errno : -EIO;
+			break;
+		}
 		put += (size_t)w;
 	}
-	return 0;
+	if (alt >= 0)
+		close(alt);
+	return rc;
 }
 
 static void p_destroy(struct vms_engine *e)
 {
 	struct posix_engine *p = P(e);
+
+	/* only the write in progress on an fd may hold a reopened pipe */
+	for (struct vms_fdq *q = e->active; q; q = q->next)
+		if (q->whead && q->whead->alt_fd >= 0)
+			close(q->whead->alt_fd);
 
 	free(p->pfd);
 	free(p->pq);
@@ -332,6 +412,7 @@ static const struct vms_engine_ops posix_ops = {
 	.wait = p_wait,
 	.read_full = p_read_full,
 	.write_full = p_write_full,
+	.cancel = p_cancel,
 	.set_send_zc = NULL,
 };
 

@@ -3,26 +3,37 @@
  * io_uring engine (liburing 2.3 API level; newer kernel features are used
  * only when the kernel accepts them).
  *
- * - One ring per engine, IORING_SETUP_SINGLE_ISSUER when accepted. The ring
- *   starts disabled (IORING_SETUP_R_DISABLED) and is enabled by the first
- *   submission, so the engine may be created in one thread and then driven
- *   by another; from then on only that thread may submit.
+ * - One ring per engine. IORING_SETUP_SINGLE_ISSUER (+ SUBMIT_ALL) when the
+ *   kernel accepts it. Such a ring accepts submissions from one thread only,
+ *   while engine.h lets an engine change threads: the ring starts disabled
+ *   (IORING_SETUP_R_DISABLED) and the first thread that submits binds it;
+ *   when another thread submits later (the kernel says EEXIST) and none of
+ *   the engine's operations is in the kernel, the ring is recreated for that
+ *   thread (rebind: new ring, arena registered again, unconsumed SQEs
+ *   prepared again). With operations of the old thread still in the kernel
+ *   that is impossible: VMS_ESTATE (hand an engine over only when idle).
+ * - io_uring ties a request to the thread that submitted it: if that thread
+ *   exits first, the kernel cancels the request when it would run. Such a
+ *   -ECANCELED (not asked for, nothing transferred) is submitted again by the
+ *   thread now driving the engine.
  * - The caller's arena is registered as fixed buffer 0. Reads of any fd into
  *   it use READ_FIXED; writes from it to pipes/files use WRITE_FIXED.
- *   Socket writes never use WRITE_FIXED: a write() on a socket has no
- *   MSG_NOSIGNAL and raises SIGPIPE on a closed peer (and this kernel rejects
- *   IORING_RECVSEND_FIXED_BUF for plain SEND), so they use SEND (one iovec)
- *   or SENDMSG, with MSG_NOSIGNAL; or SEND_ZC from the arena when asked.
- * - Ordering: one write in flight per fd (see engine_internal.h). No
+ *   Socket writes never use WRITE_FIXED: write() on a socket has no
+ *   MSG_NOSIGNAL and raises SIGPIPE on a closed peer (measured), and the
+ *   kernel rejects IORING_RECVSEND_FIXED_BUF for plain SEND. They use SEND
+ *   (one iovec) or SENDMSG with MSG_NOSIGNAL, or SEND_ZC from the arena when
+ *   asked (vms_engine_set_send_zc).
+ * - Ordering: one write in flight per fd (see engine_internal.h), no
  *   IOSQE_IO_LINK chains: a short write in a chain cancels the rest of it,
- *   so a chain would need the same "resubmit the rest, then the canceled
- *   ones" logic anyway, while several fds in flight already keep the kernel
- *   busy. A short write is resubmitted before the next write on that fd.
- * - Batching: queued operations only fill the SQ; vms_engine_wait() submits
- *   them and waits in one io_uring_enter (io_uring_submit_and_wait_timeout),
- *   and the writes that completions unblock are submitted before it returns.
- * - -EAGAIN (an fd the caller set O_NONBLOCK on) is answered with a POLL_ADD
- *   and a resubmission when it fires.
+ *   so a chain needs the same "resubmit the rest, then the canceled ones"
+ *   logic anyway, while writes to several fds in flight already keep the
+ *   kernel busy. A short write's remainder is resubmitted before the next
+ *   write of that fd starts.
+ * - Batching: queueing only prepares SQEs; vms_engine_wait() submits them
+ *   and waits in one io_uring_enter (io_uring_submit_and_wait_timeout), and
+ *   the writes that its completions unblock are submitted before it returns.
+ * - -EAGAIN (an fd the caller made O_NONBLOCK, on kernels that report it) is
+ *   answered with a POLL_ADD and a resubmission when it fires.
  *
  * user_data = operation address | tag (low two bits).
  */
@@ -33,6 +44,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "io/engine_internal.h"
@@ -40,7 +53,7 @@
 enum {
 	TAG_OP = 0,     /* the transfer itself */
 	TAG_POLL = 1,   /* POLL_ADD waiting for readiness after -EAGAIN */
-	TAG_IGNORE = 2, /* ASYNC_CANCEL: result not needed */
+	TAG_IGNORE = 2, /* ASYNC_CANCEL, or a neutralised SQE: result not needed */
 };
 
 enum { FLIGHT_NONE = 0, FLIGHT_OP = 1, FLIGHT_POLL = 2 };
@@ -48,14 +61,20 @@ enum { FLIGHT_NONE = 0, FLIGHT_OP = 1, FLIGHT_POLL = 2 };
 /* Per-SQE length cap: sqe->len is 32-bit, and the kernel caps a transfer
  * at about 2 GiB anyway; the rest is a short transfer, resubmitted. */
 #define UR_LEN_MAX (1u << 30)
+/* Resubmissions of one op after cancels nobody asked for. */
+#define UR_REQUEUE_MAX 8
 
 struct uring_engine {
-	struct vms_engine base; /* first: the dispatcher casts */
+	struct vms_engine base;  /* first: the dispatcher casts */
 	struct io_uring ring;
-	int enabled;            /* R_DISABLED ring enabled by the first submit */
+	unsigned entries;
+	unsigned setup_flags;    /* what the ring is created with */
+	int enabled;             /* R_DISABLED ring enabled (bound to a thread) */
+	pid_t owner;             /* the thread it is bound to (0: unknown) */
 	int send_zc;
-	int closing;            /* destroy: complete, never start anything */
-	unsigned inflight;      /* CQEs still expected for operations (not cancels) */
+	int closing;             /* destroy: complete, never start anything */
+	unsigned inflight;       /* ops with an SQE prepared or in the kernel */
+	struct vms_op *sync_op;  /* read_full / write_full in progress */
 };
 
 static struct uring_engine *U(struct vms_engine *e)
@@ -64,9 +83,71 @@ static struct uring_engine *U(struct vms_engine *e)
 }
 
 static void issue(struct uring_engine *u, struct vms_op *op);
+static void arm_poll(struct uring_engine *u, struct vms_op *op);
 
-/* Track what op has in the kernel (and, for the debug counters, how many
- * writes of one fd are in the kernel at once). */
+/* ---- ring ---------------------------------------------------------------- */
+
+static int ring_setup(struct uring_engine *u, struct io_uring *ring)
+{
+	struct io_uring_params p;
+	int ret;
+
+	memset(&p, 0, sizeof(p));
+	p.flags = u->setup_flags;
+	ret = io_uring_queue_init_params(u->entries, ring, &p);
+	if (ret == -EINVAL && u->setup_flags) {
+		/* kernel before 6.0: no SINGLE_ISSUER (nor the need to rebind) */
+		u->setup_flags = 0;
+		memset(&p, 0, sizeof(p));
+		ret = io_uring_queue_init_params(u->entries, ring, &p);
+	}
+	if (ret < 0)
+		return ret;
+	u->base.st.single_issuer = !!(u->setup_flags & IORING_SETUP_SINGLE_ISSUER);
+	if (u->base.arena) {
+		struct iovec iov = { .iov_base = u->base.arena, .iov_len = u->base.arena_len };
+
+		/* Fails with ENOMEM beyond RLIMIT_MEMLOCK (without
+		 * CAP_IPC_LOCK), EFAULT/EINVAL beyond 1 GiB or for memory that
+		 * cannot be pinned: the engine then goes on without. */
+		ret = io_uring_register_buffers(ring, &iov, 1);
+		u->base.st.fixed_registered = ret == 0;
+		u->base.st.reg_err = ret == 0 ? 0 : ret;
+	}
+	return 0;
+}
+
+static int enable(struct uring_engine *u)
+{
+	int ret;
+
+	if (u->enabled)
+		return 0;
+	ret = io_uring_register(u->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+	if (ret < 0)
+		return ret;
+	u->enabled = 1;
+	u->owner = (pid_t)syscall(SYS_gettid);
+	return 0;
+}
+
+/* Has the thread the ring is bound to exited? Its requests then can never
+ * run again: the kernel cancels each one when it would. */
+static int owner_gone(const struct uring_engine *u)
+{
+	return u->owner > 0 && syscall(SYS_tgkill, getpid(), u->owner, 0) != 0 && errno == ESRCH;
+}
+
+/* Has the kernel not yet consumed op's latest SQE? */
+static int unconsumed(struct uring_engine *u, const struct vms_op *op)
+{
+	unsigned khead = io_uring_smp_load_acquire(u->ring.sq.khead);
+
+	return op->inflight != FLIGHT_NONE && (int32_t)(op->sqe_pos - khead) >= 0;
+}
+
+/* Track what op has prepared or in the kernel (and, for the debug counters,
+ * how many writes of one fd are in progress at once). */
 static void set_flight(struct uring_engine *u, struct vms_op *op, uint8_t state)
 {
 	if (state != FLIGHT_NONE)
@@ -86,38 +167,18 @@ static void set_flight(struct uring_engine *u, struct vms_op *op, uint8_t state)
 	op->inflight = state;
 }
 
-static int enable(struct uring_engine *u)
-{
-	int ret;
-
-	if (u->enabled)
-		return 0;
-	ret = io_uring_register(u->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
-	if (ret < 0)
-		return ret;
-	u->enabled = 1;
-	return 0;
-}
-
-static int submit(struct uring_engine *u)
-{
-	int ret = enable(u);
-
-	if (ret < 0)
-		return ret;
-	do
-		ret = io_uring_submit(&u->ring);
-	while (ret == -EINTR);
-	return ret < 0 ? ret : 0;
-}
-
-static struct io_uring_sqe *sqe_get(struct uring_engine *u)
+static struct io_uring_sqe *sqe_get(struct uring_engine *u, struct vms_op *op)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
 
-	/* The SQ is sized for depth + sync op + cancels; flush if ever full. */
-	if (!sqe && submit(u) == 0)
+	/* The SQ holds depth + a sync op + cancels: full only if something
+	 * is badly wrong; flush once in case. */
+	if (!sqe && enable(u) == 0 && io_uring_submit(&u->ring) >= 0)
 		sqe = io_uring_get_sqe(&u->ring);
+	if (sqe && op) {
+		op->sqe = sqe;
+		op->sqe_pos = u->ring.sq.sqe_tail - 1;
+	}
 	return sqe;
 }
 
@@ -126,13 +187,55 @@ static void set_ud(struct io_uring_sqe *sqe, struct vms_op *op, unsigned tag)
 	io_uring_sqe_set_data64(sqe, (uint64_t)((uintptr_t)op | tag));
 }
 
-static unsigned len32(size_t len)
+/* Turn op's unconsumed SQE into a NOP nobody waits for. */
+static void neutralise(struct uring_engine *u, struct vms_op *op)
 {
-	return len > UR_LEN_MAX ? UR_LEN_MAX : (unsigned)len;
+	struct io_uring_sqe *sqe = op->sqe;
+
+	io_uring_prep_nop(sqe);
+	set_ud(sqe, NULL, TAG_IGNORE);
+	set_flight(u, op, FLIGHT_NONE);
 }
 
+/* Another thread submits: recreate the ring for it, if none of our
+ * operations is in the kernel (all we have are SQEs it never consumed). */
+static int rebind(struct uring_engine *u)
+{
+	struct io_uring fresh;
+	int ret;
+
+	for (unsigned i = 0; i < u->base.depth; i++)
+		if (u->base.op_pool[i].inflight != FLIGHT_NONE && !unconsumed(u, &u->base.op_pool[i]))
+			return -EEXIST;
+	if (u->sync_op && u->sync_op->inflight != FLIGHT_NONE && !unconsumed(u, u->sync_op))
+		return -EEXIST;
+	ret = ring_setup(u, &fresh);
+	if (ret < 0)
+		return ret;
+	io_uring_queue_exit(&u->ring);
+	u->ring = fresh;
+	u->enabled = !(u->setup_flags & IORING_SETUP_R_DISABLED);
+	u->base.st.rebinds++;
+	for (unsigned i = 0; i <= u->base.depth; i++) {
+		struct vms_op *op = i < u->base.depth ? &u->base.op_pool[i] : u->sync_op;
+		uint8_t state;
+
+		if (!op || op->inflight == FLIGHT_NONE)
+			continue;
+		state = op->inflight;
+		set_flight(u, op, FLIGHT_NONE);
+		if (state == FLIGHT_POLL)
+			arm_poll(u, op);
+		else
+			issue(u, op);
+	}
+	return 0;
+}
+
+/* ---- completions ---------------------------------------------------------- */
+
 /* Final result: queued ops go to the done list (and may start the next
- * write on their fd); sync ops just record it. */
+ * write of their fd); sync ops just record it. */
 static void finish(struct uring_engine *u, struct vms_op *op, long res)
 {
 	struct vms_op *next;
@@ -150,8 +253,13 @@ static void finish(struct uring_engine *u, struct vms_op *op, long res)
 static void arm_poll(struct uring_engine *u, struct vms_op *op)
 {
 	int out = op->type == VMS_OP_WRITE || op->type == VMS_OP_SYNC_WRITE;
-	struct io_uring_sqe *sqe = sqe_get(u);
+	struct io_uring_sqe *sqe;
 
+	if (op->canceling) {
+		finish(u, op, -ECANCELED);
+		return;
+	}
+	sqe = sqe_get(u, op);
 	if (!sqe) {
 		finish(u, op, -EBUSY);
 		return;
@@ -162,17 +270,29 @@ static void arm_poll(struct uring_engine *u, struct vms_op *op)
 	u->base.st.eagain++;
 }
 
+static unsigned len32(size_t len)
+{
+	return len > UR_LEN_MAX ? UR_LEN_MAX : (unsigned)len;
+}
+
 static void issue(struct uring_engine *u, struct vms_op *op)
 {
-	struct io_uring_sqe *sqe = sqe_get(u);
+	struct io_uring_sqe *sqe;
 	struct iovec *v = &op->iov[op->cur];
 	unsigned n = op->niov - op->cur;
 	int fixed;
 
+	if (op->canceling) {
+		/* canceled before it (re)started */
+		finish(u, op, -ECANCELED);
+		return;
+	}
+	sqe = sqe_get(u, op);
 	if (!sqe) {
 		finish(u, op, -EBUSY);
 		return;
 	}
+	op->zc = 0;
 	fixed = u->base.st.fixed_registered && n == 1 &&
 		vms_eng_in_arena(&u->base, v->iov_base, v->iov_len);
 	switch (op->type) {
@@ -195,6 +315,7 @@ static void issue(struct uring_engine *u, struct vms_op *op)
 				io_uring_prep_sendmsg(sqe, op->fd, &op->msg, MSG_NOSIGNAL);
 			}
 		} else if (fixed) {
+			/* offset -1: the file position, as write() would */
 			io_uring_prep_write_fixed(sqe, op->fd, v->iov_base, len32(v->iov_len),
 						  (uint64_t)-1, 0);
 			u->base.st.fixed_ops++;
@@ -219,6 +340,22 @@ static void issue(struct uring_engine *u, struct vms_op *op)
 	set_flight(u, op, FLIGHT_OP);
 }
 
+/* -ECANCELED without a cancel of ours: the thread that submitted op has
+ * exited. Nothing was transferred (partial progress is reported as a
+ * count), so submit it again from this thread. */
+static int requeue(struct uring_engine *u, struct vms_op *op, int res, int poll)
+{
+	if (res != -ECANCELED || op->canceling || u->closing || op->retries >= UR_REQUEUE_MAX)
+		return 0;
+	op->retries++;
+	u->base.st.requeued++;
+	if (poll)
+		arm_poll(u, op);
+	else
+		issue(u, op);
+	return 1;
+}
+
 /* The transfer's result (after any SEND_ZC notification). */
 static void on_result(struct uring_engine *u, struct vms_op *op, int res)
 {
@@ -233,6 +370,8 @@ static void on_result(struct uring_engine *u, struct vms_op *op, int res)
 			arm_poll(u, op);
 		return;
 	}
+	if (requeue(u, op, res, 0))
+		return;
 	if (!is_write || res < 0) {
 		finish(u, op, res);
 		return;
@@ -268,6 +407,8 @@ static void on_cqe(struct uring_engine *u, const struct io_uring_cqe *cqe)
 		set_flight(u, op, FLIGHT_NONE);
 		if (op->canceling || u->closing)
 			finish(u, op, -ECANCELED);
+		else if (requeue(u, op, res, 1))
+			return;
 		else if (res < 0 && res != -EINTR)
 			finish(u, op, res);
 		else
@@ -283,8 +424,8 @@ static void on_cqe(struct uring_engine *u, const struct io_uring_cqe *cqe)
 		if (cqe->flags & IORING_CQE_F_NOTIF)
 			res = op->zc_res;
 		op->zc = 0;
-		if (res == -EOPNOTSUPP && !op->canceling) {
-			/* not a TCP/UDP socket: plain SEND from now on */
+		if (res == -EOPNOTSUPP && !op->canceling && !u->closing) {
+			/* not TCP/UDP: plain SEND from now on */
 			u->send_zc = 0;
 			set_flight(u, op, FLIGHT_NONE);
 			issue(u, op);
@@ -307,31 +448,45 @@ static void reap(struct uring_engine *u)
 	io_uring_cq_advance(&u->ring, n);
 }
 
-/* Submit what is queued and wait up to deadline (-1: forever) for at least
- * one CQE, then process every CQE available. Returns 0, -ETIME, or a hard
- * -errno from io_uring_enter. */
-static int submit_wait(struct uring_engine *u, int64_t deadline)
+/* Submit what is prepared and, if wait, wait until deadline (-1: forever)
+ * for at least one CQE; then process every CQE there is. Returns 0, -ETIME,
+ * -EEXIST (the ring is another thread's and cannot be rebound), or another
+ * hard -errno from io_uring_enter. */
+static int enter(struct uring_engine *u, int wait, int64_t deadline)
 {
-	struct __kernel_timespec ts, *tsp = NULL;
-	struct io_uring_cqe *cqe;
-	int ret = enable(u);
+	int ret, rebound = 0;
 
-	if (ret < 0)
-		return ret;
-	if (deadline >= 0) {
-		int64_t left = deadline - vms_eng_now_ns();
+	for (;;) {
+		ret = enable(u);
+		if (ret == 0 && !wait) {
+			ret = io_uring_submit(&u->ring);
+		} else if (ret == 0) {
+			struct __kernel_timespec ts, *tsp = NULL;
+			struct io_uring_cqe *cqe;
 
-		if (left < 0)
-			left = 0;
-		ts.tv_sec = left / 1000000000;
-		ts.tv_nsec = left % 1000000000;
-		tsp = &ts;
+			if (deadline >= 0) {
+				int64_t left = deadline - vms_eng_now_ns();
+
+				if (left < 0)
+					left = 0;
+				ts.tv_sec = left / 1000000000;
+				ts.tv_nsec = left % 1000000000;
+				tsp = &ts;
+			}
+			/* liburing 2.3 may return the number submitted, and a
+			 * timeout either as -ETIME or as that count: only the
+			 * CQ ring tells what happened. */
+			ret = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, tsp, NULL);
+			u->base.st.syscalls_wait++;
+		}
+		if (ret != -EEXIST || rebound)
+			break;
+		reap(u); /* what the old thread's operations left behind */
+		ret = rebind(u);
+		if (ret < 0)
+			break;
+		rebound = 1;
 	}
-	/* liburing 2.3 may return the number submitted instead of 0, and
-	 * a timeout without a CQE either as -ETIME or as that count: only
-	 * the CQ ring itself tells what happened. */
-	ret = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, tsp, NULL);
-	u->base.st.syscalls_wait++;
 	reap(u);
 	if (ret >= 0 || ret == -EINTR || ret == -EAGAIN || ret == -EBUSY)
 		return 0;
@@ -340,17 +495,25 @@ static int submit_wait(struct uring_engine *u, int64_t deadline)
 
 static int flush(struct uring_engine *u)
 {
-	return io_uring_sq_ready(&u->ring) ? submit(u) : 0;
+	return io_uring_sq_ready(&u->ring) ? enter(u, 0, -1) : 0;
 }
+
+static int engine_err(int ret, const char *what)
+{
+	if (ret == -EEXIST)
+		return vms_fail(VMS_ESTATE, "io_uring engine: %s from a second thread while "
+				"operations of the first are in flight", what);
+	return vms_fail(VMS_EIO, "io_uring engine: %s: %s", what, strerror(-ret));
+}
+
+/* ---- queued operations ------------------------------------------------------- */
 
 static void u_start(struct vms_engine *e, struct vms_op *op)
 {
-	struct uring_engine *u = U(e);
-
 	/* A write behind another on the same fd starts when that one is done. */
 	if (op->type == VMS_OP_WRITE && op->q->whead != op)
 		return;
-	issue(u, op);
+	issue(U(e), op);
 }
 
 static int u_wait(struct vms_engine *e, struct vms_io_done *done, unsigned max, int timeout_ms)
@@ -361,9 +524,9 @@ static int u_wait(struct vms_engine *e, struct vms_io_done *done, unsigned max, 
 	int ret;
 
 	while (n == 0 && max > 0 && u->inflight > 0) {
-		ret = submit_wait(u, deadline);
+		ret = enter(u, 1, deadline);
 		if (ret < 0 && ret != -ETIME)
-			return vms_fail(VMS_EIO, "io_uring_enter: %s", strerror(-ret));
+			return engine_err(ret, "wait");
 		n = vms_eng_drain(e, done, max);
 		if (n == 0 && deadline >= 0 && vms_eng_now_ns() >= deadline)
 			break;
@@ -372,27 +535,42 @@ static int u_wait(struct vms_engine *e, struct vms_io_done *done, unsigned max, 
 	 * call; a failure here shows up again at the next wait. */
 	ret = flush(u);
 	if (ret < 0 && n == 0)
-		return vms_fail(VMS_EIO, "io_uring_submit: %s", strerror(-ret));
+		return engine_err(ret, "submit");
 	return (int)n;
 }
 
-/* Cancel op (if in the kernel) and reap until its CQE came back, so that
- * its buffer is no longer used when this returns. */
-static void cancel_and_reap(struct uring_engine *u, struct vms_op *op)
-{
-	struct io_uring_sqe *sqe;
+/* ---- synchronous operations ---------------------------------------------------- */
 
-	op->canceling = 1;
-	if (op->inflight == FLIGHT_NONE)
+/* Ask the kernel to cancel op's SQE in flight (result not needed: op's own
+ * CQE says how it ended). */
+static void cancel_sqe(struct uring_engine *u, struct vms_op *op)
+{
+	struct io_uring_sqe *sqe = sqe_get(u, NULL);
+
+	if (!sqe)
 		return;
-	sqe = sqe_get(u);
-	if (sqe) {
-		io_uring_prep_cancel64(sqe, (uint64_t)((uintptr_t)op |
-						       (op->inflight == FLIGHT_POLL ? TAG_POLL : TAG_OP)), 0);
-		set_ud(sqe, NULL, TAG_IGNORE);
+	io_uring_prep_cancel64(sqe, (uint64_t)((uintptr_t)op |
+					       (op->inflight == FLIGHT_POLL ? TAG_POLL : TAG_OP)), 0);
+	set_ud(sqe, NULL, TAG_IGNORE);
+}
+
+/* Stop a sync op so that its buffer is no longer used when this returns:
+ * an SQE the kernel never saw becomes a NOP; otherwise cancel it and reap
+ * until its CQE came back. */
+static void sync_abort(struct uring_engine *u, struct vms_op *op)
+{
+	op->canceling = 1;
+	if (op->complete)
+		return;
+	if (unconsumed(u, op)) {
+		neutralise(u, op);
+		op->res = -ECANCELED;
+		op->complete = 1;
+		return;
 	}
+	cancel_sqe(u, op);
 	while (!op->complete) {
-		int ret = submit_wait(u, -1);
+		int ret = enter(u, 1, -1);
 
 		if (ret < 0 && ret != -ETIME)
 			break; /* ring unusable: nothing more can be done */
@@ -400,88 +578,124 @@ static void cancel_and_reap(struct uring_engine *u, struct vms_op *op)
 }
 
 /* Wait for a sync op; the timeout restarts whenever bytes move. Returns 0
- * when complete, -ETIMEDOUT, or a hard -errno (op still in flight). */
-static int wait_sync(struct uring_engine *u, struct vms_op *op, int timeout_ms)
+ * when complete, -ETIMEDOUT, or a hard -errno. */
+static int sync_wait(struct uring_engine *u, struct vms_op *op, int timeout_ms)
 {
 	int64_t deadline = vms_eng_deadline(timeout_ms);
 	size_t seen = op->done;
 
-	while (!op->complete) {
-		int ret;
+	for (;;) {
+		/* at least one submission, even with a timeout of 0 */
+		int ret = enter(u, 1, deadline);
 
-		if (deadline >= 0 && vms_eng_now_ns() >= deadline)
-			return -ETIMEDOUT;
-		ret = submit_wait(u, deadline);
 		if (ret < 0 && ret != -ETIME)
 			return ret;
+		if (op->complete)
+			return 0;
 		if (op->done != seen) {
 			seen = op->done;
 			deadline = vms_eng_deadline(timeout_ms);
+		} else if (deadline >= 0 && vms_eng_now_ns() >= deadline) {
+			return -ETIMEDOUT;
 		}
 	}
-	return 0;
 }
 
-static long u_read_full(struct vms_engine *e, int fd, int is_sock, void *buf, size_t len,
+static void sync_init(struct vms_op *op, int type, int fd, int is_sock, void *buf, size_t len)
+{
+	memset(op, 0, sizeof(*op));
+	op->type = (uint8_t)type;
+	op->fd = fd;
+	op->is_sock = (uint8_t)is_sock;
+	op->iov[0].iov_base = buf;
+	op->iov[0].iov_len = len;
+	op->niov = 1;
+	op->total = len;
+}
+
+static long u_read_full(struct vms_engine *e, int fd, int kind, void *buf, size_t len,
 			int timeout_ms)
 {
 	struct uring_engine *u = U(e);
+	long rc = 0;
 	size_t got = 0;
+	struct vms_op op;
 
+	u->sync_op = &op;
 	while (got < len) {
-		struct vms_op op;
 		int ret;
 
-		memset(&op, 0, sizeof(op));
-		op.type = VMS_OP_SYNC_READ;
-		op.fd = fd;
-		op.is_sock = (uint8_t)is_sock;
-		op.iov[0].iov_base = (uint8_t *)buf + got;
-		op.iov[0].iov_len = len - got;
-		op.niov = 1;
-		op.total = len - got;
+		sync_init(&op, VMS_OP_SYNC_READ, fd, kind == VMS_FD_SOCK, (uint8_t *)buf + got,
+			  len - got);
 		issue(u, &op);
-		ret = wait_sync(u, &op, timeout_ms);
+		ret = sync_wait(u, &op, timeout_ms);
 		if (ret < 0) {
-			cancel_and_reap(u, &op);
-			if (!op.complete)
-				return ret;
+			sync_abort(u, &op);
 			/* data that raced the cancel is kept */
-			if (op.res == -ECANCELED)
-				return ret;
+			if (!op.complete || op.res == -ECANCELED) {
+				rc = ret;
+				break;
+			}
 		}
-		if (op.res < 0)
-			return op.res;
-		if (op.res == 0)
+		if (op.res <= 0) {
+			rc = op.res;
 			break;
+		}
 		got += (size_t)op.res;
 	}
-	return (long)got;
+	u->sync_op = NULL;
+	return rc < 0 ? rc : (long)got;
 }
 
-static int u_write_full(struct vms_engine *e, int fd, int is_sock, const void *buf, size_t len,
+static int u_write_full(struct vms_engine *e, int fd, int kind, const void *buf, size_t len,
 			int timeout_ms)
 {
 	struct uring_engine *u = U(e);
 	struct vms_op op;
 	int ret;
 
-	memset(&op, 0, sizeof(op));
-	op.type = VMS_OP_SYNC_WRITE;
-	op.fd = fd;
-	op.is_sock = (uint8_t)is_sock;
-	op.iov[0].iov_base = (void *)(uintptr_t)buf;
-	op.iov[0].iov_len = len;
-	op.niov = 1;
-	op.total = len;
+	sync_init(&op, VMS_OP_SYNC_WRITE, fd, kind == VMS_FD_SOCK, (void *)(uintptr_t)buf, len);
+	u->sync_op = &op;
 	issue(u, &op);
-	ret = wait_sync(u, &op, timeout_ms);
-	if (ret < 0) {
-		cancel_and_reap(u, &op);
-		if (!op.complete || op.res == -ECANCELED)
-			return ret;
-	}
+	ret = sync_wait(u, &op, timeout_ms);
+	if (ret < 0)
+		sync_abort(u, &op);
+	u->sync_op = NULL;
+	if (ret < 0 && (!op.complete || op.res == -ECANCELED))
+		return ret;
 	return op.res < 0 ? (int)op.res : 0;
+}
+
+/* ---- cancel and life cycle ---------------------------------------------------------- */
+
+static int u_cancel(struct vms_engine *e)
+{
+	struct uring_engine *u = U(e);
+	struct vms_fdq *q;
+	int ret;
+
+	reap(u);
+	/* Mark first, so nothing canceled is (re)started meanwhile. */
+	for (q = e->active; q; q = q->next) {
+		for (struct vms_op *op = q->whead; op; op = op->next)
+			op->canceling = 1;
+		if (q->recv)
+			q->recv->canceling = 1;
+	}
+	for (unsigned i = 0; i < e->depth; i++) {
+		struct vms_op *op = &e->op_pool[i];
+
+		if (op->inflight == FLIGHT_NONE)
+			continue;
+		if (unconsumed(u, op)) {
+			neutralise(u, op);
+			finish(u, op, -ECANCELED); /* and the writes queued behind it */
+		} else if (!op->zc) {
+			cancel_sqe(u, op);
+		}
+	}
+	ret = flush(u);
+	return ret < 0 ? engine_err(ret, "cancel") : 0;
 }
 
 static int u_set_send_zc(struct vms_engine *e, int on)
@@ -498,30 +712,41 @@ static void u_destroy(struct vms_engine *e)
 {
 	struct uring_engine *u = U(e);
 
-	/* Nothing the kernel still holds may outlive the engine: cancel every
-	 * operation in flight and reap it (SEND_ZC: until its notification). */
+	/* Nothing the kernel holds may outlive the engine: SQEs it never saw
+	 * become NOPs, operations in flight are canceled and reaped (SEND_ZC:
+	 * until its notification). */
 	u->closing = 1;
-	if (u->inflight && u->enabled) {
-		for (unsigned i = 0; i < e->depth; i++) {
-			struct vms_op *op = &e->op_pool[i];
-			struct io_uring_sqe *sqe;
+	reap(u);
+	for (unsigned i = 0; i < e->depth && u->inflight; i++) {
+		struct vms_op *op = &e->op_pool[i];
 
-			if (op->inflight == FLIGHT_NONE || op->zc)
-				continue;
-			op->canceling = 1;
-			sqe = sqe_get(u);
-			if (!sqe)
-				break;
-			io_uring_prep_cancel64(sqe, (uint64_t)((uintptr_t)op |
-				(op->inflight == FLIGHT_POLL ? TAG_POLL : TAG_OP)), 0);
-			set_ud(sqe, NULL, TAG_IGNORE);
+		if (op->inflight == FLIGHT_NONE)
+			continue;
+		if (unconsumed(u, op)) {
+			neutralise(u, op);
+			continue;
 		}
-		while (u->inflight) {
-			int ret = submit_wait(u, -1);
+		op->canceling = 1;
+		if (!op->zc)
+			cancel_sqe(u, op);
+	}
+	while (u->inflight) {
+		int ret = enter(u, 1, -1);
 
-			if (ret < 0 && ret != -ETIME)
+		if (ret == -EEXIST) {
+			/* Bound to another thread: cancels cannot be submitted.
+			 * If that thread has exited, its requests never run
+			 * again and the ring can just go. Otherwise (engine.h
+			 * says not to do this) wait for them to end. */
+			struct io_uring_cqe *cqe;
+
+			if (owner_gone(u))
 				break;
+			ret = io_uring_wait_cqe(&u->ring, &cqe);
+			reap(u);
 		}
+		if (ret < 0 && ret != -ETIME && ret != -EINTR)
+			break;
 	}
 	io_uring_queue_exit(&u->ring);
 	vms_eng_base_free(e);
@@ -536,15 +761,13 @@ static const struct vms_engine_ops uring_ops = {
 	.wait = u_wait,
 	.read_full = u_read_full,
 	.write_full = u_write_full,
+	.cancel = u_cancel,
 	.set_send_zc = u_set_send_zc,
 };
 
 int vms_uring_new(struct vms_engine **out, unsigned depth, void *arena, size_t arena_len)
 {
-	struct io_uring_params p;
 	struct uring_engine *u;
-	/* depth ops + a sync op + cancels, each at most one SQE at a time */
-	unsigned entries = depth + 8;
 	int rc, ret;
 
 	u = calloc(1, sizeof(*u));
@@ -553,36 +776,17 @@ int vms_uring_new(struct vms_engine **out, unsigned depth, void *arena, size_t a
 	rc = vms_eng_base_init(&u->base, &uring_ops, depth, arena, arena_len);
 	if (rc)
 		goto out_free;
-
-	memset(&p, 0, sizeof(p));
-	/* No SINGLE_ISSUER: an engine moves between threads over its life (the
-	 * writer's preamble and acknowledgement on the caller's thread, records
-	 * on its output thread), one at a time, which that flag forbids. */
-	p.flags = IORING_SETUP_SUBMIT_ALL;
-	ret = io_uring_queue_init_params(entries, &u->ring, &p);
-	if (ret == -EINVAL) {
-		memset(&p, 0, sizeof(p));
-		ret = io_uring_queue_init_params(entries, &u->ring, &p);
-	}
-	u->enabled = 1;
+	/* depth ops + a sync op + cancels, each at most one SQE at a time */
+	u->entries = depth + 8;
+	u->setup_flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_R_DISABLED |
+			 IORING_SETUP_SUBMIT_ALL;
+	ret = ring_setup(u, &u->ring);
 	if (ret < 0) {
 		rc = vms_fail(ret == -ENOMEM ? VMS_ENOMEM : VMS_EIO, "io_uring_queue_init(%u): %s",
-			      entries, strerror(-ret));
+			      u->entries, strerror(-ret));
 		goto out_base;
 	}
-
-	if (arena) {
-		struct iovec iov = { .iov_base = arena, .iov_len = arena_len };
-
-		/* Fails with ENOMEM over RLIMIT_MEMLOCK (without CAP_IPC_LOCK),
-		 * EFAULT/EINVAL beyond 1 GiB or for unsuitable memory: the engine
-		 * then works without fixed buffers. */
-		ret = io_uring_register_buffers(&u->ring, &iov, 1);
-		if (ret == 0)
-			u->base.st.fixed_registered = 1;
-		else
-			u->base.st.reg_err = ret;
-	}
+	u->enabled = !(u->setup_flags & IORING_SETUP_R_DISABLED);
 	*out = &u->base;
 	return 0;
 
