@@ -11,6 +11,11 @@
  * fault happens while data flows (DESIGN.md "I/O and performance"). */
 void *vms_alloc_prefault(size_t len);
 void vms_free_prefault(void *p, size_t len);
+size_t vms_page_round(size_t n);
+/* VMS_THREADS_AUTO: one worker per online CPU (at most 64). */
+unsigned vms_online_cpus(void);
+/* Copy stats out to a caller's struct of any (older) size. */
+int vms_stats_copy_out(struct vms_stats *dst, const struct vms_stats *src);
 
 /* Tests only: rotate the key epoch after `bytes` sealed bytes instead of
  * FORMAT.md's 2^34, so rotation can be exercised on small streams. */

@@ -66,9 +66,7 @@ struct rjob {
 struct rworker {
 	struct vms_reader *r;
 	void *codec_ctx[VMS_MAX_CODECS];
-	void *cipher_ctx;
-	uint16_t key_lane, key_epoch;
-	bool have_key;
+	struct vms_lane_key key;
 };
 
 enum rstate { R_OPEN, R_EOS_SEEN, R_DONE };
@@ -454,30 +452,8 @@ static void *input_main(void *p)
 static int worker_key(struct rworker *k, uint16_t lane, uint16_t epoch)
 {
 	struct vms_reader *r = k->r;
-	struct vms_stage_conf conf = { .size = sizeof(conf) };
-	uint8_t key[VMS_KEY_LEN];
-	int err;
 
-	if (k->have_key && k->key_lane == lane && k->key_epoch == epoch)
-		return 0;
-	if (k->cipher_ctx) {
-		r->cipher->ctx_free(k->cipher_ctx);
-		k->cipher_ctx = NULL;
-	}
-	k->have_key = false;
-	err = vms_keysched_key(&r->ks[lane], lane, epoch, key);
-	if (err)
-		return err;
-	conf.key = key;
-	conf.max_chunk = r->pre.chunk_cap;
-	err = r->cipher->ctx_new(&k->cipher_ctx, &conf);
-	vms_wipe(key, sizeof(key));
-	if (err)
-		return err;
-	k->key_lane = lane;
-	k->key_epoch = epoch;
-	k->have_key = true;
-	return 0;
+	return vms_lane_key_use(&k->key, r->cipher, &r->ks[lane], lane, epoch, r->pre.chunk_cap);
 }
 
 static int codec_index(const struct vms_preamble *p, uint8_t id)
@@ -514,7 +490,7 @@ static int reader_work(void *wctx, void *jp)
 		io.aad = j->hdr;
 		io.aad_len = VMS_HDR_LEN;
 		io.nonce = nonce;
-		err = r->cipher->invert(k->cipher_ctx, &io);
+		err = r->cipher->invert(k->key.ctx, &io);
 		if (err)
 			return jfail(j, err == VMS_EAUTH ? VMS_EAUTH : VMS_EIO, h->seq,
 				     err == VMS_EAUTH ? "authentication failed (tampered record or wrong key)"
@@ -752,18 +728,6 @@ static int deliver(struct vms_reader *r, const struct rjob *j, struct vms_event 
 
 /* ---- setup ------------------------------------------------------------ */
 
-static unsigned online_cpus(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	return n < 1 ? 1 : (n > MAX_THREADS ? MAX_THREADS : (unsigned)n);
-}
-
-static size_t page_round(size_t n)
-{
-	return (n + 4095) & ~(size_t)4095;
-}
-
 static int read_preamble(struct vms_reader *r, const uint8_t *key)
 {
 	uint8_t buf[VMS_PREAMBLE_MAX];
@@ -832,13 +796,13 @@ static int read_preamble(struct vms_reader *r, const uint8_t *key)
 static int setup_pipeline(struct vms_reader *r)
 {
 	uint64_t budget = r->o.memory ? r->o.memory : VMS_MEMORY_DEFAULT;
-	size_t wire_cap = page_round((size_t)r->pre.chunk_cap + VMS_AEAD_OVERHEAD);
-	size_t raw_cap = r->pre.ncodecs ? page_round(r->pre.chunk_cap) : 0;
+	size_t wire_cap = vms_page_round((size_t)r->pre.chunk_cap + VMS_AEAD_OVERHEAD);
+	size_t raw_cap = r->pre.ncodecs ? vms_page_round(r->pre.chunk_cap) : 0;
 	size_t slot = wire_cap + raw_cap;
 	unsigned want, fit;
 	int err;
 
-	r->nthreads = r->o.threads == VMS_THREADS_AUTO ? online_cpus() : r->o.threads;
+	r->nthreads = r->o.threads == VMS_THREADS_AUTO ? vms_online_cpus() : r->o.threads;
 	if (r->nthreads > MAX_THREADS)
 		return vms_fail(VMS_EINVAL, "threads %u above the limit %d", r->nthreads, MAX_THREADS);
 	if (r->headers_only)
@@ -1096,15 +1060,11 @@ int vms_reader_stats(const struct vms_reader *r, struct vms_stats *st)
 	struct vms_reader *mr = (struct vms_reader *)r;
 	struct vms_stats s;
 
-	if (!st || st->size < sizeof(uint32_t))
-		return vms_fail(VMS_EINVAL, "stats: bad size field");
 	pthread_mutex_lock(&mr->stats_mu);
 	s = r->st;
 	pthread_mutex_unlock(&mr->stats_mu);
 	s.seconds = (double)(vms_now_ns() - r->t0_ns) * 1e-9;
-	memcpy((char *)st + sizeof(uint32_t), (const char *)&s + sizeof(uint32_t),
-	       (st->size < sizeof(s) ? st->size : sizeof(s)) - sizeof(uint32_t));
-	return 0;
+	return vms_stats_copy_out(st, &s);
 }
 
 /* Before the pipeline exists (a refusal at open): a bounded blocking send. */
@@ -1167,33 +1127,9 @@ static int send_ack(struct vms_reader *r, int status, const char *text)
 		const struct vms_stage *c = vms_stage_find_id(VMS_STAGE_CIPHER, r->pre.cipher
 									     ? r->pre.cipher
 									     : VMS_CIPHER_AES_256_GCM);
-		struct vms_keysched ks;
-		struct vms_stage_conf conf = { .size = sizeof(conf) };
-		struct vms_stage_io io = { 0 };
-		uint8_t key[VMS_KEY_LEN], nonce[VMS_NONCE_LEN];
-		void *ctx = NULL;
 
-		err = vms_keysched_init(&ks, r->pre.salt, r->t.ikm_s2c[0], r->pre.stream_id, r->pre.sum,
-					(uint8_t)c->id);
-		if (!err)
-			err = vms_keysched_key(&ks, 0, 0, key);
-		vms_keysched_wipe(&ks);
-		conf.key = key;
-		if (!err)
-			err = c->ctx_new(&ctx, &conf);
-		vms_wipe(key, sizeof(key));
-		if (!err) {
-			vms_nonce(nonce, 0, 0, 0);
-			io.src = frame + VMS_ACK_FRAME_HDR;
-			io.src_len = body;
-			io.dst = frame + VMS_ACK_FRAME_HDR;
-			io.dst_cap = body + VMS_AEAD_TAG;
-			io.aad = frame;
-			io.aad_len = VMS_ACK_FRAME_HDR;
-			io.nonce = nonce;
-			err = c->apply(ctx, &io) < 0 ? VMS_EIO : 0;
-			c->ctx_free(ctx);
-		}
+		err = vms_ack_crypt(c, r->pre.salt, r->t.ikm_s2c[0], r->pre.stream_id, r->pre.sum,
+				    frame, body, true);
 	} else {
 		vms_put_u64(frame + VMS_ACK_FRAME_HDR + body,
 			    vms_xxh3(frame, VMS_ACK_FRAME_HDR + body));
@@ -1282,8 +1218,8 @@ void vms_reader_free(struct vms_reader *r)
 			for (unsigned c = 0; c < r->pre.ncodecs; c++)
 				if (k->codec_ctx[c])
 					r->codecs[c]->ctx_free(k->codec_ctx[c]);
-			if (k->cipher_ctx)
-				r->cipher->ctx_free(k->cipher_ctx);
+			if (r->cipher)
+				vms_lane_key_free(&k->key, r->cipher);
 		}
 	}
 	for (uint32_t i = 0; i < r->ndev; i++)

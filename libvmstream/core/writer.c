@@ -78,9 +78,7 @@ struct wworker {
 	struct vms_writer *w;
 	void *codec_ctx;
 	int codec_level;
-	void *cipher_ctx;
-	uint16_t key_lane, key_epoch;
-	bool have_key;
+	struct vms_lane_key key;
 };
 
 struct vms_writer {
@@ -189,30 +187,8 @@ static int job_fail(struct wjob *j, int code, const char *what)
 static int worker_key(struct wworker *k, uint16_t lane, uint16_t epoch)
 {
 	struct vms_writer *w = k->w;
-	struct vms_stage_conf conf = { .size = sizeof(conf) };
-	uint8_t key[VMS_KEY_LEN];
-	int err;
 
-	if (k->have_key && k->key_lane == lane && k->key_epoch == epoch)
-		return 0;
-	if (k->cipher_ctx) {
-		w->cipher->ctx_free(k->cipher_ctx);
-		k->cipher_ctx = NULL;
-	}
-	k->have_key = false;
-	err = vms_keysched_key(&w->ks[lane], lane, epoch, key);
-	if (err)
-		return err;
-	conf.key = key;
-	conf.max_chunk = w->pre.chunk_cap;
-	err = w->cipher->ctx_new(&k->cipher_ctx, &conf);
-	vms_wipe(key, sizeof(key));
-	if (err)
-		return err;
-	k->key_lane = lane;
-	k->key_epoch = epoch;
-	k->have_key = true;
-	return 0;
+	return vms_lane_key_use(&k->key, w->cipher, &w->ks[lane], lane, epoch, w->pre.chunk_cap);
 }
 
 /* Does this chunk look compressible? Compress four 2 KiB samples (start,
@@ -326,7 +302,7 @@ static int writer_work(void *wctx, void *jp)
 		io.aad = j->hdr;
 		io.aad_len = VMS_HDR_LEN;
 		io.nonce = nonce;
-		err = w->cipher->apply(k->cipher_ctx, &io);
+		err = w->cipher->apply(k->key.ctx, &io);
 		if (err < 0)
 			return job_fail(j, err, "encryption failed");
 		body_len = (uint32_t)io.dst_len;
@@ -438,34 +414,10 @@ static void ack_input(struct vms_writer *w, long res)
 	if (w->ack_len < frame)
 		return;
 	if (w->t.keyed) {
-		const struct vms_stage *c = w->cipher ? w->cipher : &vms_stage_aes_gcm;
-		struct vms_keysched ks;
-		struct vms_stage_io io = { 0 };
-		uint8_t key[VMS_KEY_LEN], nonce[VMS_NONCE_LEN];
-		struct vms_stage_conf conf = { .size = sizeof(conf) };
-		void *ctx = NULL;
-
-		err = vms_keysched_init(&ks, w->pre.salt, w->t.ikm_s2c[0], w->pre.stream_id,
-					w->pre.sum, (uint8_t)c->id);
-		if (!err)
-			err = vms_keysched_key(&ks, 0, 0, key);
-		vms_keysched_wipe(&ks);
-		conf.key = key;
-		if (!err)
-			err = c->ctx_new(&ctx, &conf);
-		vms_wipe(key, sizeof(key));
-		if (!err) {
-			vms_nonce(nonce, 0, 0, 0);
-			io.src = w->ackbuf + VMS_ACK_FRAME_HDR;
-			io.src_len = (size_t)body_len + VMS_AEAD_TAG;
-			io.dst = w->ackbuf + VMS_ACK_FRAME_HDR;
-			io.dst_cap = io.src_len;
-			io.aad = w->ackbuf;
-			io.aad_len = VMS_ACK_FRAME_HDR;
-			io.nonce = nonce;
-			err = c->invert(ctx, &io);
-			c->ctx_free(ctx);
-		}
+		/* the stream's cipher; AES-256-GCM when records are not encrypted */
+		err = vms_ack_crypt(w->cipher ? w->cipher : &vms_stage_aes_gcm, w->pre.salt,
+				    w->t.ikm_s2c[0], w->pre.stream_id, w->pre.sum, w->ackbuf, body_len,
+				    false);
 		if (err) {
 			wfail(w, VMS_EAUTH, "acknowledgement failed authentication");
 			return;
@@ -857,18 +809,6 @@ static int emit_control(struct vms_writer *w, uint8_t type, uint32_t device, con
 
 /* ---- setup ------------------------------------------------------------ */
 
-static unsigned online_cpus(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	return n < 1 ? 1 : (n > MAX_THREADS ? MAX_THREADS : (unsigned)n);
-}
-
-static size_t page_round(size_t n)
-{
-	return (n + 4095) & ~(size_t)4095;
-}
-
 static int setup_stages(struct vms_writer *w, const struct vms_writer_opts *o)
 {
 	int level;
@@ -900,14 +840,14 @@ static int setup_stages(struct vms_writer *w, const struct vms_writer_opts *o)
 static int setup_pipeline(struct vms_writer *w, const struct vms_writer_opts *o)
 {
 	uint64_t budget = o->memory ? o->memory : VMS_MEMORY_DEFAULT;
-	size_t raw_cap = page_round((size_t)w->pre.chunk_cap + VMS_AEAD_OVERHEAD);
-	size_t out_cap = w->codec ? page_round(w->codec->bound(w->pre.chunk_cap) + VMS_AEAD_OVERHEAD)
+	size_t raw_cap = vms_page_round((size_t)w->pre.chunk_cap + VMS_AEAD_OVERHEAD);
+	size_t out_cap = w->codec ? vms_page_round(w->codec->bound(w->pre.chunk_cap) + VMS_AEAD_OVERHEAD)
 				  : 0;
 	size_t slot = raw_cap + out_cap;
 	unsigned want, fit;
 	int err;
 
-	w->nthreads = o->threads == VMS_THREADS_AUTO ? online_cpus() : o->threads;
+	w->nthreads = o->threads == VMS_THREADS_AUTO ? vms_online_cpus() : o->threads;
 	if (w->nthreads > MAX_THREADS)
 		return vms_fail(VMS_EINVAL, "threads %u above the limit %d", w->nthreads, MAX_THREADS);
 	/* Enough slots to keep every worker busy while the producer fills one
@@ -1491,16 +1431,12 @@ int vms_writer_stats(const struct vms_writer *w, struct vms_stats *st)
 	struct vms_writer *mw = (struct vms_writer *)w;
 	struct vms_stats s;
 
-	if (!st || st->size < sizeof(uint32_t))
-		return vms_fail(VMS_EINVAL, "stats: bad size field");
 	pthread_mutex_lock(&mw->stats_mu);
 	s = w->st;
 	pthread_mutex_unlock(&mw->stats_mu);
 	s.seconds = (double)(vms_now_ns() - w->t0_ns) * 1e-9;
 	s.level = atomic_load(&mw->level);
-	memcpy((char *)st + sizeof(uint32_t), (const char *)&s + sizeof(uint32_t),
-	       (st->size < sizeof(s) ? st->size : sizeof(s)) - sizeof(uint32_t));
-	return 0;
+	return vms_stats_copy_out(st, &s);
 }
 
 void vms_writer_set_epoch_limit(struct vms_writer *w, uint64_t bytes)
@@ -1529,8 +1465,8 @@ void vms_writer_free(struct vms_writer *w)
 
 			if (k->codec_ctx)
 				w->codec->ctx_free(k->codec_ctx);
-			if (k->cipher_ctx)
-				w->cipher->ctx_free(k->cipher_ctx);
+			if (w->cipher)
+				vms_lane_key_free(&k->key, w->cipher);
 		}
 	}
 	for (uint32_t i = 0; i < w->ndev; i++) {

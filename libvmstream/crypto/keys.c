@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "crypto/keys.h"
 #include "format/cursor.h"
+#include "stage/stage.h"
 
 #define INFO_LABEL "vmstream v1 key"
 
@@ -195,4 +196,67 @@ uint32_t vms_cipher_preferred(void)
 #else
 	return VMS_CIPHER_CHACHA20_POLY1305;
 #endif
+}
+
+int vms_lane_key_use(struct vms_lane_key *lk, const struct vms_stage *cipher,
+		     const struct vms_keysched *ks, uint16_t lane, uint16_t epoch, size_t max_chunk)
+{
+	struct vms_stage_conf conf = { .size = sizeof(conf) };
+	uint8_t key[VMS_KEY_LEN];
+	int err;
+
+	if (lk->valid && lk->lane == lane && lk->epoch == epoch)
+		return 0;
+	vms_lane_key_free(lk, cipher);
+	err = vms_keysched_key(ks, lane, epoch, key);
+	if (err)
+		return err;
+	conf.key = key;
+	conf.max_chunk = max_chunk;
+	err = cipher->ctx_new(&lk->ctx, &conf);
+	vms_wipe(key, sizeof(key));
+	if (err)
+		return err;
+	lk->lane = lane;
+	lk->epoch = epoch;
+	lk->valid = true;
+	return 0;
+}
+
+void vms_lane_key_free(struct vms_lane_key *lk, const struct vms_stage *cipher)
+{
+	if (lk->ctx)
+		cipher->ctx_free(lk->ctx);
+	lk->ctx = NULL;
+	lk->valid = false;
+}
+
+int vms_ack_crypt(const struct vms_stage *cipher, const uint8_t salt[VMS_SALT_LEN],
+		  const uint8_t ikm[VMS_KEY_LEN], const uint8_t stream_id[16], uint64_t preamble_sum,
+		  uint8_t *frame, size_t body_len, bool encrypt)
+{
+	struct vms_keysched ks;
+	struct vms_lane_key lk = { 0 };
+	struct vms_stage_io io = { 0 };
+	uint8_t nonce[VMS_NONCE_LEN];
+	int err;
+
+	err = vms_keysched_init(&ks, salt, ikm, stream_id, preamble_sum, (uint8_t)cipher->id);
+	if (!err)
+		err = vms_lane_key_use(&lk, cipher, &ks, 0, 0, body_len);
+	vms_keysched_wipe(&ks);
+	if (err)
+		return err;
+	/* one acknowledgement per session: the nonce is used once per key */
+	vms_nonce(nonce, 0, 0, 0);
+	io.src = frame + 8;
+	io.src_len = encrypt ? body_len : body_len + 16;
+	io.dst = frame + 8;
+	io.dst_cap = body_len + 16;
+	io.aad = frame;
+	io.aad_len = 8;
+	io.nonce = nonce;
+	err = encrypt ? (cipher->apply(lk.ctx, &io) < 0 ? VMS_EIO : 0) : cipher->invert(lk.ctx, &io);
+	vms_lane_key_free(&lk, cipher);
+	return err;
 }
