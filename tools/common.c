@@ -866,6 +866,9 @@ int vms_tool_parse(struct vms_tool *t, int argc, char **argv, vms_tool_opt_fn fn
 		case VMS_OPT_QUIET:
 			t->quiet = true;
 			break;
+		case VMS_OPT_VERBOSE:
+			t->verbose = true;
+			break;
 		case VMS_OPT_FORCE:
 			t->force = true;
 			break;
@@ -1220,6 +1223,8 @@ void vms_tool_write_summary(struct vms_tool *t, const struct vms_summary *s)
 	} else {
 		vms_json_null(&j, "digest_xxh3");
 	}
+	if (s->extra)
+		s->extra(&j, s->extra_user);
 	vms_json_str(&j, "error_code", t->err ? vms_errname(t->err) : NULL);
 	vms_json_str(&j, "error_message", t->err ? t->msg : NULL);
 	vms_json_obj_end(&j);
@@ -1511,4 +1516,210 @@ void vms_output_discard(struct vms_output *o)
 		sig_tmp_live = 0;
 	}
 	unblock_fatal(&old);
+}
+
+/* ------------------------------------------------------------------------ */
+/* --device SPEC.                                                            */
+
+const char *vms_tool_dev_kind_name(int kind)
+{
+	return kind == VMS_TOOL_DEV_VFIO ? "vfio" : kind == VMS_TOOL_DEV_SIM ? "sim" : "?";
+}
+
+static int dev_name_set(struct vms_tool *t, struct vms_tool_dev *d, const char *name, size_t n)
+{
+	if (n == 0)
+		return vms_tool_usage_error(t, "--device '%s': name= needs a value", d->spec);
+	if (n > VMS_NAME_MAX)
+		return vms_tool_usage_error(t, "--device '%s': the name is longer than %d bytes",
+					    d->spec, VMS_NAME_MAX);
+	memcpy(d->name, name, n);
+	d->name[n] = '\0';
+	return 0;
+}
+
+/* vfio:PATH[,name=NAME] */
+static int dev_parse_vfio(struct vms_tool *t, struct vms_tool_dev *d, const char *rest)
+{
+	const char *opt = NULL, *p, *base;
+	size_t plen;
+
+	/* The last ",name=" ends the path (a path may contain commas). */
+	for (p = strstr(rest, ",name="); p; p = strstr(p + 1, ",name="))
+		opt = p;
+	plen = opt ? (size_t)(opt - rest) : strlen(rest);
+	if (plen == 0)
+		return vms_tool_usage_error(t, "--device '%s': vfio: needs a device path "
+					       "(vfio:/dev/vfio/devices/vfio0)", d->spec);
+	if (opt && strchr(opt + 6, ','))
+		return vms_tool_usage_error(t, "--device '%s': vfio:PATH takes only ,name=NAME "
+					       "after the path", d->spec);
+	d->arg = strndup(rest, plen);
+	if (!d->arg)
+		return vms_tool_fail(t, VMS_ENOMEM, "out of memory");
+	if (opt)
+		return dev_name_set(t, d, opt + 6, strlen(opt + 6));
+	/* Default name: the path's basename (trailing '/' dropped). */
+	while (plen > 1 && d->arg[plen - 1] == '/')
+		plen--;
+	base = memrchr(d->arg, '/', plen);
+	base = base && plen > 1 ? base + 1 : d->arg;
+	return dev_name_set(t, d, base, plen - (size_t)(base - d->arg));
+}
+
+/* sim:ITEMS — take name=NAME out, hand the rest to the library untouched
+ * (its own grammar, defaults, errors and messages). */
+static int dev_parse_sim(struct vms_tool *t, struct vms_tool_dev *d, const char *rest,
+			 unsigned index)
+{
+	size_t len = strlen(rest), o = 0;
+	const char *item = rest;
+	bool named = false;
+	/* An empty item is the library's error to report, and it checks that
+	 * before any key: then rest goes to it as it is. */
+	bool empty_item = len && (rest[0] == ',' || rest[len - 1] == ',' || strstr(rest, ",,"));
+
+	d->arg = malloc(len + 1);
+	if (!d->arg)
+		return vms_tool_fail(t, VMS_ENOMEM, "out of memory");
+	for (;;) {
+		const char *comma = strchr(item, ',');
+		size_t n = comma ? (size_t)(comma - item) : strlen(item);
+
+		if (n >= 5 && memcmp(item, "name=", 5) == 0) {
+			int rc;
+
+			if (named)
+				return vms_tool_usage_error(t, "--device '%s': name= given twice",
+							    d->spec);
+			rc = dev_name_set(t, d, item + 5, n - 5);
+			if (rc)
+				return rc;
+			named = true;
+		} else if (n) {
+			if (o)
+				d->arg[o++] = ',';
+			memcpy(d->arg + o, item, n);
+			o += n;
+		}
+		if (!comma)
+			break;
+		item = comma + 1;
+	}
+	d->arg[o] = '\0';
+	if (empty_item)
+		memcpy(d->arg, rest, len + 1);
+	if (!named)
+		snprintf(d->name, sizeof(d->name), "dev%u", index);
+	return 0;
+}
+
+int vms_tool_device_add(struct vms_tool *t, struct vms_tool_devset *s, const char *spec)
+{
+	struct vms_tool_dev *nd, *d;
+
+	if (s->n >= 65536)
+		return vms_tool_usage_error(t, "more than 65536 --device options");
+	nd = realloc(s->dev, (s->n + 1) * sizeof(*s->dev));
+	if (!nd)
+		return vms_tool_fail(t, VMS_ENOMEM, "out of memory");
+	s->dev = nd;
+	d = &s->dev[s->n];
+	memset(d, 0, sizeof(*d));
+	d->spec = spec;
+	d->fd = -1;
+	s->n++;
+	if (strncmp(spec, "vfio:", 5) == 0) {
+		d->kind = VMS_TOOL_DEV_VFIO;
+		return dev_parse_vfio(t, d, spec + 5);
+	}
+	if (strncmp(spec, "sim:", 4) == 0) {
+		d->kind = VMS_TOOL_DEV_SIM;
+		return dev_parse_sim(t, d, spec + 4, s->n - 1);
+	}
+	return vms_tool_usage_error(t, "--device '%s': expected vfio:PATH[,name=NAME] or "
+				       "sim:KEY=VALUE,... (size, profile, dirty, seed, precopy, p2p, "
+				       "fault, fault_at, slow, name)", spec);
+}
+
+int vms_tool_devices_check(struct vms_tool *t, struct vms_tool_devset *s)
+{
+	for (unsigned i = 0; i < s->n; i++)
+		for (unsigned j = 0; j < i; j++)
+			if (strcmp(s->dev[i].name, s->dev[j].name) == 0)
+				return vms_tool_usage_error(t, "--device '%s' and --device '%s' are "
+							       "both named '%s' (devices are "
+							       "matched by name: use name=)",
+							    s->dev[j].spec, s->dev[i].spec,
+							    s->dev[i].name);
+	return 0;
+}
+
+static int dev_open_one(struct vms_tool *t, struct vms_tool_dev *d, struct vms_device **out)
+{
+	int err;
+
+	if (d->kind == VMS_TOOL_DEV_SIM) {
+		err = vms_device_open_sim(out, d->name, d->arg);
+		if (err)
+			return vms_tool_fail(t, err, "--device '%s': %s", d->spec, vms_last_error());
+		return 0;
+	}
+	d->fd = open(d->arg, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (d->fd < 0) {
+		/* The device is the problem (missing, no permission, busy):
+		 * a device error, exit 8. */
+		return vms_tool_fail(t, VMS_EDEVIO, "--device '%s': device '%s': cannot open '%s': %s",
+				     d->spec, d->name, d->arg, strerror(errno));
+	}
+	err = vms_device_open_vfio(out, d->name, d->fd);
+	if (err) {
+		vms_tool_fail(t, err, "--device '%s': %s", d->spec, vms_last_error());
+		/* Not a VFIO device, or one without migration support
+		 * (VMS_EUNSUPPORTED): still a device error. */
+		if (err != VMS_EINVAL && err != VMS_ENOMEM && t->err == err)
+			t->exit_override = VMS_EXIT_DEVICE;
+		close(d->fd);
+		d->fd = -1;
+		return err;
+	}
+	return 0;
+}
+
+int vms_tool_devices_open(struct vms_tool *t, struct vms_tool_devset *s)
+{
+	s->devs = calloc(s->n ? s->n : 1, sizeof(*s->devs));
+	if (!s->devs)
+		return vms_tool_fail(t, VMS_ENOMEM, "out of memory");
+	for (unsigned i = 0; i < s->n; i++) {
+		int err = dev_open_one(t, &s->dev[i], &s->devs[i]);
+
+		if (err) {
+			for (unsigned j = 0; j < i; j++) {
+				vms_device_free(s->devs[j]);
+				s->devs[j] = NULL;
+				if (s->dev[j].fd >= 0)
+					close(s->dev[j].fd);
+				s->dev[j].fd = -1;
+			}
+			free(s->devs);
+			s->devs = NULL;
+			return err;
+		}
+	}
+	return 0;
+}
+
+void vms_tool_devices_free(struct vms_tool_devset *s)
+{
+	for (unsigned i = 0; i < s->n; i++) {
+		if (s->devs)
+			vms_device_free(s->devs[i]);
+		if (s->dev[i].fd >= 0)
+			close(s->dev[i].fd);
+		free(s->dev[i].arg);
+	}
+	free(s->devs);
+	free(s->dev);
+	memset(s, 0, sizeof(*s));
 }

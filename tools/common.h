@@ -49,6 +49,7 @@ enum vms_opt_key {
 	VMS_OPT_HELP = 'h',
 	VMS_OPT_VERSION = 'V',
 	VMS_OPT_QUIET = 'q',
+	VMS_OPT_VERBOSE = 'v',
 	VMS_OPT_JSON = 0x100,
 	VMS_OPT_PROGRESS,
 	VMS_OPT_NO_PROGRESS,
@@ -83,6 +84,10 @@ struct vms_tool_opt {
 #define VMS_TOOL_OPT_QUIET                                                    \
 	{ "quiet", no_argument, VMS_OPT_QUIET, NULL,                          \
 	  "no progress or notes (errors are still reported)" }
+#define VMS_TOOL_OPT_VERBOSE                                                  \
+	{ "verbose", no_argument, VMS_OPT_VERBOSE, NULL,                      \
+	  "device mode: notes on stderr (send: each device, precopy rounds, switchover; " \
+	  "both: a line per device at the end)" }
 #define VMS_TOOL_OPT_PROGRESS                                                 \
 	{ "progress", no_argument, VMS_OPT_PROGRESS, NULL,                    \
 	  "progress on stderr (default: if stderr is a terminal)" }
@@ -159,6 +164,7 @@ struct vms_tool {
 
 	/* common settings, filled by vms_tool_parse() */
 	bool quiet;
+	bool verbose;          /* --verbose (only tools that list it) */
 	bool force;
 	int progress;          /* enum vms_progress_mode */
 	bool json;
@@ -334,6 +340,10 @@ struct vms_summary {
 	const char *peer;          /* "psk:vmstream", a certificate subject, or NULL */
 	const char *address;       /* network address (--to / --listen), or NULL */
 	int acknowledged;          /* send, net: 1 / 0; -1 = not applicable */
+	/* Optional: more members of the top-level object (device mode's
+	 * "devices" array), written before error_code. */
+	void (*extra)(struct vms_json *j, void *user);
+	void *extra_user;
 };
 
 /* Write the --json summary if asked; reports its own failure as an error of
@@ -375,5 +385,51 @@ void vms_output_discard(struct vms_output *o);
 
 /* Write all of buf to fd (EINTR and short writes handled): 0 or -errno. */
 int vms_write_all(int fd, const void *buf, size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* --device SPEC (send and recv): the devices a migration moves.
+ *
+ *   vfio:PATH[,name=NAME]   a VFIO device (e.g. /dev/vfio/devices/vfio0),
+ *                           opened O_RDWR; NAME defaults to PATH's basename
+ *   sim:KEY=VALUE,...       a simulated device (vms_device_open_sim); an
+ *                           item name=NAME is taken out by the tool, the rest
+ *                           goes to the library; NAME defaults to devN, N
+ *                           being the position among all --device options
+ *
+ * vms_tool_device_add() checks the syntax while options are parsed (usage
+ * errors), vms_tool_devices_check() the names once all are known (two
+ * devices with one name), vms_tool_devices_open() opens them at run time:
+ * a bad sim spec is VMS_EINVAL (exit 2) with the library's message; a VFIO
+ * path that cannot be opened, or a device that is not a migratable VFIO
+ * device, is a device error (exit 8).                                       */
+
+enum vms_tool_dev_kind { VMS_TOOL_DEV_VFIO = 1, VMS_TOOL_DEV_SIM = 2 };
+
+struct vms_tool_dev {
+	const char *spec;      /* as given on the command line */
+	int kind;              /* enum vms_tool_dev_kind */
+	char *arg;             /* vfio: PATH; sim: the spec without name= */
+	char name[VMS_NAME_MAX + 1];
+	int fd;                /* vfio: the device fd while open, else -1 */
+};
+
+struct vms_tool_devset {
+	unsigned n;
+	struct vms_tool_dev *dev;
+	struct vms_device **devs; /* n entries once opened (NULL until then) */
+};
+
+/* Add one --device SPEC (at option time). 0, or an exit status after a
+ * usage error. */
+int vms_tool_device_add(struct vms_tool *t, struct vms_tool_devset *s, const char *spec);
+/* Once all options are parsed: names unique. 0 or exit status. */
+int vms_tool_devices_check(struct vms_tool *t, struct vms_tool_devset *s);
+/* Open every device, in order; on failure the run's error is recorded and
+ * nothing stays open. */
+int vms_tool_devices_open(struct vms_tool *t, struct vms_tool_devset *s);
+/* Free the devices, close the VFIO fds and release the set. */
+void vms_tool_devices_free(struct vms_tool_devset *s);
+/* "vfio" or "sim". */
+const char *vms_tool_dev_kind_name(int kind);
 
 #endif

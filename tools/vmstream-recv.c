@@ -3,6 +3,11 @@
  * vmstream-recv: read a vmstream stream, verify every record, and write the
  * device's bytes to a file or stdout. A file output appears only once the
  * whole stream verified; on any failure there is no output file.
+ *
+ * Device mode (--device SPEC, repeatable): load the stream's devices into
+ * VFIO or simulated devices with vms_migrate_recv() (matched by name, else
+ * by order); each is validated (RESUMING -> STOP) only after its DEVICE_END
+ * verified, and the sender is told every device's result.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,6 +28,7 @@ enum {
 	OPT_ALLOW_PLAINTEXT,
 	OPT_ACCEPT_TIMEOUT,
 	OPT_PORT_FILE,
+	OPT_DEVICE,
 };
 
 struct recv_args {
@@ -33,6 +39,7 @@ struct recv_args {
 	const char *port_file;
 	char host[256];
 	unsigned port;
+	struct vms_tool_devset ds;  /* device mode */
 };
 
 static const struct vms_tool_opt recv_opts[] = {
@@ -41,6 +48,11 @@ static const struct vms_tool_opt recv_opts[] = {
 	{ "listen", required_argument, OPT_LISTEN, "[HOST:]PORT",
 	  "network mode: accept one session from vmstream-send --to on HOST:PORT "
 	  "([IPV6]:PORT; no HOST = all addresses; PORT 0 = any free port)" },
+	{ "device", required_argument, OPT_DEVICE, "SPEC",
+	  "load the stream's devices into devices instead of writing OUTPUT; "
+	  "repeatable. SPEC is vfio:PATH[,name=NAME] or sim:KEY=VALUE,... (as for "
+	  "vmstream-send; a sim must have the source's size, profile and seed). "
+	  "Matched by name, else by position" },
 	{ "key-file", required_argument, VMS_OPT_KEY_FILE, "FILE",
 	  "file mode: key of an encrypted stream (64 hex digits, mode 0600)" },
 	VMS_TOOL_OPT_THREADS,
@@ -65,6 +77,7 @@ static const struct vms_tool_opt recv_opts[] = {
 	VMS_TOOL_OPT_JSON,
 	VMS_TOOL_OPT_PROGRESS,
 	VMS_TOOL_OPT_NO_PROGRESS,
+	VMS_TOOL_OPT_VERBOSE,
 	VMS_TOOL_OPT_QUIET,
 	VMS_TOOL_OPT_HELP,
 	VMS_TOOL_OPT_VERSION,
@@ -100,6 +113,8 @@ static int recv_opt(struct vms_tool *t, void *ctx, int key, const char *arg)
 			return vms_tool_usage_error(t, "--port-file needs a file name");
 		a->port_file = arg;
 		return 0;
+	case OPT_DEVICE:
+		return vms_tool_device_add(t, &a->ds, arg);
 	default:
 		return vms_tool_usage_error(t, "unhandled option");
 	}
@@ -234,6 +249,17 @@ struct recv_run {
 	char compress[96];
 	char peer[256];
 	double t0;
+	/* device mode */
+	struct vms_tool_devset *ds;
+	bool devmode;
+	struct vms_migrate_dev_report *dr;
+	struct vms_migrate_report rep;
+	bool have_report;
+	/* Which destination device each stream device went to, in stream
+	 * order, learnt by watching the devices leave RUNNING (watch_devices). */
+	int *slot_of;          /* stream index -> index in ds, -1 = unknown */
+	bool *seen;            /* per destination device */
+	unsigned nseen;
 };
 
 static int input_open(struct vms_tool *t, struct recv_run *rr, const char *path)
@@ -433,6 +459,192 @@ static int pump(struct recv_run *rr)
 	return 0;
 }
 
+/* ---- device mode ---------------------------------------------------------- */
+
+/* vms_migrate_recv() reports devices in stream order without saying which
+ * destination device each went to. It takes a destination device out of
+ * RUNNING (to RESUMING) when it handles that device's DEVICE_BEGIN, one
+ * record at a time, and the reader's progress callback runs on the same
+ * thread once per record delivered: so between two callbacks at most one
+ * device can have left RUNNING, and the order in which they do is the
+ * stream order. */
+static void watch_devices(struct recv_run *rr)
+{
+	for (unsigned i = 0; i < rr->ds->n && rr->nseen < rr->ds->n; i++) {
+		uint32_t st;
+
+		if (rr->seen[i] || vms_device_state(rr->ds->devs[i], &st) != 0 ||
+		    st == VMS_DEV_RUNNING)
+			continue;
+		rr->seen[i] = true;
+		rr->slot_of[rr->nseen++] = (int)i;
+	}
+}
+
+static void dev_progress(void *user, const struct vms_stats *st)
+{
+	struct recv_run *rr = user;
+
+	watch_devices(rr);
+	vms_progress_cb(&rr->prog, st);
+}
+
+static const char *stream_dev_name(const struct recv_run *rr, unsigned i)
+{
+	int slot = i < rr->ds->n ? rr->slot_of[i] : -1;
+
+	return slot >= 0 ? rr->ds->dev[slot].name : NULL;
+}
+
+/* State of the destination device stream device i went to, or NULL. */
+static const char *stream_dev_state(const struct recv_run *rr, unsigned i)
+{
+	int slot = i < rr->ds->n ? rr->slot_of[i] : -1;
+	uint32_t st;
+
+	if (slot < 0 || !rr->ds->devs || vms_device_state(rr->ds->devs[slot], &st) != 0)
+		return NULL;
+	return vms_dev_state_name(st);
+}
+
+/* Codec names the preamble declares ("1:zstd,..." -> "zstd,..."). */
+static const char *codecs_declared(struct recv_run *rr)
+{
+	const char *p = rr->have_info && rr->info.codecs ? rr->info.codecs : "";
+	size_t n = 0;
+
+	rr->compress[0] = '\0';
+	while (*p && n + 1 < sizeof(rr->compress)) {
+		const char *colon = strchr(p, ':'), *comma;
+
+		if (!colon)
+			break;
+		p = colon + 1;
+		comma = strchr(p, ',');
+		snprintf(rr->compress + n, sizeof(rr->compress) - n, "%s%.*s", n ? "," : "",
+			 (int)(comma ? (size_t)(comma - p) : strlen(p)), p);
+		n = strlen(rr->compress);
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	return n ? rr->compress : "none";
+}
+
+static int migrate_in(struct recv_run *rr)
+{
+	struct vms_reader_opts ro = VMS_READER_OPTS_INIT;
+	struct vms_tool *t = rr->t;
+	unsigned n = rr->ds->n;
+	int err;
+
+	ro.progress = dev_progress;
+	ro.progress_user = rr;
+	ro.threads = t->sh.threads;
+	ro.memory = t->sh.memory;
+	/* n matched devices, and the one the stream may carry beyond them (the
+	 * load stops at the first device without a match) */
+	rr->dr = calloc(n + 1, sizeof(*rr->dr));
+	rr->slot_of = malloc(n * sizeof(*rr->slot_of));
+	rr->seen = calloc(n, sizeof(*rr->seen));
+	if (!rr->dr || !rr->slot_of || !rr->seen)
+		return vms_tool_fail(t, VMS_ENOMEM, "out of memory");
+	for (unsigned i = 0; i < n; i++)
+		rr->slot_of[i] = -1;
+	/* Devices before the stream: a bad spec or a missing device fails
+	 * before anything is read or accepted. */
+	if (vms_tool_devices_open(t, rr->ds))
+		return t->err;
+	vms_progress_init(&rr->prog, t, UINT64_MAX);
+	if (open_reader(rr, &ro))
+		return t->err;
+	if (rr->net)
+		rr->prog.engine = vms_reader_engine(rr->r);
+	rr->info.size = sizeof(rr->info);
+	if (vms_reader_info(rr->r, &rr->info) == 0) {
+		rr->have_info = true;
+		if (rr->net)
+			rr->prog.lanes = rr->info.lanes;
+	}
+	rr->rep.size = sizeof(rr->rep);
+	rr->rep.devs = rr->dr;
+	rr->rep.devs_cap = n + 1;
+	err = vms_migrate_recv(rr->r, rr->ds->devs, n, NULL, &rr->rep);
+	/* vms_migrate_recv() told the sender the outcome itself. */
+	rr->acked = true;
+	rr->have_report = true;
+	watch_devices(rr);
+	for (unsigned i = 0; i < rr->rep.ndev; i++)
+		rr->sink.pos += rr->dr[i].precopy_bytes + rr->dr[i].stopcopy_bytes;
+	if (err)
+		return vms_tool_fail_lib(t, err);
+	for (unsigned i = 0; i < n; i++)
+		if (!rr->seen[i])
+			vms_tool_warn(t, "device %s: the stream has no state for it; it was not "
+					 "loaded", rr->ds->dev[i].name);
+	return 0;
+}
+
+static void json_devices(struct vms_json *j, void *user)
+{
+	struct recv_run *rr = user;
+
+	vms_json_arr_begin(j, "devices");
+	for (unsigned i = 0; rr->have_report && i < rr->rep.ndev; i++) {
+		const struct vms_migrate_dev_report *d = &rr->dr[i];
+
+		vms_json_obj_begin(j, NULL);
+		vms_json_u64(j, "index", i);
+		vms_json_str(j, "name", stream_dev_name(rr, i));
+		vms_json_u64(j, "precopy_bytes", d->precopy_bytes);
+		vms_json_u64(j, "stopcopy_bytes", d->stopcopy_bytes);
+		vms_json_u64(j, "bytes", d->precopy_bytes + d->stopcopy_bytes);
+		vms_json_str(j, "result", d->result ? vms_errname(d->result) : "ok");
+		/* STOP = loaded and validated; RUNNING = reset after a failure */
+		vms_json_str(j, "state", stream_dev_state(rr, i));
+		vms_json_obj_end(j);
+	}
+	vms_json_arr_end(j);
+	/* destination devices the stream did not carry */
+	vms_json_arr_begin(j, "not_loaded");
+	for (unsigned i = 0; rr->have_report && i < rr->ds->n; i++)
+		if (!rr->seen[i])
+			vms_json_str(j, NULL, rr->ds->dev[i].name);
+	vms_json_arr_end(j);
+}
+
+static void print_device_lines(struct recv_run *rr)
+{
+	for (unsigned i = 0; i < rr->rep.ndev; i++) {
+		const struct vms_migrate_dev_report *d = &rr->dr[i];
+		const char *name = stream_dev_name(rr, i);
+		char b1[32], b2[32];
+
+		fprintf(stderr, "%s: device %s: loaded %s (precopy %s), %s\n", rr->t->prog,
+			name ? name : "?",
+			vms_tool_human_bytes(d->precopy_bytes + d->stopcopy_bytes, b1, sizeof(b1)),
+			vms_tool_human_bytes(d->precopy_bytes, b2, sizeof(b2)),
+			d->result ? vms_errname(d->result) : "validated");
+	}
+}
+
+static void print_dev_verdict(struct recv_run *rr, const struct vms_summary *sum)
+{
+	char b1[32], ratio[32] = "", from[300] = "";
+	unsigned n = rr->rep.ndev;
+
+	if (sum->wire_bytes)
+		snprintf(ratio, sizeof(ratio), ", ratio %.2f",
+			 (double)sum->bytes / (double)sum->wire_bytes);
+	if (rr->net)
+		snprintf(from, sizeof(from), " from %s, %u lane%s, %s", rr->peer, sum->lanes,
+			 sum->lanes == 1 ? "" : "s", sum->engine ? sum->engine : "?");
+	fprintf(stderr, "%s: OK: %u device%s loaded and validated (%s) in %.2f s%s%s, %s%s\n",
+		rr->t->prog, n, n == 1 ? "" : "s", vms_tool_human_bytes(sum->bytes, b1, sizeof(b1)),
+		sum->seconds, from, ratio, sum->cipher ? sum->cipher : "none",
+		rr->net ? ", acknowledged" : "");
+}
+
 /* What compression the stream used, from the codecs of its DATA records. */
 static const char *codecs_seen(struct recv_run *rr)
 {
@@ -473,7 +685,7 @@ static void print_verdict(struct recv_run *rr, const struct vms_summary *sum,
 		vms_tool_path_name(output, true), rr->net ? ", acknowledged" : "");
 }
 
-static int run_recv(struct vms_tool *t, const struct recv_args *a, const char *output)
+static int run_recv(struct vms_tool *t, struct recv_args *a, const char *output)
 {
 	struct recv_run rr = { .t = t, .a = a, .in_fd = -1, .out = { .fd = -1 } };
 	struct vms_stats st = { .size = sizeof(st) };
@@ -481,6 +693,8 @@ static int run_recv(struct vms_tool *t, const struct recv_args *a, const char *o
 
 	rr.t0 = vms_tool_now();
 	rr.net = a->listen != NULL;
+	rr.ds = &a->ds;
+	rr.devmode = a->ds.n > 0;
 	vms_tool_signals_init(t);
 	rr.sink.t = t;
 	rr.sink.out = &rr.out;
@@ -488,12 +702,18 @@ static int run_recv(struct vms_tool *t, const struct recv_args *a, const char *o
 	    !vms_tool_host_is_loopback(a->host))
 		vms_tool_warn(t, "--insecure: accepting sessions on %s that are neither "
 				 "authenticated nor encrypted", a->listen);
-	/* Output first: an existing output is refused before reading a byte. */
-	if (vms_output_open(t, &rr.out, output, t->force) == 0) {
+	if (rr.devmode) {
+		migrate_in(&rr);
+		vms_progress_end(&rr.prog);
+		if (rr.have_report && !t->quiet && (t->verbose || (t->err && rr.prog.tty)))
+			print_device_lines(&rr);
+	} else if (vms_output_open(t, &rr.out, output, t->force) == 0) {
+		/* Output first: an existing output is refused before reading a
+		 * byte. */
 		pump(&rr);
 		vms_progress_end(&rr.prog);
 	}
-	if (t->err)
+	if (t->err && !rr.devmode)
 		vms_output_discard(&rr.out);
 	/* Tell the sender why (its vms_writer_finish() then fails with
 	 * VMS_EPEERABORT and this reason instead of waiting for a timeout). */
@@ -512,34 +732,68 @@ static int run_recv(struct vms_tool *t, const struct recv_args *a, const char *o
 	sum.lanes = rr.have_info ? rr.info.lanes : 0;
 	sum.engine = rr.r ? vms_reader_engine(rr.r) : NULL;
 	sum.cipher = rr.have_info ? vms_tool_cipher_name(rr.info.cipher) : NULL;
-	sum.compress = rr.r ? codecs_seen(&rr) : NULL;
+	sum.compress = !rr.r ? NULL : rr.devmode ? codecs_declared(&rr) : codecs_seen(&rr);
 	sum.peer = rr.net && rr.peer[0] ? rr.peer : NULL;
 	sum.address = a->listen;
-	if (!t->err && !t->quiet && (rr.prog.tty || t->progress == VMS_PROGRESS_ON))
-		print_verdict(&rr, &sum, output);
+	if (rr.devmode) {
+		sum.extra = json_devices;
+		sum.extra_user = &rr;
+	}
+	if (!t->err && !t->quiet && (rr.prog.tty || t->progress == VMS_PROGRESS_ON)) {
+		if (rr.devmode)
+			print_dev_verdict(&rr, &sum);
+		else
+			print_verdict(&rr, &sum, output);
+	}
 	vms_reader_free(rr.r);
 	vms_listener_free(rr.l);
 	if (rr.in_fd > STDERR_FILENO)
 		close(rr.in_fd);
 	vms_tool_write_summary(t, &sum);
+	vms_tool_devices_free(rr.ds);
+	free(rr.dr);
+	free(rr.slot_of);
+	free(rr.seen);
 	return vms_tool_report(t);
+}
+
+/* Option combinations that depend on the mode. */
+static int check_usage(struct vms_tool *t, struct recv_args *a)
+{
+	int rc;
+
+	if (a->input && a->listen)
+		return vms_tool_usage_error(t, "--input and --listen exclude each other");
+	if (!a->input && !a->listen)
+		return vms_tool_usage_error(t, "--input FILE is required ('-' for stdin), or --listen "
+					       "[HOST:]PORT for network mode");
+	rc = vms_tool_check_net_usage(t, a->listen != NULL);
+	if (rc)
+		return rc;
+	if (!a->listen && (a->allow_plaintext || a->accept_timeout_ms >= 0 || a->port_file))
+		return vms_tool_usage_error(t, "%s is a network option (use it with --listen)",
+					    a->allow_plaintext ? "--allow-plaintext"
+					    : a->port_file ? "--port-file" : "--accept-timeout");
+	if (a->ds.n && t->force)
+		return vms_tool_usage_error(t, "--force applies to an OUTPUT file, not to --device");
+	return vms_tool_devices_check(t, &a->ds);
 }
 
 int main(int argc, char **argv)
 {
 	struct vms_tool t = {
 		.prog = "vmstream-recv",
-		.synopsis = "[OPTIONS] (--input FILE | --listen [HOST:]PORT) [OUTPUT]",
+		.synopsis = "[OPTIONS] (--input FILE | --listen [HOST:]PORT) [OUTPUT | --device SPEC...]",
 		.summary = "Verify a vmstream stream and write its device's bytes to OUTPUT "
-			   "(default '-', stdout).",
+			   "(default '-', stdout), or load its devices.",
 		.details =
-			"The stream must carry exactly one device. Every record is verified\n"
-			"before its bytes are written. A file OUTPUT is written under a\n"
-			"temporary name in its directory (zero blocks left as holes), synced,\n"
-			"and renamed into place only after the whole stream verified; on any\n"
-			"failure, or SIGINT/SIGTERM/SIGHUP, no OUTPUT file is left. An\n"
-			"existing regular OUTPUT is refused (before reading) unless --force.\n"
-			"Devices and FIFOs (/dev/null) are written in place.\n"
+			"Without --device the stream must carry exactly one device. Every\n"
+			"record is verified before its bytes are written. A file OUTPUT is\n"
+			"written under a temporary name in its directory (zero blocks left as\n"
+			"holes), synced, and renamed into place only after the whole stream\n"
+			"verified; on any failure, or SIGINT/SIGTERM/SIGHUP, no OUTPUT file is\n"
+			"left. An existing regular OUTPUT is refused (before reading) unless\n"
+			"--force. Devices and FIFOs (/dev/null) are written in place.\n"
 			"\n"
 			"File mode (--input): reads a stream file or pipe; --key-file for an\n"
 			"encrypted stream.\n"
@@ -552,6 +806,19 @@ int main(int argc, char **argv)
 			"the sender gets the reason. With port 0 the bound port is printed as\n"
 			"'vmstream-recv: listening on HOST:PORT' (and written to --port-file).\n"
 			"\n"
+			"Device mode (--device SPEC, repeatable, instead of OUTPUT): loads the\n"
+			"stream's devices (from vmstream-send --device) into VFIO or simulated\n"
+			"devices, SPEC as for vmstream-send (a sim destination needs the\n"
+			"source's size, profile and seed). Stream devices are matched by name,\n"
+			"else by position. Each device is written in RESUMING and validated\n"
+			"(RESUMING -> STOP) only after its DEVICE_END verified; on any failure\n"
+			"the devices being loaded are reset and the sender gets the reason.\n"
+			"A stream device without a destination device is VMS_EDEVICE (exit 4),\n"
+			"a device that rejects its state VMS_EDEVIO (exit 8); a destination\n"
+			"device the stream does not carry is left alone (WARNING). The --json\n"
+			"summary gains a \"devices\" array in stream order (index, name,\n"
+			"precopy_bytes, stopcopy_bytes, bytes, result, state) and \"not_loaded\".\n"
+			"\n"
 			"A progress line and a final verdict are shown when stderr is a terminal.",
 		.opts = recv_opts,
 	};
@@ -559,21 +826,17 @@ int main(int argc, char **argv)
 	int first, rc;
 
 	rc = vms_tool_parse(&t, argc, argv, recv_opt, &a, &first);
-	if (rc >= 0)
-		return rc;
-	if (a.input && a.listen)
-		return vms_tool_usage_error(&t, "--input and --listen exclude each other");
-	if (!a.input && !a.listen)
-		return vms_tool_usage_error(&t, "--input FILE is required ('-' for stdin), or --listen "
-						"[HOST:]PORT for network mode");
-	rc = vms_tool_check_net_usage(&t, a.listen != NULL);
-	if (rc)
-		return rc;
-	if (!a.listen && (a.allow_plaintext || a.accept_timeout_ms >= 0 || a.port_file))
-		return vms_tool_usage_error(&t, "%s is a network option (use it with --listen)",
-					    a.allow_plaintext ? "--allow-plaintext"
-					    : a.port_file ? "--port-file" : "--accept-timeout");
-	if (argc - first > 1)
-		return vms_tool_usage_error(&t, "more than one OUTPUT given ('%s')", argv[first + 1]);
-	return run_recv(&t, &a, argc > first ? argv[first] : "-");
+	if (rc < 0) {
+		rc = check_usage(&t, &a);
+		if (!rc && a.ds.n && argc > first)
+			rc = vms_tool_usage_error(&t, "--device and OUTPUT ('%s') exclude each other: "
+						      "the devices are the output", argv[first]);
+		if (!rc && argc - first > 1)
+			rc = vms_tool_usage_error(&t, "more than one OUTPUT given ('%s')",
+						  argv[first + 1]);
+		if (!rc)
+			return run_recv(&t, &a, argc > first ? argv[first] : "-");
+	}
+	vms_tool_devices_free(&a.ds);
+	return rc;
 }

@@ -5,10 +5,16 @@
  * send it to vmstream-recv --listen over an authenticated network session
  * (network mode, --to). In network mode the exit status is 0 only once the
  * receiver acknowledged that it verified and stored the whole stream.
+ *
+ * Device mode (--device SPEC, repeatable): migrate VFIO or simulated devices
+ * with vms_migrate_send(): precopy rounds, switchover, concurrent stop-copy,
+ * and (network) the receiver's acknowledgement that every device loaded.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +33,14 @@ enum {
 	OPT_ENCRYPT,
 	OPT_LANES,
 	OPT_RATE_LIMIT,
+	OPT_DEVICE,
+	OPT_PRECOPY_ROUNDS,
+	OPT_DOWNTIME_LIMIT,
+	OPT_NO_PRECOPY,
 };
+
+#define DEFAULT_PRECOPY_ROUNDS 30
+#define DEFAULT_DOWNTIME_MS 300
 
 struct send_args {
 	const char *output;     /* file mode */
@@ -40,6 +53,11 @@ struct send_args {
 	bool rate_given;
 	char host[256];
 	unsigned port;
+	/* device mode */
+	struct vms_tool_devset ds;
+	uint32_t max_rounds;    /* 0 = not given */
+	uint64_t downtime_ms;   /* 0 = not given */
+	bool no_precopy;
 };
 
 static const struct vms_tool_opt send_opts[] = {
@@ -47,6 +65,18 @@ static const struct vms_tool_opt send_opts[] = {
 	  "file mode: write the stream to FILE ('-' = stdout)" },
 	{ "to", required_argument, OPT_TO, "HOST:PORT",
 	  "network mode: send to 'vmstream-recv --listen' at HOST:PORT ([IPV6]:PORT)" },
+	{ "device", required_argument, OPT_DEVICE, "SPEC",
+	  "migrate a device instead of sending INPUT; repeatable. SPEC is "
+	  "vfio:PATH[,name=NAME] or sim:KEY=VALUE,... (size, profile, dirty, seed, "
+	  "precopy, p2p, fault, fault_at, slow, name); names default to the VFIO "
+	  "path's basename, or dev0, dev1, ... by position" },
+	{ "precopy-rounds", required_argument, OPT_PRECOPY_ROUNDS, "N",
+	  "device mode: at most N precopy rounds, 1..100000 (default 30)" },
+	{ "downtime-limit", required_argument, OPT_DOWNTIME_LIMIT, "MS",
+	  "device mode: switch over once the estimated downtime is at most MS "
+	  "milliseconds (default 300)" },
+	{ "no-precopy", no_argument, OPT_NO_PRECOPY, NULL,
+	  "device mode: no precopy rounds, even for devices that support them" },
 	{ "chunk-size", required_argument, OPT_CHUNK_SIZE, "SIZE",
 	  "bytes per record, 4K..16M (default 1M; binary K/M/G)" },
 	{ "compress", required_argument, OPT_COMPRESS, "CODEC",
@@ -80,6 +110,7 @@ static const struct vms_tool_opt send_opts[] = {
 	VMS_TOOL_OPT_JSON,
 	VMS_TOOL_OPT_PROGRESS,
 	VMS_TOOL_OPT_NO_PROGRESS,
+	VMS_TOOL_OPT_VERBOSE,
 	VMS_TOOL_OPT_QUIET,
 	VMS_TOOL_OPT_HELP,
 	VMS_TOOL_OPT_VERSION,
@@ -132,6 +163,21 @@ static int send_opt(struct vms_tool *t, void *ctx, int key, const char *arg)
 			return vms_tool_usage_error(t, "--rate-limit %s (bytes per second)", why);
 		a->rate_limit = v;
 		a->rate_given = true;
+		return 0;
+	case OPT_DEVICE:
+		return vms_tool_device_add(t, &a->ds, arg);
+	case OPT_PRECOPY_ROUNDS:
+		if (vms_tool_parse_uint(arg, 1, 100000, &v, why, sizeof(why)))
+			return vms_tool_usage_error(t, "--precopy-rounds %s", why);
+		a->max_rounds = (uint32_t)v;
+		return 0;
+	case OPT_DOWNTIME_LIMIT:
+		if (vms_tool_parse_uint(arg, 1, 3600000, &v, why, sizeof(why)))
+			return vms_tool_usage_error(t, "--downtime-limit %s (milliseconds)", why);
+		a->downtime_ms = v;
+		return 0;
+	case OPT_NO_PRECOPY:
+		a->no_precopy = true;
 		return 0;
 	default:
 		return vms_tool_usage_error(t, "unhandled option");
@@ -216,10 +262,25 @@ static long read_full(int fd, uint8_t *buf, size_t room, bool *eof)
 	return (long)got;
 }
 
+struct dev_digest {
+	bool have;
+	uint64_t digest;
+};
+
 struct send_run {
 	struct vms_tool *t;
 	const struct send_args *a;
 	bool net;
+	/* device mode */
+	struct vms_tool_devset *ds;
+	bool devmode;
+	bool show_notes;        /* rounds, switchover: terminal or --verbose */
+	pthread_mutex_t mu;     /* progress and notes (stop-copy runs threads) */
+	struct vms_migrate_dev_report *dr;
+	struct vms_migrate_report rep;
+	bool have_report;
+	struct dev_digest *dg;
+	int mig_err;
 	uint32_t cipher;
 	struct input in;
 	struct vms_output out;
@@ -358,6 +419,282 @@ static int pump(struct send_run *s)
 	return vms_output_commit(t, &s->out);
 }
 
+/* ---- device mode ---------------------------------------------------------- */
+
+/* One note line on stderr; the progress line (if drawn) is erased first and
+ * comes back with the next update. */
+static void note(struct send_run *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct send_run *s, const char *fmt, ...)
+{
+	char buf[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&s->mu);
+	vms_progress_end(&s->prog);
+	fprintf(stderr, "%s: %s\n", s->t->prog, buf);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* The writer's progress callback runs on whichever thread wrote: in
+ * stop-copy, several at once. */
+static void dev_progress(void *user, const struct vms_stats *st)
+{
+	struct send_run *s = user;
+
+	pthread_mutex_lock(&s->mu);
+	vms_progress_cb(&s->prog, st);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static uint32_t max_rounds(const struct send_args *a)
+{
+	return a->max_rounds ? a->max_rounds : DEFAULT_PRECOPY_ROUNDS;
+}
+
+static double downtime_limit(const struct send_args *a)
+{
+	return (double)(a->downtime_ms ? a->downtime_ms : DEFAULT_DOWNTIME_MS);
+}
+
+/* After each precopy round: show it, and decide. The policy is the
+ * library's default one, made visible: switch over once the estimated
+ * downtime fits the limit, or after the last allowed round. */
+static int on_round(void *user, const struct vms_round_info *ri)
+{
+	struct send_run *s = user;
+	int sw = ri->est_downtime_ms <= downtime_limit(s->a) || ri->round >= max_rounds(s->a);
+
+	if (s->show_notes) {
+		char b1[32], b2[32], b3[32], b4[32];
+
+		note(s, "precopy round %u: %s in %.3f s, %s remaining, stop-copy %s at %s/s, "
+			"estimated downtime %.2f ms%s",
+		     ri->round, vms_tool_human_bytes(ri->round_bytes, b1, sizeof(b1)),
+		     ri->round_seconds, vms_tool_human_bytes(ri->remaining_bytes, b2, sizeof(b2)),
+		     vms_tool_human_bytes(ri->stop_copy_bytes, b3, sizeof(b3)),
+		     vms_tool_human_bytes((uint64_t)ri->throughput, b4, sizeof(b4)),
+		     ri->est_downtime_ms,
+		     !sw ? ""
+		     : ri->est_downtime_ms <= downtime_limit(s->a) ? " -> switchover (within the limit)"
+								    : " -> switchover (last round)");
+	}
+	return sw;
+}
+
+/* The VMM hooks. This tool has no VM: a VMM stops its vCPUs in stop_vm
+ * (the start of the downtime) and resumes them in resume_vm (the migration
+ * failed after the switchover, the source runs on). */
+static int stop_vm(void *user)
+{
+	struct send_run *s = user;
+
+	if (s->show_notes)
+		note(s, "switchover: devices to STOP_COPY (a VMM stops the vCPUs here)");
+	return 0;
+}
+
+static int resume_vm(void *user)
+{
+	struct send_run *s = user;
+
+	if (s->show_notes)
+		note(s, "resumed source: devices back to RUNNING (a VMM resumes the vCPUs here)");
+	return 0;
+}
+
+static void print_device_lines(struct send_run *s)
+{
+	for (unsigned i = 0; i < s->rep.ndev; i++) {
+		const struct vms_migrate_dev_report *d = &s->dr[i];
+		char b1[32], b2[32], b3[32] = "none";
+
+		if (d->est_stop_copy_bytes != UINT64_MAX)
+			vms_tool_human_bytes(d->est_stop_copy_bytes, b3, sizeof(b3));
+		note(s, "device %s: precopy %s, stop-copy %s (estimate %s), downtime %.2f ms%s%s",
+		     s->ds->dev[i].name, vms_tool_human_bytes(d->precopy_bytes, b1, sizeof(b1)),
+		     vms_tool_human_bytes(d->stopcopy_bytes, b2, sizeof(b2)), b3, d->downtime_ms,
+		     d->result ? ", failed: " : "", d->result ? vms_errname(d->result) : "");
+	}
+}
+
+/* Migrate the --device devices into the writer (file or session). */
+static int migrate(struct send_run *s)
+{
+	struct vms_writer_opts wo = VMS_WRITER_OPTS_INIT;
+	struct vms_migrate_opts mo = VMS_MIGRATE_OPTS_INIT;
+	struct vms_tool *t = s->t;
+	const struct send_args *a = s->a;
+	unsigned n = s->ds->n;
+	int err;
+
+	wo.chunk_size = a->chunk_size;
+	wo.progress = dev_progress;
+	wo.progress_user = s;
+	wo.compress = a->compress;
+	wo.cipher = s->cipher;
+	wo.threads = t->sh.threads;
+	wo.memory = t->sh.memory;
+	s->dr = calloc(n, sizeof(*s->dr));
+	s->dg = calloc(n, sizeof(*s->dg));
+	if (!s->dr || !s->dg)
+		return vms_tool_fail(t, VMS_ENOMEM, "out of memory");
+	/* Devices first: a bad spec or a missing device fails before any
+	 * output file or connection exists. */
+	if (vms_tool_devices_open(t, s->ds))
+		return t->err;
+	vms_progress_init(&s->prog, t, UINT64_MAX);
+	if (open_writer(s, &wo))
+		return t->err;
+	if (s->net) {
+		s->prog.engine = vms_writer_engine(s->w);
+		s->prog.lanes = a->lanes ? a->lanes : 1;
+	}
+	if (t->verbose && !t->quiet) {
+		for (unsigned i = 0; i < n; i++)
+			note(s, "device %s: %s:%s", s->ds->dev[i].name,
+			     vms_tool_dev_kind_name(s->ds->dev[i].kind), s->ds->dev[i].arg);
+		note(s, "migrating %u device%s to %s (%s)%s", n, n == 1 ? "" : "s",
+		     s->net ? a->to : vms_tool_path_name(a->output, true),
+		     vms_writer_engine(s->w), a->no_precopy ? ", no precopy" : "");
+	}
+	mo.max_rounds = max_rounds(a);
+	mo.downtime_limit_ms = downtime_limit(a);
+	mo.on_round = on_round;
+	mo.stop_vm = stop_vm;
+	mo.resume_vm = resume_vm;
+	mo.user = s;
+	if (a->no_precopy)
+		mo.flags |= VMS_MIGRATE_F_NO_PRECOPY;
+	s->rep.size = sizeof(s->rep);
+	s->rep.devs = s->dr;
+	s->rep.devs_cap = n;
+	err = vms_migrate_send(s->w, s->ds->devs, n, &mo, &s->rep);
+	s->have_report = true;
+	s->mig_err = err;
+	for (unsigned i = 0; i < s->rep.ndev; i++)
+		s->bytes_in += s->dr[i].precopy_bytes + s->dr[i].stopcopy_bytes;
+	if (err)
+		return vms_tool_fail_lib(t, err);
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t total;
+
+		s->dg[i].have = vms_writer_device_digest(s->w, i, &total, &s->dg[i].digest) == 0;
+	}
+	if (s->net) {
+		/* vms_migrate_send returned 0: the receiver acknowledged every
+		 * device loaded and validated. */
+		s->acknowledged = true;
+		return 0;
+	}
+	err = vms_output_commit(t, &s->out);
+	if (err) {
+		/* The snapshot is not stored: the source runs on. */
+		for (unsigned i = 0; i < n; i++)
+			(void)vms_device_set_state(s->ds->devs[i], VMS_DEV_RUNNING);
+		resume_vm(s);
+	}
+	return err;
+}
+
+static void json_devices(struct vms_json *j, void *user)
+{
+	struct send_run *s = user;
+	bool ok = s->have_report && !s->mig_err;
+
+	if (s->have_report) {
+		vms_json_u64(j, "rounds", s->rep.rounds);
+		vms_json_double(j, "est_downtime_ms", s->rep.est_downtime_ms);
+	} else {
+		vms_json_null(j, "rounds");
+		vms_json_null(j, "est_downtime_ms");
+	}
+	if (ok)
+		vms_json_double(j, "downtime_ms", s->rep.downtime_ms);
+	else
+		vms_json_null(j, "downtime_ms");
+	vms_json_arr_begin(j, "devices");
+	for (unsigned i = 0; i < s->ds->n; i++) {
+		const struct vms_tool_dev *td = &s->ds->dev[i];
+		const struct vms_migrate_dev_report *d =
+			s->have_report && i < s->rep.ndev ? &s->dr[i] : NULL;
+		char dg[24];
+		uint32_t st;
+
+		vms_json_obj_begin(j, NULL);
+		vms_json_str(j, "name", td->name);
+		vms_json_str(j, "kind", vms_tool_dev_kind_name(td->kind));
+		if (d) {
+			vms_json_u64(j, "precopy_bytes", d->precopy_bytes);
+			vms_json_u64(j, "stopcopy_bytes", d->stopcopy_bytes);
+			vms_json_u64(j, "bytes", d->precopy_bytes + d->stopcopy_bytes);
+			if (d->est_stop_copy_bytes != UINT64_MAX)
+				vms_json_u64(j, "est_stop_copy_bytes", d->est_stop_copy_bytes);
+			else
+				vms_json_null(j, "est_stop_copy_bytes");
+			if (d->downtime_ms > 0)
+				vms_json_double(j, "downtime_ms", d->downtime_ms);
+			else
+				vms_json_null(j, "downtime_ms");
+			vms_json_str(j, "result", d->result ? vms_errname(d->result) : "ok");
+		} else {
+			vms_json_null(j, "precopy_bytes");
+			vms_json_null(j, "stopcopy_bytes");
+			vms_json_null(j, "bytes");
+			vms_json_null(j, "est_stop_copy_bytes");
+			vms_json_null(j, "downtime_ms");
+			vms_json_null(j, "result");
+		}
+		/* after a failure: RUNNING again (the source runs on) */
+		if (s->ds->devs && vms_device_state(s->ds->devs[i], &st) == 0)
+			vms_json_str(j, "state", vms_dev_state_name(st));
+		else
+			vms_json_null(j, "state");
+		if (s->dg && s->dg[i].have) {
+			snprintf(dg, sizeof(dg), "%016llx", (unsigned long long)s->dg[i].digest);
+			vms_json_str(j, "digest_xxh3", dg);
+		} else {
+			vms_json_null(j, "digest_xxh3");
+		}
+		vms_json_obj_end(j);
+	}
+	vms_json_arr_end(j);
+}
+
+static void print_dev_verdict(const struct send_run *s, const struct vms_summary *sum)
+{
+	char b1[32], b2[32], ratio[32] = "", rounds[48];
+	unsigned n = s->ds->n;
+
+	if (sum->wire_bytes)
+		snprintf(ratio, sizeof(ratio), ", ratio %.2f",
+			 (double)sum->bytes / (double)sum->wire_bytes);
+	if (s->rep.rounds)
+		snprintf(rounds, sizeof(rounds), "%u precopy round%s", s->rep.rounds,
+			 s->rep.rounds == 1 ? "" : "s");
+	else
+		snprintf(rounds, sizeof(rounds), "no precopy");
+	if (s->net)
+		fprintf(stderr,
+			"%s: OK: %u device%s migrated (%s) in %.2f s, %s, downtime %.2f ms "
+			"(estimated %.2f ms)%s, %u lane%s, %s, %s, acknowledged by %s at %s\n",
+			s->t->prog, n, n == 1 ? "" : "s",
+			vms_tool_human_bytes(sum->bytes, b1, sizeof(b1)), sum->seconds, rounds,
+			s->rep.downtime_ms, s->rep.est_downtime_ms, ratio, sum->lanes,
+			sum->lanes == 1 ? "" : "s", sum->engine ? sum->engine : "?", sum->cipher,
+			s->peer, s->a->to);
+	else
+		fprintf(stderr,
+			"%s: OK: %u device%s saved (%s) to %s in %.2f s, %s, downtime %.2f ms%s, "
+			"%llu records, %s\n",
+			s->t->prog, n, n == 1 ? "" : "s",
+			vms_tool_human_bytes(sum->bytes, b2, sizeof(b2)),
+			vms_tool_path_name(s->a->output, true), sum->seconds, rounds,
+			s->rep.downtime_ms, ratio, (unsigned long long)sum->records, sum->cipher);
+}
+
 static void print_verdict(const struct send_run *s, const struct vms_summary *sum)
 {
 	char b1[32], b2[32], ratio[32] = "";
@@ -384,7 +721,7 @@ static void print_verdict(const struct send_run *s, const struct vms_summary *su
 			(unsigned long long)sum->records, sum->cipher, (unsigned long long)s->digest);
 }
 
-static int run_send(struct vms_tool *t, const struct send_args *a, const char *input)
+static int run_send(struct vms_tool *t, struct send_args *a, const char *input)
 {
 	struct send_run s = { .t = t, .a = a, .in = { .fd = -1 }, .out = { .fd = -1 } };
 	struct vms_stats st = { .size = sizeof(st) };
@@ -392,6 +729,10 @@ static int run_send(struct vms_tool *t, const struct send_args *a, const char *i
 
 	s.t0 = vms_tool_now();
 	s.net = a->to != NULL;
+	s.ds = &a->ds;
+	s.devmode = a->ds.n > 0;
+	s.show_notes = !t->quiet && (t->verbose || isatty(STDERR_FILENO) == 1);
+	pthread_mutex_init(&s.mu, NULL);
 	if (a->cipher >= 0)
 		s.cipher = (uint32_t)a->cipher;
 	else if (s.net ? vms_tool_net_authenticated(t) : t->sh.key_file != NULL)
@@ -403,7 +744,12 @@ static int run_send(struct vms_tool *t, const struct send_args *a, const char *i
 	    !vms_tool_host_is_loopback(a->host))
 		vms_tool_warn(t, "--insecure: the session with %s is neither authenticated nor "
 				 "encrypted; anyone on the path can read and alter it", a->to);
-	if (input_open(t, &s.in, input) == 0) {
+	if (s.devmode) {
+		migrate(&s);
+		vms_progress_end(&s.prog);
+		if (s.have_report && (t->verbose || (t->err && s.show_notes)) && !t->quiet)
+			print_device_lines(&s);
+	} else if (input_open(t, &s.in, input) == 0) {
 		pump(&s);
 		vms_progress_end(&s.prog);
 	}
@@ -427,14 +773,26 @@ static int run_send(struct vms_tool *t, const struct send_args *a, const char *i
 	sum.address = a->to;
 	if (s.net)
 		sum.acknowledged = s.acknowledged;
-	if (!t->err && !t->quiet && (s.prog.tty || t->progress == VMS_PROGRESS_ON))
-		print_verdict(&s, &sum);
+	if (s.devmode) {
+		sum.extra = json_devices;
+		sum.extra_user = &s;
+	}
+	if (!t->err && !t->quiet && (s.prog.tty || t->progress == VMS_PROGRESS_ON)) {
+		if (s.devmode)
+			print_dev_verdict(&s, &sum);
+		else
+			print_verdict(&s, &sum);
+	}
 	vms_writer_free(s.w);
 	if (s.xxh)
 		XXH3_freeState(s.xxh);
 	if (s.in.fd > STDERR_FILENO)
 		close(s.in.fd);
 	vms_tool_write_summary(t, &sum);
+	vms_tool_devices_free(s.ds);
+	free(s.dr);
+	free(s.dg);
+	pthread_mutex_destroy(&s.mu);
 	return vms_tool_report(t);
 }
 
@@ -450,6 +808,16 @@ static int check_usage(struct vms_tool *t, struct send_args *a)
 		return vms_tool_usage_error(t, "--output FILE is required ('-' for stdout), or --to "
 					       "HOST:PORT for network mode");
 	rc = vms_tool_check_net_usage(t, net);
+	if (rc)
+		return rc;
+	if (!a->ds.n && (a->max_rounds || a->downtime_ms || a->no_precopy))
+		return vms_tool_usage_error(t, "%s is a device-mode option (use it with --device)",
+					    a->max_rounds ? "--precopy-rounds"
+					    : a->downtime_ms ? "--downtime-limit" : "--no-precopy");
+	if (a->no_precopy && (a->max_rounds || a->downtime_ms))
+		return vms_tool_usage_error(t, "--no-precopy excludes %s",
+					    a->max_rounds ? "--precopy-rounds" : "--downtime-limit");
+	rc = vms_tool_devices_check(t, &a->ds);
 	if (rc)
 		return rc;
 	if (!net) {
@@ -479,11 +847,12 @@ int main(int argc, char **argv)
 {
 	struct vms_tool t = {
 		.prog = "vmstream-send",
-		.synopsis = "[OPTIONS] (--output FILE | --to HOST:PORT) [INPUT]",
-		.summary = "Send INPUT (a file, or stdin if '-' or absent) as a verified vmstream "
-			   "stream.",
+		.synopsis = "[OPTIONS] (--output FILE | --to HOST:PORT) [INPUT | --device SPEC...]",
+		.summary = "Send INPUT (a file, or stdin if '-' or absent), or migrate devices, as a "
+			   "verified vmstream stream.",
 		.details =
-			"The stream holds one device named after INPUT (\"stdin\" for stdin).\n"
+			"Without --device the stream holds one device named after INPUT\n"
+			"(\"stdin\" for stdin).\n"
 			"\n"
 			"File mode (--output): the stream FILE is written under a temporary\n"
 			"name in its directory, synced and renamed when complete; an existing\n"
@@ -499,6 +868,27 @@ int main(int argc, char **argv)
 			"stream, stored it and acknowledged it; a refusal is exit 6 with the\n"
 			"receiver's reason.\n"
 			"\n"
+			"Device mode (--device SPEC, repeatable, instead of INPUT): migrates the\n"
+			"devices with precopy rounds while the source runs, a switchover, and\n"
+			"every device's stop-copy state read concurrently. SPEC is\n"
+			"  vfio:PATH[,name=NAME]  a VFIO device (/dev/vfio/devices/vfio0), O_RDWR\n"
+			"  sim:KEY=VALUE,...      a simulated device with VFIO data_fd semantics:\n"
+			"      size=1M profile=mixed (random|zeros|sparse|text|mixed) dirty=0\n"
+			"      seed=1 precopy=1 p2p=1 fault=none|read|resume|slow fault_at=1\n"
+			"      slow=100M name=devN (defaults shown)\n"
+			"Names default to PATH's basename (vfio) or dev0, dev1, ... by position;\n"
+			"the receiver matches devices by name, else by position. After each\n"
+			"precopy round the tool switches over once the estimated downtime is at\n"
+			"most --downtime-limit or after --precopy-rounds rounds. There is no VM\n"
+			"here: where a VMM stops its vCPUs (switchover) and resumes them (a\n"
+			"failure after it) the tool only logs it. Rounds and the switchover are\n"
+			"shown on a terminal and with --verbose. Network mode: exit 0 only once\n"
+			"the receiver loaded and validated every device. A device failure is\n"
+			"exit 8 (VMS_EDEVIO); the source devices are then RUNNING again. The\n"
+			"--json summary gains rounds, est_downtime_ms, downtime_ms and a\n"
+			"\"devices\" array (name, kind, precopy_bytes, stopcopy_bytes, bytes,\n"
+			"est_stop_copy_bytes, downtime_ms, result, state, digest_xxh3).\n"
+			"\n"
 			"A progress line (bytes, %, rate, ETA, compression ratio raw/wire, lanes,\n"
 			"I/O engine) and a final verdict are shown when stderr is a terminal.",
 		.opts = send_opts,
@@ -507,12 +897,17 @@ int main(int argc, char **argv)
 	int first, rc;
 
 	rc = vms_tool_parse(&t, argc, argv, send_opt, &a, &first);
-	if (rc >= 0)
-		return rc;
-	rc = check_usage(&t, &a);
-	if (rc)
-		return rc;
-	if (argc - first > 1)
-		return vms_tool_usage_error(&t, "more than one INPUT given ('%s')", argv[first + 1]);
-	return run_send(&t, &a, argc > first ? argv[first] : "-");
+	if (rc < 0) {
+		rc = check_usage(&t, &a);
+		if (!rc && a.ds.n && argc > first)
+			rc = vms_tool_usage_error(&t, "--device and INPUT ('%s') exclude each other: "
+						      "the devices are the input", argv[first]);
+		if (!rc && argc - first > 1)
+			rc = vms_tool_usage_error(&t, "more than one INPUT given ('%s')",
+						  argv[first + 1]);
+		if (!rc)
+			return run_send(&t, &a, argc > first ? argv[first] : "-");
+	}
+	vms_tool_devices_free(&a.ds);
+	return rc;
 }

@@ -1164,6 +1164,77 @@ int vms_reader_set_device_result(struct vms_reader *r, uint32_t device, int32_t 
 	return 0;
 }
 
+/* Stop reading for good: wake and join the input thread. */
+static void stop_input(struct vms_reader *r)
+{
+	if (r->cancel_fd >= 0) {
+		uint64_t one = 1;
+
+		(void)!write(r->cancel_fd, &one, sizeof(one));
+	}
+	if (r->ring.state) {
+		vms_ring_stop(&r->ring);
+		if (r->input_started) {
+			pthread_join(r->input, NULL);
+			r->input_started = false;
+		}
+	}
+}
+
+/* After a refusal: read and drop what the sender still sends until it stops
+ * (it does once it reads the refusal) or max_ms pass. Closing a socket with
+ * unread data would reset the connection, and the sender would report the
+ * reset instead of the reason. */
+static void drain_lanes(struct vms_reader *r, int max_ms)
+{
+	uint64_t deadline = vms_now_ns() + (uint64_t)max_ms * 1000000u;
+	bool open[VMS_LANES_MAX_T];
+	unsigned live = r->t.nlanes;
+	char junk[16384];
+
+	for (unsigned l = 0; l < r->t.nlanes; l++) {
+		open[l] = true;
+		shutdown(r->t.fds[l], SHUT_WR);
+	}
+	while (live > 0 && vms_now_ns() < deadline) {
+		struct pollfd pf[VMS_LANES_MAX_T];
+		unsigned map[VMS_LANES_MAX_T], np = 0;
+
+		for (unsigned l = 0; l < r->t.nlanes; l++) {
+			if (!open[l])
+				continue;
+			pf[np].fd = r->t.fds[l];
+			pf[np].events = POLLIN;
+			pf[np].revents = 0;
+			map[np++] = l;
+		}
+		if (poll(pf, np, (int)((deadline - vms_now_ns()) / 1000000u) + 1) <= 0)
+			break;
+		for (unsigned i = 0; i < np; i++) {
+			ssize_t n;
+
+			if (!pf[i].revents)
+				continue;
+			n = recv(pf[i].fd, junk, sizeof(junk), MSG_DONTWAIT);
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+				open[map[i]] = false;
+				live--;
+			}
+		}
+	}
+}
+
+static int refuse(struct vms_reader *r, int status, const char *text)
+{
+	int err;
+
+	stop_input(r);
+	err = send_ack(r, status, text);
+	drain_lanes(r, r->t.idle_timeout_ms > 0 && r->t.idle_timeout_ms < 2000
+			       ? r->t.idle_timeout_ms : 2000);
+	return err;
+}
+
 int vms_reader_ack(struct vms_reader *r, int status, const char *text)
 {
 	if (!r->t.session)
@@ -1174,7 +1245,7 @@ int vms_reader_ack(struct vms_reader *r, int status, const char *text)
 		return vms_fail(VMS_EINVAL, "status must be 0 or a negative vms error code");
 	if (status == 0 && (r->state == R_OPEN || r->err))
 		return vms_fail(VMS_ESTATE, "cannot acknowledge a stream that has not ended cleanly");
-	return send_ack(r, status, text);
+	return status ? refuse(r, status, text) : send_ack(r, status, text);
 }
 
 void vms_reader_free(struct vms_reader *r)
@@ -1190,18 +1261,9 @@ void vms_reader_free(struct vms_reader *r)
 		/* Tell the sender why, rather than letting it time out. */
 		int code = r->err ? r->err : VMS_ECANCELED;
 
-		if (r->ring.state) {
-			vms_ring_stop(&r->ring);
-			if (r->input_started) {
-				for (unsigned l = 0; l < r->t.nlanes; l++)
-					shutdown(r->t.fds[l], SHUT_RD);
-				pthread_join(r->input, NULL);
-				r->input_started = false;
-			}
-		}
 		if (r->t.idle_timeout_ms < 0 || r->t.idle_timeout_ms > 2000)
 			r->t.idle_timeout_ms = 2000;
-		send_ack(r, code, r->err ? r->msg : "receiver gave up on the stream");
+		refuse(r, code, r->err ? r->msg : "receiver gave up on the stream");
 	}
 	if (r->ring.state) {
 		/* wake the input thread if it waits for a free slot or for

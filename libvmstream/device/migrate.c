@@ -252,7 +252,7 @@ int vms_migrate_send(struct vms_writer *w, struct vms_device *const *devs, unsig
 				continue;
 			r = pump_device(w, &sd[i], 0);
 			if (r < 0) {
-				err = (int)r;
+				err = sd[i].err = (int)r;
 				break;
 			}
 			sd[i].pre_bytes += (uint64_t)r;
@@ -491,9 +491,13 @@ int vms_migrate_recv(struct vms_reader *r, struct vms_device *const *devs, unsig
 	if (!err && rc < 0)
 		err = rc;
 	snprintf(msg, sizeof(msg), "%s", err ? vms_last_error() : "");
-	for (uint32_t i = 0; i < nmap; i++)
-		if (map[i].loading && map[i].d)
+	for (uint32_t i = 0; i < nmap; i++) {
+		if (map[i].loading && map[i].d) {
 			vms_device_reset(map[i].d); /* never leave half a state loaded */
+			if (!map[i].result)
+				map[i].result = err ? err : VMS_ECANCELED;
+		}
+	}
 	/* acknowledge: every device's result, or the stream's error */
 	rc = vms_reader_ack(r, err, err ? msg : NULL);
 	if (!err && rc)
