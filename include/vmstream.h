@@ -149,6 +149,7 @@ enum vms_device_kind {
 	VMS_DEVKIND_VMM = 2,    /* VMM-internal device state */
 };
 
+#define VMS_LEVEL_RAW (-1000)  /* struct vms_stats.level: auto stores raw */
 #define VMS_KEY_LEN 32
 #define VMS_SALT_LEN 32
 #define VMS_THREADS_AUTO 0xffffffffu
@@ -266,7 +267,9 @@ struct vms_stats {
 	uint64_t stored_records;/* DATA records stored without compression */
 	uint32_t devices;       /* devices begun */
 	double seconds;         /* wall time since open */
-	int32_t level;          /* current codec level (adaptive: moves) */
+	int32_t level;          /* current codec level (adaptive: moves);
+				   VMS_LEVEL_RAW when "auto" found storing raw
+				   faster than its fastest level */
 	uint32_t threads;       /* worker threads in use */
 	uint64_t memory;        /* bytes of buffers allocated */
 };

@@ -35,7 +35,10 @@
 /* Adaptive level range for "auto" and the measuring window. */
 #define AUTO_LEVEL_MIN (-7)
 #define AUTO_LEVEL_MAX 9
-#define AUTO_WINDOW_NS 50000000ull /* 50 ms */
+/* "auto" below its lowest level: store chunks raw (the compressors were the
+ * bottleneck even at -7); left again as soon as the output is the limit. */
+#define AUTO_LEVEL_OFF VMS_LEVEL_RAW
+#define AUTO_WINDOW_NS 20000000ull /* 20 ms */
 #define PROBE_PART 2048
 #define PROBE_MIN_CHUNK (64u << 10)
 /* devices that may each keep a partly filled chunk (interleaved writers) */
@@ -220,6 +223,8 @@ static int worker_compress(struct wworker *k, struct wjob *j, const uint8_t **bo
 	int level = atomic_load_explicit(&w->level, memory_order_relaxed);
 	int r;
 
+	if (level == AUTO_LEVEL_OFF)
+		return 0; /* stored raw */
 	if (level != k->codec_level && w->codec->set_level) {
 		if (w->codec->set_level(k->codec_ctx, level) == 0)
 			k->codec_level = level;
@@ -344,11 +349,18 @@ static void tune_level(struct vms_writer *w, uint64_t *win_t0, uint64_t *win_wri
 	 * idle CPU on a better ratio. */
 	level = atomic_load(&w->level);
 	if (starve_ns > span / 4 && prod_ns > span / 4) {
-		level = level == 1 ? -1 : level - 1;
-		if (level < AUTO_LEVEL_MIN)
-			level = AUTO_LEVEL_MIN;
+		/* never slower than sending raw: past the fastest level, stop
+		 * compressing */
+		int step = starve_ns > span / 2 ? 3 : 1; /* far from balance: hurry */
+
+		if (level == AUTO_LEVEL_MIN || level == AUTO_LEVEL_OFF)
+			level = AUTO_LEVEL_OFF;
+		else if (level > 0 && level - step < 1)
+			level = -1; /* zstd has no level 0 step: 0 means its default */
+		else
+			level = level - step < AUTO_LEVEL_MIN ? AUTO_LEVEL_MIN : level - step;
 	} else if (write_ns > span * 3 / 4 && starve_ns < span / 20) {
-		level = level == -1 ? 1 : level + 1;
+		level = level == AUTO_LEVEL_OFF ? AUTO_LEVEL_MIN : level == -1 ? 1 : level + 1;
 		if (level > AUTO_LEVEL_MAX)
 			level = AUTO_LEVEL_MAX;
 	}

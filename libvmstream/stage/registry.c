@@ -134,7 +134,7 @@ int vms_compress_parse(const char *spec, const struct vms_stage **stage, int *le
 	if (strcmp(spec, "auto") == 0) {
 		*stage = &vms_stage_zstd;
 		*adaptive = true;
-		*level = 1;
+		*level = -1; /* start fast; it climbs when the output is the limit */
 		return 0;
 	}
 	colon = strchr(spec, ':');
