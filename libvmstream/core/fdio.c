@@ -30,25 +30,6 @@ int vms_writev_all(int fd, struct iovec *iov, int n)
 	return 0;
 }
 
-long vms_read_full(int fd, void *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t r = read(fd, (uint8_t *)buf + got, len - got);
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	return (long)got;
-}
-
 int vms_in_init(struct vms_in *in, int fd, size_t cap)
 {
 	memset(in, 0, sizeof(*in));

@@ -9,8 +9,6 @@
 
 /* Write every byte of iov[0..n); returns 0 or -errno. iov is modified. */
 int vms_writev_all(int fd, struct iovec *iov, int n);
-/* Read up to len bytes, stopping early only at EOF; returns count or -errno. */
-long vms_read_full(int fd, void *buf, size_t len);
 
 /* Buffered input over an fd, so small headers do not cost a syscall each. */
 struct vms_engine;
