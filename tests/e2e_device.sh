@@ -165,7 +165,7 @@ wait_port() {
 wait_rc() {
 	local f=$1 pid=$2 secs=$3 _i
 	for _i in $(seq $((secs * 20))); do
-		if [ -e "$f" ]; then
+		if [ -s "$f" ]; then
 			wait "$pid" 2>/dev/null || true
 			cat "$f"
 			return
@@ -223,7 +223,7 @@ start_recv() {
 		rc=0
 		"$RECV" --listen 127.0.0.1:0 --port-file "$d/port" --psk-file "$M/psk" \
 			--idle-timeout 20 --json="$d/recv.json" "$@" 2>"$d/recv.err" || rc=$?
-		echo "$rc" >"$d/recv.rc"
+		echo "$rc" >"$d/recv.rc.tmp" && mv "$d/recv.rc.tmp" "$d/recv.rc"
 	) &
 	RPID=$!
 	BG+=("$RPID")

@@ -165,7 +165,7 @@ start_recv() {
 		rc=0
 		"$RECV" --listen "$host:0" --port-file "$d/port" --json="$d/recv.json" "$@" "$out" \
 			2>"$d/recv.err" || rc=$?
-		echo "$rc" >"$d/recv.rc"
+		echo "$rc" >"$d/recv.rc.tmp" && mv "$d/recv.rc.tmp" "$d/recv.rc"
 	) &
 	RPID=$!
 	BG+=("$RPID")
@@ -176,7 +176,7 @@ start_recv() {
 wait_rc() {
 	local f=$1 pid=$2 secs=$3 _i
 	for _i in $(seq $((secs * 20))); do
-		if [ -e "$f" ]; then
+		if [ -s "$f" ]; then
 			wait "$pid" 2>/dev/null || true
 			cat "$f"
 			return
@@ -402,7 +402,7 @@ t_stdio() {
 		rc=0
 		"$RECV" -q --listen 127.0.0.1:0 --port-file "$D/port" --psk-file "$M/psk" \
 			--json="$D/recv.json" 2>"$D/recv.err" >"$D/out" || rc=$?
-		echo "$rc" >"$D/recv.rc"
+		echo "$rc" >"$D/recv.rc.tmp" && mv "$D/recv.rc.tmp" "$D/recv.rc"
 	) &
 	RPID=$!
 	BG+=("$RPID")
@@ -554,7 +554,7 @@ t_kill_receiver() {
 		rc=0
 		"$SEND" -q --to "127.0.0.1:$RPORT" --psk-file "$M/psk" --rate-limit 8M \
 			--idle-timeout 3 "$M/big" 2>"$D/send.err" || rc=$?
-		echo "$rc" >"$D/send.rc"
+		echo "$rc" >"$D/send.rc.tmp" && mv "$D/send.rc.tmp" "$D/send.rc"
 	) &
 	spid=$!
 	BG+=("$spid")
