@@ -121,6 +121,11 @@ int vms_tool_fail_lib(struct vms_tool *t, int code)
 	return vms_tool_fail(t, code, "%s", m && *m ? m : vms_strerror(code));
 }
 
+int vms_tool_fail_net(struct vms_tool *t, int code)
+{
+	return vms_tool_fail_lib(t, code == VMS_EIO ? VMS_ENET : code);
+}
+
 /* One line: newlines in a message (a peer's ABORT text, a file name) would
  * break it, so they are shown as spaces. */
 static void print_error_line(const struct vms_tool *t, int code, const char *msg)
@@ -533,6 +538,12 @@ bool vms_tool_net_authenticated(const struct vms_tool *t)
 	return t->sh.psk_file || t->sh.cert || t->sh.key || t->sh.ca;
 }
 
+bool vms_tool_insecure_remote(const struct vms_tool *t, bool net_mode, const char *host)
+{
+	return net_mode && !vms_tool_net_authenticated(t) && t->sh.insecure &&
+	       !vms_tool_host_is_loopback(host);
+}
+
 int vms_tool_check_net_usage(struct vms_tool *t, bool net_mode)
 {
 	const struct vms_tool_shared *sh = &t->sh;
@@ -920,6 +931,28 @@ int vms_tool_parse(struct vms_tool *t, int argc, char **argv, vms_tool_opt_fn fn
 	return -1;
 }
 
+int vms_tool_main(struct vms_tool *t, int argc, char **argv, const struct vms_tool_main *m,
+		  void *args, struct vms_tool_devset *devs)
+{
+	int first, rc;
+
+	rc = vms_tool_parse(t, argc, argv, m->opt_fn, args, &first);
+	if (rc < 0) {
+		rc = m->check(t, args);
+		if (!rc && devs->n && argc > first)
+			rc = vms_tool_usage_error(t, "--device and %s ('%s') exclude each other: "
+						     "the devices are the %s", m->operand,
+						  argv[first], m->role);
+		if (!rc && argc - first > 1)
+			rc = vms_tool_usage_error(t, "more than one %s given ('%s')", m->operand,
+						  argv[first + 1]);
+		if (!rc)
+			return m->run(t, args, argc > first ? argv[first] : "-");
+	}
+	vms_tool_devices_free(devs);
+	return rc;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Progress.                                                                 */
 
@@ -1241,6 +1274,56 @@ void vms_tool_write_summary(struct vms_tool *t, const struct vms_summary *s)
 	}
 }
 
+void vms_summary_set_stats(struct vms_summary *s, bool net_mode, const struct vms_stats *st,
+			   double t0)
+{
+	s->mode = net_mode ? "net" : "file";
+	s->wire_bytes = st->wire_bytes;
+	s->records = st->records;
+	s->seconds = vms_tool_now() - t0;
+}
+
+bool vms_tool_verdict_wanted(const struct vms_tool *t, const struct vms_progress *p)
+{
+	return !t->err && !t->quiet && (p->tty || t->progress == VMS_PROGRESS_ON);
+}
+
+const char *vms_summary_ratio(const struct vms_summary *s, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (s->wire_bytes)
+		snprintf(buf, len, ", ratio %.2f", (double)s->bytes / (double)s->wire_bytes);
+	return buf;
+}
+
+double vms_summary_rate(const struct vms_summary *s)
+{
+	return s->seconds > 0 ? (double)s->bytes / s->seconds : 0;
+}
+
+const char *vms_summary_lanes(const struct vms_summary *s, char *buf, size_t len)
+{
+	snprintf(buf, len, "%u lane%s, %s", s->lanes, s->lanes == 1 ? "" : "s",
+		 s->engine ? s->engine : "?");
+	return buf;
+}
+
+uint64_t vms_tool_report_bytes(const struct vms_migrate_report *rep)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < rep->ndev; i++)
+		n += rep->devs[i].precopy_bytes + rep->devs[i].stopcopy_bytes;
+	return n;
+}
+
+void vms_json_dev_bytes(struct vms_json *j, const struct vms_migrate_dev_report *d)
+{
+	vms_json_u64(j, "precopy_bytes", d->precopy_bytes);
+	vms_json_u64(j, "stopcopy_bytes", d->stopcopy_bytes);
+	vms_json_u64(j, "bytes", d->precopy_bytes + d->stopcopy_bytes);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Signals and the temporary output file.                                    */
 
@@ -1331,6 +1414,26 @@ int vms_write_all(int fd, const void *buf, size_t len)
 		p += w;
 		len -= (size_t)w;
 	}
+	return 0;
+}
+
+int vms_tool_open_input(struct vms_tool *t, const char *path, const char *label, int *fd,
+			struct stat *st)
+{
+	if (strcmp(path, "-") == 0) {
+		*fd = STDIN_FILENO;
+	} else {
+		*fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+		if (*fd < 0)
+			return vms_tool_fail(t, VMS_EIO, "opening %s'%s': %s", label, path,
+					     strerror(errno));
+	}
+	if (fstat(*fd, st) != 0)
+		return vms_tool_fail(t, VMS_EIO, "examining %s'%s': %s", label,
+				     vms_tool_path_name(path, false), strerror(errno));
+	if (S_ISDIR(st->st_mode))
+		return vms_tool_fail(t, VMS_EIO, "%s'%s' is a directory", label, path);
+	(void)posix_fadvise(*fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	return 0;
 }
 

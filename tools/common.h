@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include "vmstream.h"
 
 /* ------------------------------------------------------------------------ */
@@ -136,6 +137,17 @@ struct vms_tool_opt {
 	  "network: allow an unauthenticated, unencrypted session with a non-loopback peer" }
 #define VMS_TOOL_OPT_END { NULL, 0, 0, NULL, NULL }
 
+/* Groups of entries send and recv list alike, in --help order: the network
+ * session options, and the options that end each table. */
+#define VMS_TOOL_OPTS_NET                                                     \
+	VMS_TOOL_OPT_PSK_FILE, VMS_TOOL_OPT_PSK_IDENTITY, VMS_TOOL_OPT_CERT,  \
+	VMS_TOOL_OPT_TLS_KEY, VMS_TOOL_OPT_CA, VMS_TOOL_OPT_IO,               \
+	VMS_TOOL_OPT_CONNECT_TIMEOUT, VMS_TOOL_OPT_IDLE_TIMEOUT, VMS_TOOL_OPT_INSECURE
+#define VMS_TOOL_OPTS_TAIL                                                    \
+	VMS_TOOL_OPT_FORCE, VMS_TOOL_OPT_JSON, VMS_TOOL_OPT_PROGRESS,         \
+	VMS_TOOL_OPT_NO_PROGRESS, VMS_TOOL_OPT_VERBOSE, VMS_TOOL_OPT_QUIET,   \
+	VMS_TOOL_OPT_HELP, VMS_TOOL_OPT_VERSION, VMS_TOOL_OPT_END
+
 /* Settings of the options shared by send and recv (and inspect's --key-file). */
 struct vms_tool_shared {
 	const char *key_file;      /* --key-file (file mode stream key) */
@@ -190,6 +202,26 @@ typedef int (*vms_tool_opt_fn)(struct vms_tool *t, void *ctx, int key, const cha
 int vms_tool_parse(struct vms_tool *t, int argc, char **argv, vms_tool_opt_fn fn, void *ctx,
 		   int *operands);
 
+struct vms_tool_devset;
+
+/* main() of a transfer tool (send, recv): parse argv with opt_fn, check the
+ * option combinations with check, take at most one operand (none with
+ * --device: the devices are the tool's input or output), and run. */
+struct vms_tool_main {
+	vms_tool_opt_fn opt_fn;
+	/* mode-dependent usage checks: 0, or an exit status (error reported) */
+	int (*check)(struct vms_tool *t, void *args);
+	/* operand: as given, or "-" when absent; returns the exit status */
+	int (*run)(struct vms_tool *t, void *args, const char *operand);
+	const char *operand;       /* "INPUT" */
+	const char *role;          /* "input": "the devices are the input" */
+};
+
+/* Returns main()'s exit status; devs (the --device set inside args) is freed
+ * unless run was called (run frees it). */
+int vms_tool_main(struct vms_tool *t, int argc, char **argv, const struct vms_tool_main *m,
+		  void *args, struct vms_tool_devset *devs);
+
 /* Report a usage error on one line and return VMS_EXIT_USAGE. */
 int vms_tool_usage_error(struct vms_tool *t, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -227,6 +259,10 @@ bool vms_tool_host_is_loopback(const char *host);
 /* Is authentication configured (--psk-file or --cert/--key/--ca)? */
 bool vms_tool_net_authenticated(const struct vms_tool *t);
 
+/* Network mode with --insecure, no authentication and a peer address (host)
+ * that is not loopback: the case that deserves a warning. */
+bool vms_tool_insecure_remote(const struct vms_tool *t, bool net_mode, const char *host);
+
 /* Usage checks of the shared network options for the chosen mode: in file
  * mode none may be given; in network mode --key-file may not, X.509 needs all
  * three files, and PSK and X.509 exclude each other. Returns 0 or an exit
@@ -256,6 +292,9 @@ int vms_tool_fail(struct vms_tool *t, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Record a failure returned by a vms_ call, with vms_last_error() as text. */
 int vms_tool_fail_lib(struct vms_tool *t, int code);
+/* The same for a session call (connect, listen, accept, ack): a socket-level
+ * VMS_EIO is a network error (VMS_ENET, exit 7), not a local file error. */
+int vms_tool_fail_net(struct vms_tool *t, int code);
 
 /* Print the error line (`prog: error: VMS_EXXX: text`) if the run failed and
  * return the exit status. */
@@ -350,6 +389,23 @@ struct vms_summary {
  * the run. Call before vms_tool_report(). */
 void vms_tool_write_summary(struct vms_tool *t, const struct vms_summary *s);
 
+/* Fill mode, wire_bytes, records and seconds (since t0) of s. */
+void vms_summary_set_stats(struct vms_summary *s, bool net_mode, const struct vms_stats *st,
+			   double t0);
+/* Is the final verdict line shown (success, not --quiet, and stderr a
+ * terminal or --progress)? */
+bool vms_tool_verdict_wanted(const struct vms_tool *t, const struct vms_progress *p);
+/* Pieces of the verdict line: ", ratio R" ("" without wire bytes), raw
+ * bytes per second, and "N lane(s), ENGINE". */
+const char *vms_summary_ratio(const struct vms_summary *s, char *buf, size_t len);
+double vms_summary_rate(const struct vms_summary *s);
+const char *vms_summary_lanes(const struct vms_summary *s, char *buf, size_t len);
+
+/* Device mode: raw bytes of every device in a migration report, and one
+ * device's precopy_bytes, stopcopy_bytes and bytes as JSON members. */
+uint64_t vms_tool_report_bytes(const struct vms_migrate_report *rep);
+void vms_json_dev_bytes(struct vms_json *j, const struct vms_migrate_dev_report *d);
+
 /* ------------------------------------------------------------------------ */
 /* Signals: SIGPIPE is ignored (a closed pipe becomes a write error handled
  * like any other), SIGINT/SIGTERM/SIGHUP remove the temporary output file,
@@ -385,6 +441,15 @@ void vms_output_discard(struct vms_output *o);
 
 /* Write all of buf to fd (EINTR and short writes handled): 0 or -errno. */
 int vms_write_all(int fd, const void *buf, size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* Input file: "-" is stdin; otherwise path is opened read-only. *fd is the
+ * descriptor (-1 if the open failed; the caller closes it, also after a
+ * failure), *st its fstat(). A directory is refused. Messages name it as
+ * label + 'path' ("input '/tmp'"; label "" gives "'/tmp'"). 0 or the error
+ * recorded (VMS_EIO).                                                       */
+int vms_tool_open_input(struct vms_tool *t, const char *path, const char *label, int *fd,
+			struct stat *st);
 
 /* ------------------------------------------------------------------------ */
 /* --device SPEC (send and recv): the devices a migration moves.

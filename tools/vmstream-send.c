@@ -93,24 +93,8 @@ static const struct vms_tool_opt send_opts[] = {
 	{ "rate-limit", required_argument, OPT_RATE_LIMIT, "RATE",
 	  "network: at most RATE stream bytes per second; binary suffixes "
 	  "(200M = 200 MiB/s = 209715200 bytes/s)" },
-	VMS_TOOL_OPT_PSK_FILE,
-	VMS_TOOL_OPT_PSK_IDENTITY,
-	VMS_TOOL_OPT_CERT,
-	VMS_TOOL_OPT_TLS_KEY,
-	VMS_TOOL_OPT_CA,
-	VMS_TOOL_OPT_IO,
-	VMS_TOOL_OPT_CONNECT_TIMEOUT,
-	VMS_TOOL_OPT_IDLE_TIMEOUT,
-	VMS_TOOL_OPT_INSECURE,
-	VMS_TOOL_OPT_FORCE,
-	VMS_TOOL_OPT_JSON,
-	VMS_TOOL_OPT_PROGRESS,
-	VMS_TOOL_OPT_NO_PROGRESS,
-	VMS_TOOL_OPT_VERBOSE,
-	VMS_TOOL_OPT_QUIET,
-	VMS_TOOL_OPT_HELP,
-	VMS_TOOL_OPT_VERSION,
-	VMS_TOOL_OPT_END,
+	VMS_TOOL_OPTS_NET,
+	VMS_TOOL_OPTS_TAIL,
 };
 
 static int send_opt(struct vms_tool *t, void *ctx, int key, const char *arg)
@@ -187,39 +171,42 @@ struct input {
 	char name[VMS_NAME_MAX + 1];
 };
 
-static int input_open(struct vms_tool *t, struct input *in, const char *path)
+/* The device is named after the file (basename, trailing '/' dropped), or
+ * "stdin". */
+static void input_name(struct input *in, const char *path)
 {
-	struct stat st;
 	const char *base;
 	size_t len;
 
+	if (strcmp(path, "-") == 0) {
+		snprintf(in->name, sizeof(in->name), "stdin");
+		return;
+	}
+	len = strlen(path);
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	base = memrchr(path, '/', len);
+	base = base && len > 1 ? base + 1 : path;
+	len -= (size_t)(base - path);
+	if (len > VMS_NAME_MAX)
+		len = VMS_NAME_MAX;
+	memcpy(in->name, base, len);
+	in->name[len] = '\0';
+}
+
+static int input_open(struct vms_tool *t, struct input *in, const char *path)
+{
+	struct stat st;
+	int rc;
+
 	in->path = path;
 	in->size = UINT64_MAX;
-	if (strcmp(path, "-") == 0) {
-		in->fd = STDIN_FILENO;
-		snprintf(in->name, sizeof(in->name), "stdin");
-	} else {
-		in->fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
-		if (in->fd < 0)
-			return vms_tool_fail(t, VMS_EIO, "opening input '%s': %s", path,
-					     strerror(errno));
-		/* The device is named after the file: basename, trailing '/' dropped. */
-		len = strlen(path);
-		while (len > 1 && path[len - 1] == '/')
-			len--;
-		base = memrchr(path, '/', len);
-		base = base && len > 1 ? base + 1 : path;
-		len -= (size_t)(base - path);
-		if (len > VMS_NAME_MAX)
-			len = VMS_NAME_MAX;
-		memcpy(in->name, base, len);
-		in->name[len] = '\0';
-	}
-	if (fstat(in->fd, &st) != 0)
-		return vms_tool_fail(t, VMS_EIO, "examining input '%s': %s",
-				     vms_tool_path_name(path, false), strerror(errno));
-	if (S_ISDIR(st.st_mode))
-		return vms_tool_fail(t, VMS_EIO, "input '%s' is a directory", path);
+	rc = vms_tool_open_input(t, path, "input ", &in->fd, &st);
+	/* named once opened, also if it then turns out unusable (--json) */
+	if (in->fd >= 0)
+		input_name(in, path);
+	if (rc)
+		return rc;
 	if (S_ISREG(st.st_mode)) {
 		off_t at = lseek(in->fd, 0, SEEK_CUR);
 
@@ -231,7 +218,6 @@ static int input_open(struct vms_tool *t, struct input *in, const char *path)
 		if (end >= 0 && lseek(in->fd, 0, SEEK_SET) == 0)
 			in->size = (uint64_t)end;
 	}
-	(void)posix_fadvise(in->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	return 0;
 }
 
@@ -290,6 +276,16 @@ struct send_run {
 	double t0;
 };
 
+/* Writer options both modes share; progress is set by the caller. */
+static void writer_opts(const struct send_run *s, struct vms_writer_opts *wo)
+{
+	wo->chunk_size = s->a->chunk_size;
+	wo->compress = s->a->compress;
+	wo->cipher = s->cipher;
+	wo->threads = s->t->sh.threads;
+	wo->memory = s->t->sh.memory;
+}
+
 /* Open the writer: on the output file, or connected to the receiver. */
 static int open_writer(struct send_run *s, struct vms_writer_opts *wo)
 {
@@ -318,13 +314,8 @@ static int open_writer(struct send_run *s, struct vms_writer_opts *wo)
 	no.rate_limit = a->rate_limit;
 	err = vms_writer_connect(&s->w, a->to, &no, wo);
 	vms_wipe(psk, sizeof(psk));
-	if (err) {
-		/* A socket-level failure of the connection is a network error
-		 * (exit 7), not a local file error. */
-		if (err == VMS_EIO)
-			err = VMS_ENET;
-		return vms_tool_fail_lib(t, err);
-	}
+	if (err)
+		return vms_tool_fail_net(t, err);
 	if (t->sh.psk_file)
 		snprintf(s->peer, sizeof(s->peer), "psk:%s",
 			 t->sh.psk_identity ? t->sh.psk_identity : "vmstream");
@@ -335,32 +326,34 @@ static int open_writer(struct send_run *s, struct vms_writer_opts *wo)
 	return 0;
 }
 
+/* Once the writer is open: the session's engine and lanes on the progress
+ * line. */
+static void show_session(struct send_run *s)
+{
+	if (s->net) {
+		s->prog.engine = vms_writer_engine(s->w);
+		s->prog.lanes = s->a->lanes ? s->a->lanes : 1;
+	}
+}
+
 /* Stream the whole input as device 0. */
 static int pump(struct send_run *s)
 {
 	struct vms_writer_opts wo = VMS_WRITER_OPTS_INIT;
 	struct vms_device_desc desc = VMS_DEVICE_DESC_INIT;
 	struct vms_tool *t = s->t;
-	const struct send_args *a = s->a;
 	uint32_t dev;
 	bool eof = false;
 	int err;
 
-	wo.chunk_size = a->chunk_size;
+	writer_opts(s, &wo);
 	wo.size_hint = s->in.size;
 	wo.progress = vms_progress_cb;
 	wo.progress_user = &s->prog;
-	wo.compress = a->compress;
-	wo.cipher = s->cipher;
-	wo.threads = t->sh.threads;
-	wo.memory = t->sh.memory;
 	if (open_writer(s, &wo))
 		return t->err;
 	vms_progress_init(&s->prog, t, s->in.size);
-	if (s->net) {
-		s->prog.engine = vms_writer_engine(s->w);
-		s->prog.lanes = a->lanes ? a->lanes : 1;
-	}
+	show_session(s);
 
 	desc.kind = VMS_DEVKIND_BLOB;
 	desc.name = s->in.name;
@@ -526,13 +519,9 @@ static int migrate(struct send_run *s)
 	unsigned n = s->ds->n;
 	int err;
 
-	wo.chunk_size = a->chunk_size;
+	writer_opts(s, &wo);
 	wo.progress = dev_progress;
 	wo.progress_user = s;
-	wo.compress = a->compress;
-	wo.cipher = s->cipher;
-	wo.threads = t->sh.threads;
-	wo.memory = t->sh.memory;
 	s->dr = calloc(n, sizeof(*s->dr));
 	s->dg = calloc(n, sizeof(*s->dg));
 	if (!s->dr || !s->dg)
@@ -544,10 +533,7 @@ static int migrate(struct send_run *s)
 	vms_progress_init(&s->prog, t, UINT64_MAX);
 	if (open_writer(s, &wo))
 		return t->err;
-	if (s->net) {
-		s->prog.engine = vms_writer_engine(s->w);
-		s->prog.lanes = a->lanes ? a->lanes : 1;
-	}
+	show_session(s);
 	if (t->verbose && !t->quiet) {
 		for (unsigned i = 0; i < n; i++)
 			note(s, "device %s: %s:%s", s->ds->dev[i].name,
@@ -570,8 +556,7 @@ static int migrate(struct send_run *s)
 	err = vms_migrate_send(s->w, s->ds->devs, n, &mo, &s->rep);
 	s->have_report = true;
 	s->mig_err = err;
-	for (unsigned i = 0; i < s->rep.ndev; i++)
-		s->bytes_in += s->dr[i].precopy_bytes + s->dr[i].stopcopy_bytes;
+	s->bytes_in += vms_tool_report_bytes(&s->rep);
 	if (err)
 		return vms_tool_fail_lib(t, err);
 	for (unsigned i = 0; i < n; i++) {
@@ -623,9 +608,7 @@ static void json_devices(struct vms_json *j, void *user)
 		vms_json_str(j, "name", td->name);
 		vms_json_str(j, "kind", vms_tool_dev_kind_name(td->kind));
 		if (d) {
-			vms_json_u64(j, "precopy_bytes", d->precopy_bytes);
-			vms_json_u64(j, "stopcopy_bytes", d->stopcopy_bytes);
-			vms_json_u64(j, "bytes", d->precopy_bytes + d->stopcopy_bytes);
+			vms_json_dev_bytes(j, d);
 			if (d->est_stop_copy_bytes != UINT64_MAX)
 				vms_json_u64(j, "est_stop_copy_bytes", d->est_stop_copy_bytes);
 			else
@@ -661,12 +644,10 @@ static void json_devices(struct vms_json *j, void *user)
 
 static void print_dev_verdict(const struct send_run *s, const struct vms_summary *sum)
 {
-	char b1[32], b2[32], ratio[32] = "", rounds[48];
+	char b1[32], b2[32], ratio[32], lanes[64], rounds[48];
 	unsigned n = s->ds->n;
 
-	if (sum->wire_bytes)
-		snprintf(ratio, sizeof(ratio), ", ratio %.2f",
-			 (double)sum->bytes / (double)sum->wire_bytes);
+	vms_summary_ratio(sum, ratio, sizeof(ratio));
 	if (s->rep.rounds)
 		snprintf(rounds, sizeof(rounds), "%u precopy round%s", s->rep.rounds,
 			 s->rep.rounds == 1 ? "" : "s");
@@ -675,12 +656,11 @@ static void print_dev_verdict(const struct send_run *s, const struct vms_summary
 	if (s->net)
 		fprintf(stderr,
 			"%s: OK: %u device%s migrated (%s) in %.2f s, %s, downtime %.2f ms "
-			"(estimated %.2f ms)%s, %u lane%s, %s, %s, acknowledged by %s at %s\n",
+			"(estimated %.2f ms)%s, %s, %s, acknowledged by %s at %s\n",
 			s->t->prog, n, n == 1 ? "" : "s",
 			vms_tool_human_bytes(sum->bytes, b1, sizeof(b1)), sum->seconds, rounds,
-			s->rep.downtime_ms, s->rep.est_downtime_ms, ratio, sum->lanes,
-			sum->lanes == 1 ? "" : "s", sum->engine ? sum->engine : "?", sum->cipher,
-			s->peer, s->a->to);
+			s->rep.downtime_ms, s->rep.est_downtime_ms, ratio,
+			vms_summary_lanes(sum, lanes, sizeof(lanes)), sum->cipher, s->peer, s->a->to);
 	else
 		fprintf(stderr,
 			"%s: OK: %u device%s saved (%s) to %s in %.2f s, %s, downtime %.2f ms%s, "
@@ -693,20 +673,18 @@ static void print_dev_verdict(const struct send_run *s, const struct vms_summary
 
 static void print_verdict(const struct send_run *s, const struct vms_summary *sum)
 {
-	char b1[32], b2[32], ratio[32] = "";
-	double rate = sum->seconds > 0 ? (double)sum->bytes / sum->seconds : 0;
+	char b1[32], b2[32], ratio[32], lanes[64];
+	double rate = vms_summary_rate(sum);
 
-	if (sum->wire_bytes)
-		snprintf(ratio, sizeof(ratio), ", ratio %.2f",
-			 (double)sum->bytes / (double)sum->wire_bytes);
+	vms_summary_ratio(sum, ratio, sizeof(ratio));
 	if (s->net)
 		fprintf(stderr,
-			"%s: OK: %s sent in %.2f s (%s/s)%s, %u lane%s, %s, %s, acknowledged by "
-			"%s at %s, digest %016llx\n",
+			"%s: OK: %s sent in %.2f s (%s/s)%s, %s, %s, acknowledged by %s at %s, "
+			"digest %016llx\n",
 			s->t->prog, vms_tool_human_bytes(sum->bytes, b1, sizeof(b1)), sum->seconds,
-			vms_tool_human_bytes((uint64_t)rate, b2, sizeof(b2)), ratio, sum->lanes,
-			sum->lanes == 1 ? "" : "s", sum->engine ? sum->engine : "?", sum->cipher,
-			s->peer, s->a->to, (unsigned long long)s->digest);
+			vms_tool_human_bytes((uint64_t)rate, b2, sizeof(b2)), ratio,
+			vms_summary_lanes(sum, lanes, sizeof(lanes)), sum->cipher, s->peer, s->a->to,
+			(unsigned long long)s->digest);
 	else
 		fprintf(stderr,
 			"%s: OK: %s written to %s in %.2f s (%s/s)%s, %llu records, %s, digest "
@@ -717,8 +695,9 @@ static void print_verdict(const struct send_run *s, const struct vms_summary *su
 			(unsigned long long)sum->records, sum->cipher, (unsigned long long)s->digest);
 }
 
-static int run_send(struct vms_tool *t, struct send_args *a, const char *input)
+static int run_send(struct vms_tool *t, void *args, const char *input)
 {
+	struct send_args *a = args;
 	struct send_run s = { .t = t, .a = a, .in = { .fd = -1 }, .out = { .fd = -1 } };
 	struct vms_stats st = { .size = sizeof(st) };
 	struct vms_summary sum = { .bytes_key = "bytes_in", .acknowledged = -1 };
@@ -736,8 +715,7 @@ static int run_send(struct vms_tool *t, struct send_args *a, const char *input)
 	else
 		s.cipher = VMS_CIPHER_NONE;
 	vms_tool_signals_init(t);
-	if (s.net && !vms_tool_net_authenticated(t) && t->sh.insecure &&
-	    !vms_tool_host_is_loopback(a->host))
+	if (vms_tool_insecure_remote(t, s.net, a->host))
 		vms_tool_warn(t, "--insecure: the session with %s is neither authenticated nor "
 				 "encrypted; anyone on the path can read and alter it", a->to);
 	if (s.devmode) {
@@ -753,11 +731,8 @@ static int run_send(struct vms_tool *t, struct send_args *a, const char *input)
 		vms_output_discard(&s.out);
 	if (s.w)
 		vms_writer_stats(s.w, &st);
-	sum.mode = s.net ? "net" : "file";
+	vms_summary_set_stats(&sum, s.net, &st, s.t0);
 	sum.bytes = s.bytes_in;
-	sum.wire_bytes = st.wire_bytes;
-	sum.records = st.records;
-	sum.seconds = vms_tool_now() - s.t0;
 	sum.device = s.in.name[0] ? s.in.name : NULL;
 	sum.have_digest = s.have_digest;
 	sum.digest = s.digest;
@@ -773,7 +748,7 @@ static int run_send(struct vms_tool *t, struct send_args *a, const char *input)
 		sum.extra = json_devices;
 		sum.extra_user = &s;
 	}
-	if (!t->err && !t->quiet && (s.prog.tty || t->progress == VMS_PROGRESS_ON)) {
+	if (vms_tool_verdict_wanted(t, &s.prog)) {
 		if (s.devmode)
 			print_dev_verdict(&s, &sum);
 		else
@@ -791,8 +766,9 @@ static int run_send(struct vms_tool *t, struct send_args *a, const char *input)
 }
 
 /* Option combinations that depend on the mode. */
-static int check_usage(struct vms_tool *t, struct send_args *a)
+static int check_usage(struct vms_tool *t, void *args)
 {
+	struct send_args *a = args;
 	bool net = a->to != NULL;
 	int rc;
 
@@ -887,21 +863,14 @@ int main(int argc, char **argv)
 			"I/O engine) and a final verdict are shown when stderr is a terminal.",
 		.opts = send_opts,
 	};
+	static const struct vms_tool_main m = {
+		.opt_fn = send_opt,
+		.check = check_usage,
+		.run = run_send,
+		.operand = "INPUT",
+		.role = "input",
+	};
 	struct send_args a = { .cipher = -1 };
-	int first, rc;
 
-	rc = vms_tool_parse(&t, argc, argv, send_opt, &a, &first);
-	if (rc < 0) {
-		rc = check_usage(&t, &a);
-		if (!rc && a.ds.n && argc > first)
-			rc = vms_tool_usage_error(&t, "--device and INPUT ('%s') exclude each other: "
-						      "the devices are the input", argv[first]);
-		if (!rc && argc - first > 1)
-			rc = vms_tool_usage_error(&t, "more than one INPUT given ('%s')",
-						  argv[first + 1]);
-		if (!rc)
-			return run_send(&t, &a, argc > first ? argv[first] : "-");
-	}
-	vms_tool_devices_free(&a.ds);
-	return rc;
+	return vms_tool_main(&t, argc, argv, &m, &a, &a.ds);
 }

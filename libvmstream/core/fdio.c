@@ -7,29 +7,6 @@
 #include <sys/socket.h>
 #include "core/fdio.h"
 
-int vms_writev_all(int fd, struct iovec *iov, int n)
-{
-	while (n > 0) {
-		ssize_t w = writev(fd, iov, n > 1024 ? 1024 : n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		while (n > 0 && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (uint8_t *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
-	}
-	return 0;
-}
-
 int vms_in_init(struct vms_in *in, int fd, size_t cap)
 {
 	memset(in, 0, sizeof(*in));

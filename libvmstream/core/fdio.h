@@ -1,14 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* Blocking fd helpers that finish short reads/writes and retry EINTR. */
+/* Buffered input over an fd: EINTR retried, every wait bounded by an
+ * optional timeout and cancel fd. */
 #ifndef VMS_FDIO_H
 #define VMS_FDIO_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/uio.h>
-
-/* Write every byte of iov[0..n); returns 0 or -errno. iov is modified. */
-int vms_writev_all(int fd, struct iovec *iov, int n);
 
 /* Buffered input over an fd, so small headers do not cost a syscall each. */
 struct vms_engine;

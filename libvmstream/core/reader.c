@@ -45,6 +45,7 @@ struct rdev {            /* delivery side: payload-level state */
 
 struct idev {            /* input side: header-level state */
 	uint64_t bytes;
+	struct vms_digest *dg; /* direct mode: the device digest */
 	bool ended;
 };
 
@@ -57,6 +58,7 @@ struct rjob {
 	uint8_t *wire;       /* chunk_cap + VMS_AEAD_OVERHEAD */
 	uint8_t *raw;        /* chunk_cap, when the stream declares codecs */
 	const uint8_t *data; /* verified decoded bytes */
+	uint64_t end_digest; /* direct mode, DEVICE_END: digest of the device's bytes */
 	bool trailing;       /* EOS: bytes follow it (reported after EOS verified) */
 	uint64_t trail_pos;
 	int err;
@@ -95,6 +97,7 @@ struct vms_reader {
 	const struct vms_stage *cipher;
 	const struct vms_stage *codecs[VMS_MAX_CODECS]; /* by preamble index */
 	bool headers_only;
+	bool direct;         /* no cipher, no codec: verify on the input thread */
 
 	/* input side */
 	uint64_t in_seq;
@@ -177,6 +180,14 @@ static int input_device_rules(struct vms_reader *r, struct rjob *j)
 			r->capidev = ncap;
 		}
 		memset(&r->idevs[r->nidev], 0, sizeof(r->idevs[0]));
+		if (r->direct) {
+			struct vms_digest *dg;
+
+			if (posix_memalign((void **)&dg, 64, sizeof(*dg)))
+				return jfail(j, VMS_ENOMEM, h->seq, "out of memory for a device digest");
+			vms_digest_init(dg);
+			r->idevs[r->nidev].dg = dg;
+		}
 		r->nidev++;
 		break;
 	case VMS_REC_DATA:
@@ -464,6 +475,38 @@ static int codec_index(const struct vms_preamble *p, uint8_t id)
 	return -1;
 }
 
+/* Direct mode (no cipher, no codec): runs on the thread that just read the
+ * record, in stream order, so the payload is checksummed and fed to the
+ * device digest in one pass while it is still in that core's cache. */
+static int direct_work(struct vms_reader *r, struct rjob *j)
+{
+	const struct vms_rec_hdr *h = &j->h;
+	struct idev *d = h->device < r->nidev ? &r->idevs[h->device] : NULL;
+
+	switch (h->type) {
+	case VMS_REC_DATA:
+		if (vms_xxh3_and_digest(d->dg, j->wire, h->raw_len) != h->payload_sum)
+			return jfail(j, VMS_EPAYLOADSUM, h->seq, "DATA payload checksum mismatch");
+		j->data = j->wire;
+		return 0;
+	case VMS_REC_ZERO:
+		if (h->payload_sum != 0)
+			return jfail(j, VMS_EPAYLOADSUM, h->seq, "ZERO record with a non-zero checksum");
+		vms_digest_zeros(d->dg, h->raw_len);
+		return 0;
+	default:
+		if (vms_xxh3(j->wire, h->raw_len) != h->payload_sum)
+			return jfail(j, VMS_EPAYLOADSUM, h->seq, "control payload checksum mismatch");
+		j->data = j->wire;
+		if (h->type == VMS_REC_DEVICE_END) {
+			j->end_digest = vms_digest_final(d->dg);
+			free(d->dg);
+			d->dg = NULL;
+		}
+		return 0;
+	}
+}
+
 static int reader_work(void *wctx, void *jp)
 {
 	struct rworker *k = wctx;
@@ -497,6 +540,8 @@ static int reader_work(void *wctx, void *jp)
 						      : "decryption failed");
 		sum = vms_get_u64(j->wire + j->body_len);
 	}
+	if (r->direct)
+		return direct_work(r, j);
 	switch (h->type) {
 	case VMS_REC_DATA:
 		if (h->codec) {
@@ -549,7 +594,7 @@ static int add_device(struct vms_reader *r, const struct rjob *j)
 	}
 	d = &r->devs[r->ndev];
 	memset(d, 0, sizeof(*d));
-	if (!r->headers_only) {
+	if (!r->headers_only && !r->direct) {
 		if (posix_memalign((void **)&d->dg, 64, sizeof(*d->dg)))
 			return rfail(r, VMS_ENOMEM, j->h.seq, j->pos, "out of memory for a device digest");
 		vms_digest_init(d->dg);
@@ -600,7 +645,7 @@ static int deliver_control(struct vms_reader *r, const struct rjob *j, struct vm
 		if (total != d->bytes)
 			return rfail(r, VMS_EDIGEST, h->seq, j->pos,
 				     "DEVICE_END total differs from the bytes received");
-		if (digest != vms_digest_final(d->dg))
+		if (digest != (r->direct ? j->end_digest : vms_digest_final(d->dg)))
 			return rfail(r, VMS_EDIGEST, h->seq, j->pos,
 				     "DEVICE_END digest differs from the bytes received");
 		d->ended = true;
@@ -695,7 +740,9 @@ static int deliver(struct vms_reader *r, const struct rjob *j, struct vms_event 
 	} else if (h->type == VMS_REC_DATA || h->type == VMS_REC_ZERO) {
 		struct rdev *d = &r->devs[h->device];
 
-		if (h->type == VMS_REC_DATA)
+		if (r->direct)
+			; /* digested on the input side, in stream order */
+		else if (h->type == VMS_REC_DATA)
 			vms_digest_update(d->dg, j->data, h->raw_len);
 		else
 			vms_digest_zeros(d->dg, h->raw_len);
@@ -845,7 +892,12 @@ static int setup_pipeline(struct vms_reader *r)
 						r->codecs[c]->name);
 		}
 	}
-	err = vms_ring_init(&r->ring, r->nslots, r->jobptrs, r->nthreads, r->wctx, reader_work);
+	/* Without cipher and codec a record needs only its checksum: it is
+	 * computed on the thread that read it (direct_work), where the bytes
+	 * are in cache; workers would add hand-offs and cold reads. */
+	r->direct = !r->headers_only && r->pre.cipher == VMS_CIPHER_NONE && r->pre.ncodecs == 0;
+	err = vms_ring_init(&r->ring, r->nslots, r->jobptrs, r->direct ? 0 : r->nthreads, r->wctx,
+			    reader_work);
 	if (err)
 		return vms_fail(err, "out of memory for the work ring");
 	err = vms_engine_new(&r->eng, (int)r->t.engine, 4, r->arena, r->arena_len);
@@ -1287,6 +1339,8 @@ void vms_reader_free(struct vms_reader *r)
 	for (uint32_t i = 0; i < r->ndev; i++)
 		free(r->devs[i].dg);
 	free(r->devs);
+	for (uint32_t i = 0; i < r->nidev; i++)
+		free(r->idevs[i].dg);
 	free(r->idevs);
 	free(r->dev_result);
 	vms_engine_free(r->eng); /* before the arena it may have registered */

@@ -63,6 +63,7 @@ struct wjob {
 	uint32_t len;        /* raw length (DATA) or body length (control) */
 	uint8_t *raw;        /* chunk_cap + VMS_AEAD_OVERHEAD bytes */
 	uint8_t *out;        /* codec output (bound + overhead) or NULL */
+	XXH3_state_t *hs;    /* DATA: XXH3 of the bytes committed so far */
 	uint8_t hdr[VMS_HDR_LEN];
 	const uint8_t *payload;
 	uint32_t wire_len;
@@ -117,6 +118,8 @@ struct vms_writer {
 	struct wworker *workers;
 	void **wctx;
 	unsigned nthreads, nslots;
+	unsigned nworkers;          /* ring workers: 0 when nothing but a checksum */
+	XXH3_state_t *hstates;      /* one per job, 64-byte aligned */
 	uint8_t *arena;
 	size_t arena_len;
 	pthread_t emitter;
@@ -267,7 +270,8 @@ static int writer_work(void *wctx, void *jp)
 			j->zero = true;
 			body_len = 0;
 		} else {
-			sum = vms_xxh3(j->raw, j->len);
+			/* hashed at commit, while the bytes were in cache */
+			sum = XXH3_64bits_digest(j->hs);
 			if (w->codec) {
 				err = worker_compress(k, j, &body, &body_len, &codec);
 				if (err)
@@ -714,7 +718,7 @@ static int job_submit_locked(struct vms_writer *w, struct wjob *j)
 	j->lane = (uint16_t)(j->seq % w->t.nlanes);
 	j->epoch = w->epoch;
 	vms_ring_submit(&w->ring, j);
-	if (w->nthreads == 0) {
+	if (!w->emitter_started) {
 		/* Inline mode: the job ran at submit; write it now. */
 		struct wjob *d = vms_ring_wait_done(&w->ring);
 		int err = 0;
@@ -880,11 +884,14 @@ static int setup_pipeline(struct vms_writer *w, const struct vms_writer_opts *o)
 	w->jobptrs = calloc(w->nslots, sizeof(*w->jobptrs));
 	w->workers = calloc(w->nthreads + 1, sizeof(*w->workers));
 	w->wctx = calloc(w->nthreads + 1, sizeof(*w->wctx));
-	if (!w->arena || !w->jobs || !w->jobptrs || !w->workers || !w->wctx)
+	if (posix_memalign((void **)&w->hstates, 64, w->nslots * sizeof(*w->hstates)))
+		w->hstates = NULL;
+	if (!w->arena || !w->jobs || !w->jobptrs || !w->workers || !w->wctx || !w->hstates)
 		return vms_fail(VMS_ENOMEM, "out of memory allocating %zu bytes of buffers",
 				w->arena_len);
 	for (unsigned i = 0; i < w->nslots; i++) {
 		w->jobs[i].raw = w->arena + i * slot;
+		w->jobs[i].hs = &w->hstates[i];
 		w->jobs[i].out = out_cap ? w->arena + i * slot + raw_cap : NULL;
 		w->jobptrs[i] = &w->jobs[i];
 	}
@@ -904,7 +911,12 @@ static int setup_pipeline(struct vms_writer *w, const struct vms_writer_opts *o)
 			k->codec_level = conf.level;
 		}
 	}
-	err = vms_ring_init(&w->ring, w->nslots, w->jobptrs, w->nthreads, w->wctx, writer_work);
+	/* Without codec and cipher a record is a zero test and a checksum, both
+	 * done on the caller's thread while the bytes are in its cache: worker
+	 * threads would only add hand-offs and cold reads. The output thread
+	 * still overlaps the writing. */
+	w->nworkers = w->codec || w->cipher ? w->nthreads : 0;
+	err = vms_ring_init(&w->ring, w->nslots, w->jobptrs, w->nworkers, w->wctx, writer_work);
 	if (err)
 		return vms_fail(err, "out of memory for the work ring");
 	err = vms_engine_new(&w->eng, (int)w->t.engine, ENGINE_DEPTH + 2, w->arena, w->arena_len);
@@ -1216,6 +1228,7 @@ int vms_writer_acquire(struct vms_writer *w, uint32_t device, void **buf, size_t
 		j->device = device;
 		j->offset = d->bytes;
 		j->len = 0;
+		XXH3_64bits_reset(j->hs);
 		d->cur = j;
 	}
 	pthread_mutex_lock(&w->prod_mu);
@@ -1241,8 +1254,9 @@ int vms_writer_commit(struct vms_writer *w, uint32_t device, size_t len)
 	if (len > w->pre.chunk_cap - j->len)
 		return vms_fail(VMS_EINVAL, "commit of %zu bytes exceeds the acquired room", len);
 	/* The device digest is sequential, so it is computed here, in offset
-	 * order, while the bytes are hot in cache. */
-	vms_digest_update(d->dg, j->raw + j->len, len);
+	 * order, while the bytes are hot in cache, in the same pass as the
+	 * record's checksum. */
+	vms_hash2_update(d->dg, j->hs, j->raw + j->len, len);
 	pthread_mutex_lock(&w->prod_mu);
 	d->acquired = false;
 	j->len += (uint32_t)len;
@@ -1491,6 +1505,7 @@ void vms_writer_free(struct vms_writer *w)
 	free(w->ackbuf);
 	vms_transport_release(&w->t);
 	free(w->jobs);
+	free(w->hstates);
 	free(w->jobptrs);
 	free(w->workers);
 	free(w->wctx);

@@ -13,15 +13,12 @@
  * real io_uring_queue_init + a NOP round trip), else posix. The environment
  * variable VMS_IO=uring|posix overrides AUTO.
  *
- * One engine is used by one thread at a time (no internal locking), and
- * moves to another thread only when no operation is pending
- * (vms_engine_pending() == 0). io_uring ties each request to the thread that
- * submitted it: if that thread exits while one is pending, the engine submits
- * it again from the thread that waits next; but while the submitting thread
- * lives, another thread that submits gets VMS_ESTATE from vms_engine_wait()
- * (-EEXIST from read_full/write_full), nothing lost. Free an engine with
- * pending operations from the thread that queued them, or after it exited
- * (freeing cancels them; nothing touches their buffers afterwards).
+ * One engine is used by one thread at a time (no internal locking); it may
+ * move to another thread between calls, also with operations pending.
+ * io_uring ties each request to the thread that submitted it: if that thread
+ * exits while one is pending, the engine submits it again from the thread
+ * that waits next. Freeing an engine cancels its pending operations; nothing
+ * touches their buffers afterwards.
  *
  * SIGPIPE: socket writes use MSG_NOSIGNAL and never raise it. A write to a
  * pipe whose reader has gone raises SIGPIPE like write(2) does: the caller

@@ -93,8 +93,6 @@ struct vms_engine_stats {
 	int fixed_registered;       /* the arena is a registered buffer */
 	int reg_err;                /* -errno of a failed registration (0: none tried
 				       or it worked) */
-	int single_issuer;          /* ring created with IORING_SETUP_SINGLE_ISSUER */
-	unsigned rebinds;           /* ring recreated for a new submitting thread */
 	uint64_t requeued;          /* ops the kernel canceled (their thread exited),
 				       submitted again */
 };

@@ -3,15 +3,9 @@
  * io_uring engine (liburing 2.3 API level; newer kernel features are used
  * only when the kernel accepts them).
  *
- * - One ring per engine. IORING_SETUP_SINGLE_ISSUER (+ SUBMIT_ALL) when the
- *   kernel accepts it. Such a ring accepts submissions from one thread only,
- *   while engine.h lets an engine change threads: the ring starts disabled
- *   (IORING_SETUP_R_DISABLED) and the first thread that submits binds it;
- *   when another thread submits later (the kernel says EEXIST) and none of
- *   the engine's operations is in the kernel, the ring is recreated for that
- *   thread (rebind: new ring, arena registered again, unconsumed SQEs
- *   prepared again). With operations of the old thread still in the kernel
- *   that is impossible: VMS_ESTATE (hand an engine over only when idle).
+ * - One ring per engine, with IORING_SETUP_SUBMIT_ALL when the kernel
+ *   accepts it. Not SINGLE_ISSUER: engine.h lets an engine change threads
+ *   (the writer's output thread, then its caller), and any thread may submit.
  * - io_uring ties a request to the thread that submitted it: if that thread
  *   exits first, the kernel cancels the request when it would run. Such a
  *   -ECANCELED (not asked for, nothing transferred) is submitted again by the
@@ -44,8 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "core/error.h"
 #include "io/engine_internal.h"
@@ -69,12 +61,9 @@ struct uring_engine {
 	struct io_uring ring;
 	unsigned entries;
 	unsigned setup_flags;    /* what the ring is created with */
-	int enabled;             /* R_DISABLED ring enabled (bound to a thread) */
-	pid_t owner;             /* the thread it is bound to (0: unknown) */
 	int send_zc;
 	int closing;             /* destroy: complete, never start anything */
 	unsigned inflight;       /* ops with an SQE prepared or in the kernel */
-	struct vms_op *sync_op;  /* read_full / write_full in progress */
 };
 
 static struct uring_engine *U(struct vms_engine *e)
@@ -83,12 +72,12 @@ static struct uring_engine *U(struct vms_engine *e)
 }
 
 static void issue(struct uring_engine *u, struct vms_op *op);
-static void arm_poll(struct uring_engine *u, struct vms_op *op);
 
 /* ---- ring ---------------------------------------------------------------- */
 
-static int ring_setup(struct uring_engine *u, struct io_uring *ring)
+static int ring_setup(struct uring_engine *u)
 {
+	struct io_uring *ring = &u->ring;
 	struct io_uring_params p;
 	int ret;
 
@@ -96,14 +85,13 @@ static int ring_setup(struct uring_engine *u, struct io_uring *ring)
 	p.flags = u->setup_flags;
 	ret = io_uring_queue_init_params(u->entries, ring, &p);
 	if (ret == -EINVAL && u->setup_flags) {
-		/* kernel before 6.0: no SINGLE_ISSUER (nor the need to rebind) */
+		/* kernel before 5.18: no SUBMIT_ALL */
 		u->setup_flags = 0;
 		memset(&p, 0, sizeof(p));
 		ret = io_uring_queue_init_params(u->entries, ring, &p);
 	}
 	if (ret < 0)
 		return ret;
-	u->base.st.single_issuer = !!(u->setup_flags & IORING_SETUP_SINGLE_ISSUER);
 	if (u->base.arena) {
 		struct iovec iov = { .iov_base = u->base.arena, .iov_len = u->base.arena_len };
 
@@ -115,27 +103,6 @@ static int ring_setup(struct uring_engine *u, struct io_uring *ring)
 		u->base.st.reg_err = ret == 0 ? 0 : ret;
 	}
 	return 0;
-}
-
-static int enable(struct uring_engine *u)
-{
-	int ret;
-
-	if (u->enabled)
-		return 0;
-	ret = io_uring_register(u->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
-	if (ret < 0)
-		return ret;
-	u->enabled = 1;
-	u->owner = (pid_t)syscall(SYS_gettid);
-	return 0;
-}
-
-/* Has the thread the ring is bound to exited? Its requests then can never
- * run again: the kernel cancels each one when it would. */
-static int owner_gone(const struct uring_engine *u)
-{
-	return u->owner > 0 && syscall(SYS_tgkill, getpid(), u->owner, 0) != 0 && errno == ESRCH;
 }
 
 /* Has the kernel not yet consumed op's latest SQE? */
@@ -173,7 +140,7 @@ static struct io_uring_sqe *sqe_get(struct uring_engine *u, struct vms_op *op)
 
 	/* The SQ holds depth + a sync op + cancels: full only if something
 	 * is badly wrong; flush once in case. */
-	if (!sqe && enable(u) == 0 && io_uring_submit(&u->ring) >= 0)
+	if (!sqe && io_uring_submit(&u->ring) >= 0)
 		sqe = io_uring_get_sqe(&u->ring);
 	if (sqe && op) {
 		op->sqe = sqe;
@@ -197,41 +164,6 @@ static void neutralise(struct uring_engine *u, struct vms_op *op)
 	set_flight(u, op, FLIGHT_NONE);
 }
 
-/* Another thread submits: recreate the ring for it, if none of our
- * operations is in the kernel (all we have are SQEs it never consumed). */
-static int rebind(struct uring_engine *u)
-{
-	struct io_uring fresh;
-	int ret;
-
-	for (unsigned i = 0; i < u->base.depth; i++)
-		if (u->base.op_pool[i].inflight != FLIGHT_NONE && !unconsumed(u, &u->base.op_pool[i]))
-			return -EEXIST;
-	if (u->sync_op && u->sync_op->inflight != FLIGHT_NONE && !unconsumed(u, u->sync_op))
-		return -EEXIST;
-	ret = ring_setup(u, &fresh);
-	if (ret < 0)
-		return ret;
-	io_uring_queue_exit(&u->ring);
-	u->ring = fresh;
-	u->enabled = !(u->setup_flags & IORING_SETUP_R_DISABLED);
-	u->base.st.rebinds++;
-	for (unsigned i = 0; i <= u->base.depth; i++) {
-		struct vms_op *op = i < u->base.depth ? &u->base.op_pool[i] : u->sync_op;
-		uint8_t state;
-
-		if (!op || op->inflight == FLIGHT_NONE)
-			continue;
-		state = op->inflight;
-		set_flight(u, op, FLIGHT_NONE);
-		if (state == FLIGHT_POLL)
-			arm_poll(u, op);
-		else
-			issue(u, op);
-	}
-	return 0;
-}
-
 /* ---- completions ---------------------------------------------------------- */
 
 /* Final result: queued ops go to the done list (and may start the next
@@ -250,20 +182,29 @@ static void finish(struct uring_engine *u, struct vms_op *op, long res)
 		issue(u, next);
 }
 
-static void arm_poll(struct uring_engine *u, struct vms_op *op)
+/* An SQE for op's next step, or NULL once op is finished instead: canceled
+ * before it (re)started (-ECANCELED), or no SQE to be had (-EBUSY). */
+static struct io_uring_sqe *op_sqe(struct uring_engine *u, struct vms_op *op)
 {
-	int out = op->type == VMS_OP_WRITE || op->type == VMS_OP_SYNC_WRITE;
 	struct io_uring_sqe *sqe;
 
 	if (op->canceling) {
 		finish(u, op, -ECANCELED);
-		return;
+		return NULL;
 	}
 	sqe = sqe_get(u, op);
-	if (!sqe) {
+	if (!sqe)
 		finish(u, op, -EBUSY);
+	return sqe;
+}
+
+static void arm_poll(struct uring_engine *u, struct vms_op *op)
+{
+	int out = op->type == VMS_OP_WRITE || op->type == VMS_OP_SYNC_WRITE;
+	struct io_uring_sqe *sqe = op_sqe(u, op);
+
+	if (!sqe)
 		return;
-	}
 	io_uring_prep_poll_add(sqe, op->fd, out ? POLLOUT : POLLIN);
 	set_ud(sqe, op, TAG_POLL);
 	set_flight(u, op, FLIGHT_POLL);
@@ -282,16 +223,9 @@ static void issue(struct uring_engine *u, struct vms_op *op)
 	unsigned n = op->niov - op->cur;
 	int fixed;
 
-	if (op->canceling) {
-		/* canceled before it (re)started */
-		finish(u, op, -ECANCELED);
+	sqe = op_sqe(u, op);
+	if (!sqe)
 		return;
-	}
-	sqe = sqe_get(u, op);
-	if (!sqe) {
-		finish(u, op, -EBUSY);
-		return;
-	}
 	op->zc = 0;
 	fixed = u->base.st.fixed_registered && n == 1 &&
 		vms_eng_in_arena(&u->base, v->iov_base, v->iov_len);
@@ -450,42 +384,31 @@ static void reap(struct uring_engine *u)
 
 /* Submit what is prepared and, if wait, wait until deadline (-1: forever)
  * for at least one CQE; then process every CQE there is. Returns 0, -ETIME,
- * -EEXIST (the ring is another thread's and cannot be rebound), or another
- * hard -errno from io_uring_enter. */
+ * or another hard -errno from io_uring_enter. */
 static int enter(struct uring_engine *u, int wait, int64_t deadline)
 {
-	int ret, rebound = 0;
+	int ret;
 
-	for (;;) {
-		ret = enable(u);
-		if (ret == 0 && !wait) {
-			ret = io_uring_submit(&u->ring);
-		} else if (ret == 0) {
-			struct __kernel_timespec ts, *tsp = NULL;
-			struct io_uring_cqe *cqe;
+	if (!wait) {
+		ret = io_uring_submit(&u->ring);
+	} else {
+		struct __kernel_timespec ts, *tsp = NULL;
+		struct io_uring_cqe *cqe;
 
-			if (deadline >= 0) {
-				int64_t left = deadline - vms_eng_now_ns();
+		if (deadline >= 0) {
+			int64_t left = deadline - vms_eng_now_ns();
 
-				if (left < 0)
-					left = 0;
-				ts.tv_sec = left / 1000000000;
-				ts.tv_nsec = left % 1000000000;
-				tsp = &ts;
-			}
-			/* liburing 2.3 may return the number submitted, and a
-			 * timeout either as -ETIME or as that count: only the
-			 * CQ ring tells what happened. */
-			ret = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, tsp, NULL);
-			u->base.st.syscalls_wait++;
+			if (left < 0)
+				left = 0;
+			ts.tv_sec = left / 1000000000;
+			ts.tv_nsec = left % 1000000000;
+			tsp = &ts;
 		}
-		if (ret != -EEXIST || rebound)
-			break;
-		reap(u); /* what the old thread's operations left behind */
-		ret = rebind(u);
-		if (ret < 0)
-			break;
-		rebound = 1;
+		/* liburing 2.3 may return the number submitted, and a timeout
+		 * either as -ETIME or as that count: only the CQ ring tells
+		 * what happened. */
+		ret = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, tsp, NULL);
+		u->base.st.syscalls_wait++;
 	}
 	reap(u);
 	if (ret >= 0 || ret == -EINTR || ret == -EAGAIN || ret == -EBUSY)
@@ -500,9 +423,6 @@ static int flush(struct uring_engine *u)
 
 static int engine_err(int ret, const char *what)
 {
-	if (ret == -EEXIST)
-		return vms_fail(VMS_ESTATE, "io_uring engine: %s from a second thread while "
-				"operations of the first are in flight", what);
 	return vms_fail(VMS_EIO, "io_uring engine: %s: %s", what, strerror(-ret));
 }
 
@@ -621,7 +541,6 @@ static long u_read_full(struct vms_engine *e, int fd, int kind, void *buf, size_
 	size_t got = 0;
 	struct vms_op op;
 
-	u->sync_op = &op;
 	while (got < len) {
 		int ret;
 
@@ -643,7 +562,6 @@ static long u_read_full(struct vms_engine *e, int fd, int kind, void *buf, size_
 		}
 		got += (size_t)op.res;
 	}
-	u->sync_op = NULL;
 	return rc < 0 ? rc : (long)got;
 }
 
@@ -655,12 +573,10 @@ static int u_write_full(struct vms_engine *e, int fd, int kind, const void *buf,
 	int ret;
 
 	sync_init(&op, VMS_OP_SYNC_WRITE, fd, kind == VMS_FD_SOCK, (void *)(uintptr_t)buf, len);
-	u->sync_op = &op;
 	issue(u, &op);
 	ret = sync_wait(u, &op, timeout_ms);
 	if (ret < 0)
 		sync_abort(u, &op);
-	u->sync_op = NULL;
 	if (ret < 0 && (!op.complete || op.res == -ECANCELED))
 		return ret;
 	return op.res < 0 ? (int)op.res : 0;
@@ -733,18 +649,6 @@ static void u_destroy(struct vms_engine *e)
 	while (u->inflight) {
 		int ret = enter(u, 1, -1);
 
-		if (ret == -EEXIST) {
-			/* Bound to another thread: cancels cannot be submitted.
-			 * If that thread has exited, its requests never run
-			 * again and the ring can just go. Otherwise (engine.h
-			 * says not to do this) wait for them to end. */
-			struct io_uring_cqe *cqe;
-
-			if (owner_gone(u))
-				break;
-			ret = io_uring_wait_cqe(&u->ring, &cqe);
-			reap(u);
-		}
 		if (ret < 0 && ret != -ETIME && ret != -EINTR)
 			break;
 	}
@@ -781,16 +685,14 @@ int vms_uring_new(struct vms_engine **out, unsigned depth, void *arena, size_t a
 	/* No SINGLE_ISSUER: the writer's engine moves between threads (records
 	 * from its output thread, then the acknowledgement on the caller's), and
 	 * a single-issuer ring had to be rebuilt there, costing 5-6 ms at the end
-	 * of every session (bench_device), for no measured gain. The rebind path
-	 * is therefore no longer taken (kept only until it goes with its tests). */
+	 * of every session (bench_device), for no measured gain. */
 	u->setup_flags = IORING_SETUP_SUBMIT_ALL;
-	ret = ring_setup(u, &u->ring);
+	ret = ring_setup(u);
 	if (ret < 0) {
 		rc = vms_fail(ret == -ENOMEM ? VMS_ENOMEM : VMS_EIO, "io_uring_queue_init(%u): %s",
 			      u->entries, strerror(-ret));
 		goto out_base;
 	}
-	u->enabled = !(u->setup_flags & IORING_SETUP_R_DISABLED);
 	*out = &u->base;
 	return 0;
 
