@@ -497,6 +497,25 @@ int vms_tool_split_addr(const char *addr, bool need_host, char *host, size_t hos
 	return 0;
 }
 
+int vms_tool_opt_file(struct vms_tool *t, const char *name, const char *arg, const char **val)
+{
+	if (!*arg)
+		return vms_tool_usage_error(t, "%s needs a file name or '-'", name);
+	*val = arg;
+	return 0;
+}
+
+int vms_tool_opt_addr(struct vms_tool *t, const char *name, const char *arg, bool need_host,
+		      char *host, size_t hostlen, unsigned *port, const char **val)
+{
+	char why[160];
+
+	if (vms_tool_split_addr(arg, need_host, host, hostlen, port, why, sizeof(why)))
+		return vms_tool_usage_error(t, "%s %s", name, why);
+	*val = arg;
+	return 0;
+}
+
 static bool sockaddr_is_loopback(const struct sockaddr *sa)
 {
 	if (sa->sa_family == AF_INET) {

@@ -253,6 +253,13 @@ int vms_tool_check_compress(const char *spec, char *why, size_t whylen);
 int vms_tool_split_addr(const char *addr, bool need_host, char *host, size_t hostlen,
 			unsigned *port, char *why, size_t whylen);
 
+/* Option handlers for a tool's mode-selecting options (0, or an exit status
+ * after a usage error): a FILE that may be '-' (must not be empty), and an
+ * address as above (name: "--to"). Both set *val = arg. */
+int vms_tool_opt_file(struct vms_tool *t, const char *name, const char *arg, const char **val);
+int vms_tool_opt_addr(struct vms_tool *t, const char *name, const char *arg, bool need_host,
+		      char *host, size_t hostlen, unsigned *port, const char **val);
+
 /* Does host name only loopback addresses (127/8, ::1)? "" is false (any). */
 bool vms_tool_host_is_loopback(const char *host);
 

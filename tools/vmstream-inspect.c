@@ -8,7 +8,6 @@
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,21 +284,7 @@ static int open_input(struct inspect *in, int *fd)
 {
 	struct stat st;
 
-	if (strcmp(in->path, "-") == 0) {
-		*fd = STDIN_FILENO;
-	} else {
-		*fd = open(in->path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
-		if (*fd < 0)
-			return vms_tool_fail(in->t, VMS_EIO, "opening '%s': %s", in->path,
-					     strerror(errno));
-	}
-	if (fstat(*fd, &st) != 0)
-		return vms_tool_fail(in->t, VMS_EIO, "examining '%s': %s",
-				     vms_tool_path_name(in->path, false), strerror(errno));
-	if (S_ISDIR(st.st_mode))
-		return vms_tool_fail(in->t, VMS_EIO, "'%s' is a directory", in->path);
-	(void)posix_fadvise(*fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	return 0;
+	return vms_tool_open_input(in->t, in->path, "", fd, &st);
 }
 
 static int run_inspect(struct vms_tool *t, const struct inspect_args *a, const char *path)

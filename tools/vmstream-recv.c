@@ -57,15 +57,7 @@ static const struct vms_tool_opt recv_opts[] = {
 	  "file mode: key of an encrypted stream (64 hex digits, mode 0600)" },
 	VMS_TOOL_OPT_THREADS,
 	VMS_TOOL_OPT_MEMORY,
-	VMS_TOOL_OPT_PSK_FILE,
-	VMS_TOOL_OPT_PSK_IDENTITY,
-	VMS_TOOL_OPT_CERT,
-	VMS_TOOL_OPT_TLS_KEY,
-	VMS_TOOL_OPT_CA,
-	VMS_TOOL_OPT_IO,
-	VMS_TOOL_OPT_CONNECT_TIMEOUT,
-	VMS_TOOL_OPT_IDLE_TIMEOUT,
-	VMS_TOOL_OPT_INSECURE,
+	VMS_TOOL_OPTS_NET,
 	{ "allow-plaintext", no_argument, OPT_ALLOW_PLAINTEXT, NULL,
 	  "network: accept an authenticated session whose records are not encrypted "
 	  "(they are then only checksummed)" },
@@ -73,15 +65,7 @@ static const struct vms_tool_opt recv_opts[] = {
 	  "network: give up if no sender connects within SECONDS (default: wait forever)" },
 	{ "port-file", required_argument, OPT_PORT_FILE, "FILE",
 	  "network: once listening, write the port number to FILE (atomically)" },
-	VMS_TOOL_OPT_FORCE,
-	VMS_TOOL_OPT_JSON,
-	VMS_TOOL_OPT_PROGRESS,
-	VMS_TOOL_OPT_NO_PROGRESS,
-	VMS_TOOL_OPT_VERBOSE,
-	VMS_TOOL_OPT_QUIET,
-	VMS_TOOL_OPT_HELP,
-	VMS_TOOL_OPT_VERSION,
-	VMS_TOOL_OPT_END,
+	VMS_TOOL_OPTS_TAIL,
 };
 
 static int recv_opt(struct vms_tool *t, void *ctx, int key, const char *arg)
@@ -91,16 +75,10 @@ static int recv_opt(struct vms_tool *t, void *ctx, int key, const char *arg)
 
 	switch (key) {
 	case 'i':
-		if (!*arg)
-			return vms_tool_usage_error(t, "--input needs a file name or '-'");
-		a->input = arg;
-		return 0;
+		return vms_tool_opt_file(t, "--input", arg, &a->input);
 	case OPT_LISTEN:
-		if (vms_tool_split_addr(arg, false, a->host, sizeof(a->host), &a->port, why,
-					sizeof(why)))
-			return vms_tool_usage_error(t, "--listen %s", why);
-		a->listen = arg;
-		return 0;
+		return vms_tool_opt_addr(t, "--listen", arg, false, a->host, sizeof(a->host),
+					 &a->port, &a->listen);
 	case OPT_ALLOW_PLAINTEXT:
 		a->allow_plaintext = true;
 		return 0;
@@ -266,25 +244,11 @@ static int input_open(struct vms_tool *t, struct recv_run *rr, const char *path)
 {
 	struct stat st;
 
-	if (strcmp(path, "-") == 0) {
-		if (isatty(STDIN_FILENO) == 1)
-			return vms_tool_fail(t, VMS_EINVAL,
-					     "refusing to read a stream from a terminal; "
-					     "redirect stdin or name an input file");
-		rr->in_fd = STDIN_FILENO;
-	} else {
-		rr->in_fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
-		if (rr->in_fd < 0)
-			return vms_tool_fail(t, VMS_EIO, "opening input '%s': %s", path,
-					     strerror(errno));
-	}
-	if (fstat(rr->in_fd, &st) != 0)
-		return vms_tool_fail(t, VMS_EIO, "examining input '%s': %s",
-				     vms_tool_path_name(path, false), strerror(errno));
-	if (S_ISDIR(st.st_mode))
-		return vms_tool_fail(t, VMS_EIO, "input '%s' is a directory", path);
-	(void)posix_fadvise(rr->in_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	return 0;
+	if (strcmp(path, "-") == 0 && isatty(STDIN_FILENO) == 1)
+		return vms_tool_fail(t, VMS_EINVAL,
+				     "refusing to read a stream from a terminal; "
+				     "redirect stdin or name an input file");
+	return vms_tool_open_input(t, path, "input ", &rr->in_fd, &st);
 }
 
 static int on_event(struct recv_run *rr, const struct vms_event *ev)
@@ -373,13 +337,8 @@ static int open_reader(struct recv_run *rr, struct vms_reader_opts *ro)
 		no.flags |= VMS_NET_F_ALLOW_PLAINTEXT;
 	err = vms_listen(&rr->l, a->listen, &no);
 	vms_wipe(psk, sizeof(psk));
-	if (err) {
-		/* bind/listen failures (address in use, no such address) are
-		 * network errors (exit 7). */
-		if (err == VMS_EIO)
-			err = VMS_ENET;
-		return vms_tool_fail_lib(t, err);
-	}
+	if (err) /* bind/listen: address in use, no such address */
+		return vms_tool_fail_net(t, err);
 	port = vms_listener_port(rr->l);
 	if (a->host[0] && strchr(a->host, ':'))
 		snprintf(shown, sizeof(shown), "[%s]:%d", a->host, port);
@@ -395,15 +354,26 @@ static int open_reader(struct recv_run *rr, struct vms_reader_opts *ro)
 	/* One session per run: stop listening now. */
 	vms_listener_free(rr->l);
 	rr->l = NULL;
-	if (err) {
-		if (err == VMS_EIO)
-			err = VMS_ENET;
-		return vms_tool_fail_lib(t, err);
-	}
+	if (err)
+		return vms_tool_fail_net(t, err);
 	snprintf(rr->peer, sizeof(rr->peer), "%s", vms_reader_peer(rr->r));
 	/* Time and rate count from the session's start, not the wait for it. */
 	rr->t0 = vms_tool_now();
 	return 0;
+}
+
+/* Once the reader is open: its preamble, and the session's engine and lanes
+ * on the progress line. */
+static void show_session(struct recv_run *rr)
+{
+	if (rr->net)
+		rr->prog.engine = vms_reader_engine(rr->r);
+	rr->info.size = sizeof(rr->info);
+	if (vms_reader_info(rr->r, &rr->info) == 0) {
+		rr->have_info = true;
+		if (rr->net)
+			rr->prog.lanes = rr->info.lanes;
+	}
 }
 
 static int pump(struct recv_run *rr)
@@ -420,15 +390,9 @@ static int pump(struct recv_run *rr)
 	if (open_reader(rr, &ro))
 		return t->err;
 	vms_progress_init(&rr->prog, t, UINT64_MAX);
-	if (rr->net)
-		rr->prog.engine = vms_reader_engine(rr->r);
-	rr->info.size = sizeof(rr->info);
-	if (vms_reader_info(rr->r, &rr->info) == 0) {
-		rr->have_info = true;
+	show_session(rr);
+	if (rr->have_info)
 		rr->prog.total = rr->info.size_hint;
-		if (rr->net)
-			rr->prog.lanes = rr->info.lanes;
-	}
 	while ((rc = vms_reader_next(rr->r, &ev)) > 0) {
 		rc = on_event(rr, &ev);
 		if (rc)
@@ -449,7 +413,7 @@ static int pump(struct recv_run *rr)
 	rr->acked = true;
 	rc = vms_reader_ack(rr->r, 0, NULL);
 	if (rc) {
-		vms_tool_fail_lib(t, rc == VMS_EIO ? VMS_ENET : rc);
+		vms_tool_fail_net(t, rc);
 		/* The sender does not know the data arrived, so it reports a
 		 * failure; keep "OUTPUT exists only after exit 0" true. */
 		if (!rr->out.in_place)
@@ -558,14 +522,7 @@ static int migrate_in(struct recv_run *rr)
 	vms_progress_init(&rr->prog, t, UINT64_MAX);
 	if (open_reader(rr, &ro))
 		return t->err;
-	if (rr->net)
-		rr->prog.engine = vms_reader_engine(rr->r);
-	rr->info.size = sizeof(rr->info);
-	if (vms_reader_info(rr->r, &rr->info) == 0) {
-		rr->have_info = true;
-		if (rr->net)
-			rr->prog.lanes = rr->info.lanes;
-	}
+	show_session(rr);
 	rr->rep.size = sizeof(rr->rep);
 	rr->rep.devs = rr->dr;
 	rr->rep.devs_cap = n + 1;
@@ -574,8 +531,7 @@ static int migrate_in(struct recv_run *rr)
 	rr->acked = true;
 	rr->have_report = true;
 	watch_devices(rr);
-	for (unsigned i = 0; i < rr->rep.ndev; i++)
-		rr->sink.pos += rr->dr[i].precopy_bytes + rr->dr[i].stopcopy_bytes;
+	rr->sink.pos += vms_tool_report_bytes(&rr->rep);
 	if (err)
 		return vms_tool_fail_lib(t, err);
 	for (unsigned i = 0; i < n; i++)
@@ -596,9 +552,7 @@ static void json_devices(struct vms_json *j, void *user)
 		vms_json_obj_begin(j, NULL);
 		vms_json_u64(j, "index", i);
 		vms_json_str(j, "name", stream_dev_name(rr, i));
-		vms_json_u64(j, "precopy_bytes", d->precopy_bytes);
-		vms_json_u64(j, "stopcopy_bytes", d->stopcopy_bytes);
-		vms_json_u64(j, "bytes", d->precopy_bytes + d->stopcopy_bytes);
+		vms_json_dev_bytes(j, d);
 		vms_json_str(j, "result", d->result ? vms_errname(d->result) : "ok");
 		/* STOP = loaded and validated; RUNNING = reset after a failure */
 		vms_json_str(j, "state", stream_dev_state(rr, i));
@@ -628,17 +582,26 @@ static void print_device_lines(struct recv_run *rr)
 	}
 }
 
+/* " from PEER, N lanes, ENGINE" in network mode, else "". */
+static const char *from_peer(const struct recv_run *rr, const struct vms_summary *sum,
+			     char *buf, size_t len)
+{
+	char lanes[64];
+
+	buf[0] = '\0';
+	if (rr->net)
+		snprintf(buf, len, " from %s, %s", rr->peer,
+			 vms_summary_lanes(sum, lanes, sizeof(lanes)));
+	return buf;
+}
+
 static void print_dev_verdict(struct recv_run *rr, const struct vms_summary *sum)
 {
-	char b1[32], ratio[32] = "", from[300] = "";
+	char b1[32], ratio[32], from[300];
 	unsigned n = rr->rep.ndev;
 
-	if (sum->wire_bytes)
-		snprintf(ratio, sizeof(ratio), ", ratio %.2f",
-			 (double)sum->bytes / (double)sum->wire_bytes);
-	if (rr->net)
-		snprintf(from, sizeof(from), " from %s, %u lane%s, %s", rr->peer, sum->lanes,
-			 sum->lanes == 1 ? "" : "s", sum->engine ? sum->engine : "?");
+	vms_summary_ratio(sum, ratio, sizeof(ratio));
+	from_peer(rr, sum, from, sizeof(from));
 	fprintf(stderr, "%s: OK: %u device%s loaded and validated (%s) in %.2f s%s%s, %s%s\n",
 		rr->t->prog, n, n == 1 ? "" : "s", vms_tool_human_bytes(sum->bytes, b1, sizeof(b1)),
 		sum->seconds, from, ratio, sum->cipher ? sum->cipher : "none",
@@ -667,15 +630,11 @@ static const char *codecs_seen(struct recv_run *rr)
 static void print_verdict(struct recv_run *rr, const struct vms_summary *sum,
 			  const char *output)
 {
-	char b1[32], b2[32], ratio[32] = "", from[300] = "";
-	double rate = sum->seconds > 0 ? (double)sum->bytes / sum->seconds : 0;
+	char b1[32], b2[32], ratio[32], from[300];
+	double rate = vms_summary_rate(sum);
 
-	if (sum->wire_bytes)
-		snprintf(ratio, sizeof(ratio), ", ratio %.2f",
-			 (double)sum->bytes / (double)sum->wire_bytes);
-	if (rr->net)
-		snprintf(from, sizeof(from), " from %s, %u lane%s, %s", rr->peer, sum->lanes,
-			 sum->lanes == 1 ? "" : "s", sum->engine ? sum->engine : "?");
+	vms_summary_ratio(sum, ratio, sizeof(ratio));
+	from_peer(rr, sum, from, sizeof(from));
 	fprintf(stderr,
 		"%s: OK: %s received and verified in %.2f s (%s/s)%s%s, %s, device '%s', digest "
 		"%016llx, written to %s%s\n",
@@ -685,8 +644,9 @@ static void print_verdict(struct recv_run *rr, const struct vms_summary *sum,
 		vms_tool_path_name(output, true), rr->net ? ", acknowledged" : "");
 }
 
-static int run_recv(struct vms_tool *t, struct recv_args *a, const char *output)
+static int run_recv(struct vms_tool *t, void *args, const char *output)
 {
+	struct recv_args *a = args;
 	struct recv_run rr = { .t = t, .a = a, .in_fd = -1, .out = { .fd = -1 } };
 	struct vms_stats st = { .size = sizeof(st) };
 	struct vms_summary sum = { .bytes_key = "bytes_out", .acknowledged = -1 };
@@ -698,8 +658,7 @@ static int run_recv(struct vms_tool *t, struct recv_args *a, const char *output)
 	vms_tool_signals_init(t);
 	rr.sink.t = t;
 	rr.sink.out = &rr.out;
-	if (rr.net && !vms_tool_net_authenticated(t) && t->sh.insecure &&
-	    !vms_tool_host_is_loopback(a->host))
+	if (vms_tool_insecure_remote(t, rr.net, a->host))
 		vms_tool_warn(t, "--insecure: accepting sessions on %s that are neither "
 				 "authenticated nor encrypted", a->listen);
 	if (rr.devmode) {
@@ -721,11 +680,8 @@ static int run_recv(struct vms_tool *t, struct recv_args *a, const char *output)
 		(void)vms_reader_ack(rr.r, t->err, t->msg);
 	if (rr.r)
 		vms_reader_stats(rr.r, &st);
-	sum.mode = rr.net ? "net" : "file";
+	vms_summary_set_stats(&sum, rr.net, &st, rr.t0);
 	sum.bytes = rr.sink.pos;
-	sum.wire_bytes = st.wire_bytes;
-	sum.records = st.records;
-	sum.seconds = vms_tool_now() - rr.t0;
 	sum.device = rr.devices ? rr.device : NULL;
 	sum.have_digest = rr.have_digest && !t->err;
 	sum.digest = rr.digest;
@@ -739,7 +695,7 @@ static int run_recv(struct vms_tool *t, struct recv_args *a, const char *output)
 		sum.extra = json_devices;
 		sum.extra_user = &rr;
 	}
-	if (!t->err && !t->quiet && (rr.prog.tty || t->progress == VMS_PROGRESS_ON)) {
+	if (vms_tool_verdict_wanted(t, &rr.prog)) {
 		if (rr.devmode)
 			print_dev_verdict(&rr, &sum);
 		else
@@ -758,8 +714,9 @@ static int run_recv(struct vms_tool *t, struct recv_args *a, const char *output)
 }
 
 /* Option combinations that depend on the mode. */
-static int check_usage(struct vms_tool *t, struct recv_args *a)
+static int check_usage(struct vms_tool *t, void *args)
 {
+	struct recv_args *a = args;
 	int rc;
 
 	if (a->input && a->listen)
@@ -822,21 +779,14 @@ int main(int argc, char **argv)
 			"A progress line and a final verdict are shown when stderr is a terminal.",
 		.opts = recv_opts,
 	};
+	static const struct vms_tool_main m = {
+		.opt_fn = recv_opt,
+		.check = check_usage,
+		.run = run_recv,
+		.operand = "OUTPUT",
+		.role = "output",
+	};
 	struct recv_args a = { .accept_timeout_ms = -1 };
-	int first, rc;
 
-	rc = vms_tool_parse(&t, argc, argv, recv_opt, &a, &first);
-	if (rc < 0) {
-		rc = check_usage(&t, &a);
-		if (!rc && a.ds.n && argc > first)
-			rc = vms_tool_usage_error(&t, "--device and OUTPUT ('%s') exclude each other: "
-						      "the devices are the output", argv[first]);
-		if (!rc && argc - first > 1)
-			rc = vms_tool_usage_error(&t, "more than one OUTPUT given ('%s')",
-						  argv[first + 1]);
-		if (!rc)
-			return run_recv(&t, &a, argc > first ? argv[first] : "-");
-	}
-	vms_tool_devices_free(&a.ds);
-	return rc;
+	return vms_tool_main(&t, argc, argv, &m, &a, &a.ds);
 }

@@ -12,7 +12,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -106,16 +105,10 @@ static int send_opt(struct vms_tool *t, void *ctx, int key, const char *arg)
 
 	switch (key) {
 	case 'o':
-		if (!*arg)
-			return vms_tool_usage_error(t, "--output needs a file name or '-'");
-		a->output = arg;
-		return 0;
+		return vms_tool_opt_file(t, "--output", arg, &a->output);
 	case OPT_TO:
-		if (vms_tool_split_addr(arg, true, a->host, sizeof(a->host), &a->port, why,
-					sizeof(why)))
-			return vms_tool_usage_error(t, "--to %s", why);
-		a->to = arg;
-		return 0;
+		return vms_tool_opt_addr(t, "--to", arg, true, a->host, sizeof(a->host), &a->port,
+					 &a->to);
 	case OPT_CHUNK_SIZE:
 		if (vms_tool_parse_size(arg, VMS_CHUNK_MIN, VMS_CHUNK_MAX, &v, why, sizeof(why)))
 			return vms_tool_usage_error(t, "--chunk-size %s", why);

@@ -248,18 +248,28 @@ static void fdq_put_if_idle(struct vms_engine *e, struct vms_fdq *q)
 	e->free_fdqs = q;
 }
 
-static struct vms_op *op_get(struct vms_engine *e, const char *what)
+/* A free operation, set up as a queued writev or recv of total bytes on fd
+ * (kind: fd_kind()); NULL with VMS_ESTATE when depth operations are pending. */
+static struct vms_op *op_get(struct vms_engine *e, int type, int fd, int kind, void *user,
+			     size_t total)
 {
 	struct vms_op *op = e->free_ops;
 
 	if (!op) {
-		vms_fail(VMS_ESTATE, "engine %s: %u operations already pending (depth)", what,
-			 e->depth);
+		vms_fail(VMS_ESTATE, "engine %s: %u operations already pending (depth)",
+			 type == VMS_OP_WRITE ? "writev" : "recv", e->depth);
 		return NULL;
 	}
 	e->free_ops = op->next;
 	memset(op, 0, sizeof(*op));
 	e->npending++;
+	op->type = (uint8_t)type;
+	op->fd = fd;
+	op->is_sock = kind == VMS_FD_SOCK;
+	op->is_fifo = kind == VMS_FD_FIFO;
+	op->alt_fd = -1;
+	op->user = user;
+	op->total = total;
 	return op;
 }
 
@@ -285,16 +295,9 @@ int vms_engine_writev(struct vms_engine *e, int fd, const struct iovec *iov, int
 	kind = fd_kind(fd, "writev");
 	if (kind < 0)
 		return kind;
-	op = op_get(e, "writev");
+	op = op_get(e, VMS_OP_WRITE, fd, kind, user, total);
 	if (!op)
 		return VMS_ESTATE;
-	op->type = VMS_OP_WRITE;
-	op->fd = fd;
-	op->is_sock = kind == VMS_FD_SOCK;
-	op->is_fifo = kind == VMS_FD_FIFO;
-	op->alt_fd = -1;
-	op->user = user;
-	op->total = total;
 	for (int i = 0; i < n; i++)
 		op->iov[op->niov++] = iov[i]; /* empty ones are skipped by advance */
 	vms_eng_advance(op, 0);
@@ -328,16 +331,9 @@ int vms_engine_recv(struct vms_engine *e, int fd, void *buf, size_t len, void *u
 		if (q->fd == fd && q->recv)
 			return vms_fail(VMS_ESTATE, "engine recv: fd %d already has a receive pending",
 					fd);
-	op = op_get(e, "recv");
+	op = op_get(e, VMS_OP_RECV, fd, kind, user, len);
 	if (!op)
 		return VMS_ESTATE;
-	op->type = VMS_OP_RECV;
-	op->fd = fd;
-	op->is_sock = kind == VMS_FD_SOCK;
-	op->is_fifo = kind == VMS_FD_FIFO;
-	op->alt_fd = -1;
-	op->user = user;
-	op->total = len;
 	op->iov[0].iov_base = buf;
 	op->iov[0].iov_len = len;
 	op->niov = 1;
@@ -363,32 +359,35 @@ int vms_engine_cancel(struct vms_engine *e)
 	return e->ops->cancel(e);
 }
 
-long vms_engine_read_full(struct vms_engine *e, int fd, void *buf, size_t len, int timeout_ms)
+/* Arguments of read_full / write_full: 0 with the fd's kind in *kind, 1 if
+ * there is nothing to transfer, or -EINVAL / -EBADF. */
+static int sync_check(const struct vms_engine *e, int fd, const void *buf, size_t len,
+		      int timeout_ms, const char *what, int *kind)
 {
-	int kind;
-
 	if (!e || (!buf && len) || len > (size_t)LONG_MAX || timeout_ms < -1)
 		return -EINVAL;
 	if (len == 0)
-		return 0;
-	kind = fd_kind(fd, "read_full");
-	if (kind < 0)
-		return -EBADF;
+		return 1;
+	*kind = fd_kind(fd, what);
+	return *kind < 0 ? -EBADF : 0;
+}
+
+long vms_engine_read_full(struct vms_engine *e, int fd, void *buf, size_t len, int timeout_ms)
+{
+	int kind, rc = sync_check(e, fd, buf, len, timeout_ms, "read_full", &kind);
+
+	if (rc)
+		return rc < 0 ? rc : 0;
 	return e->ops->read_full(e, fd, kind, buf, len, timeout_ms);
 }
 
 int vms_engine_write_full(struct vms_engine *e, int fd, const void *buf, size_t len,
 			  int timeout_ms)
 {
-	int kind;
+	int kind, rc = sync_check(e, fd, buf, len, timeout_ms, "write_full", &kind);
 
-	if (!e || (!buf && len) || len > (size_t)LONG_MAX || timeout_ms < -1)
-		return -EINVAL;
-	if (len == 0)
-		return 0;
-	kind = fd_kind(fd, "write_full");
-	if (kind < 0)
-		return -EBADF;
+	if (rc)
+		return rc < 0 ? rc : 0;
 	return e->ops->write_full(e, fd, kind, buf, len, timeout_ms);
 }
 
