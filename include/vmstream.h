@@ -354,6 +354,21 @@ VMS_API int vms_writer_acquire(struct vms_writer *w, uint32_t device,
 VMS_API int vms_writer_commit(struct vms_writer *w, uint32_t device,
 			      size_t len);
 
+/* Zero-copy for memory the caller can keep unchanged for a while (a mapped
+ * file, a VMM's buffer): the writer checksums buf in place and, when the
+ * stream has neither codec nor cipher, sends whole chunks straight from it
+ * instead of copying them into its buffers (a partial chunk before or after
+ * is copied, so the stream is byte-identical to vms_writer_write()). With a
+ * codec or cipher, or len under one chunk, the bytes are copied as by
+ * vms_writer_write(). buf must stay valid and unchanged until done(user) is
+ * called: exactly once, from any of the writer's threads or before this call
+ * returns, including when the call or the stream fails or the writer is
+ * freed. Changing the bytes before then fails the stream at the receiver
+ * (checksum), never silently. */
+VMS_API int vms_writer_write_ref(struct vms_writer *w, uint32_t device,
+				 const void *buf, size_t len,
+				 void (*done)(void *user), void *user);
+
 /* Mark a migration phase (precopy round n, switchover, stop-copy). */
 VMS_API int vms_writer_phase(struct vms_writer *w, uint32_t phase,
 			     uint32_t round);

@@ -1113,6 +1113,120 @@ START_TEST(threads_same_bytes)
 }
 END_TEST
 
+/* vms_writer_write_ref: the stream is byte-identical to vms_writer_write()
+ * (partial chunk before, whole chunks lent, tail after, zero chunks among
+ * them), for every thread count, with and without a codec; done is called
+ * exactly once, also when the writer is freed unfinished. */
+struct ref_count {
+	int calls;
+	pthread_mutex_t mu;
+};
+
+static void ref_done(void *user)
+{
+	struct ref_count *c = user;
+
+	pthread_mutex_lock(&c->mu);
+	c->calls++;
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void ref_stream(int threads, const char *compress, bool by_ref, const uint8_t *data,
+		       size_t n, struct wr *t, struct ref_count *rc)
+{
+	struct vms_writer_opts o = VMS_WRITER_OPTS_INIT;
+	uint32_t d;
+	size_t cut[] = { 0, 1000, 1000 + 3 * 8192 + 17, n };
+
+	o.chunk_size = 8192;
+	o.stream_id = fixed_id;
+	o.creator = "";
+	o.threads = (uint32_t)threads;
+	o.compress = compress;
+	wr_open_opts(t, &o);
+	d = wr_dev(t, "ref");
+	for (size_t i = 0; i + 1 < sizeof(cut) / sizeof(cut[0]); i++) {
+		const uint8_t *p = data + cut[i];
+		size_t k = cut[i + 1] - cut[i];
+
+		if (by_ref && i > 0)
+			ck_assert_int_eq(vms_writer_write_ref(t->w, d, p, k, ref_done, rc), 0);
+		else
+			ck_assert_int_eq(vms_writer_write(t->w, d, p, k), 0);
+	}
+	ck_assert_int_eq(vms_writer_end_device(t->w, d), 0);
+	ck_assert_int_eq(vms_writer_finish(t->w), 0);
+	wr_close(t);
+}
+
+START_TEST(write_ref_same_bytes)
+{
+	enum { N = 20 * 8192 + 333 };
+	uint8_t *data = tu_xmalloc(N);
+	static const char *codecs[] = { NULL, "zstd:1" };
+
+	tu_fill(data, N, 99);
+	memset(data + 8 * 8192, 0, 2 * 8192); /* two whole zero chunks, lent */
+	for (int c = 0; c < 2; c++) {
+		for (int threads = 0; threads <= 2; threads += 2) {
+			struct ref_count rc = { 0, PTHREAD_MUTEX_INITIALIZER };
+			struct wr a, b;
+			struct tu_run r;
+
+			ref_stream(threads, codecs[c], false, data, N, &a, &rc);
+			ref_stream(threads, codecs[c], true, data, N, &b, &rc);
+			ck_assert_int_eq(rc.calls, 2); /* one per vms_writer_write_ref() call */
+			ck_assert_uint_eq(a.n, b.n);
+			ck_assert_mem_eq(a.out, b.out, a.n);
+			tu_run_buf(b.out, b.n, 0, &r);
+			ck_assert_int_eq(r.err, 0);
+			ck_assert_uint_eq(r.dev[0].n, N);
+			ck_assert_uint_eq(count_type(&r, VMS_REC_ZERO), 2);
+			tu_run_free(&r);
+			wr_free(&a);
+			wr_free(&b);
+		}
+	}
+	free(data);
+}
+END_TEST
+
+START_TEST(write_ref_misuse_and_free)
+{
+	enum { N = 6 * 8192 };
+	uint8_t *data = tu_xmalloc(N);
+	struct ref_count rc = { 0, PTHREAD_MUTEX_INITIALIZER };
+	struct wr t;
+	uint32_t d;
+	void *buf;
+	size_t room;
+
+	tu_fill(data, N, 7);
+	for (int threads = 0; threads <= 2; threads += 2) {
+		struct vms_writer_opts o = VMS_WRITER_OPTS_INIT;
+
+		rc.calls = 0;
+		o.chunk_size = 8192;
+		o.threads = (uint32_t)threads;
+		wr_open_opts(&t, &o);
+		d = wr_dev(&t, "x");
+		ck_assert_int_eq(vms_writer_write_ref(t.w, d, data, N, NULL, &rc), VMS_EINVAL);
+		ck_assert_int_eq(vms_writer_write_ref(t.w, d + 1, data, N, ref_done, &rc), VMS_EINVAL);
+		ck_assert_int_eq(rc.calls, 1); /* refused, and still done */
+		ck_assert_int_eq(vms_writer_acquire(t.w, d, &buf, &room), 0);
+		ck_assert_int_eq(vms_writer_write_ref(t.w, d, data, N, ref_done, &rc), VMS_ESTATE);
+		ck_assert_int_eq(rc.calls, 2);
+		ck_assert_int_eq(vms_writer_commit(t.w, d, 0), 0);
+		ck_assert_int_eq(vms_writer_write_ref(t.w, d, data, N, ref_done, &rc), 0);
+		/* never finished: freeing the writer ends the loan */
+		wr_close(&t);
+		ck_assert_int_eq(rc.calls, 3);
+		wr_free(&t);
+	}
+	free(data);
+}
+END_TEST
+
 /* An all-zero chunk: a ZERO record by default, DATA with the opt-out flag;
  * the reader delivers zeros either way. */
 START_TEST(zero_chunks)
@@ -1172,6 +1286,8 @@ static Suite *stream_suite(void)
 	tcase_add_test(tc, zero_chunks);
 	tcase_add_test(tc, pipe_roundtrip);
 	tcase_add_test(tc, threads_same_bytes);
+	tcase_add_test(tc, write_ref_same_bytes);
+	tcase_add_test(tc, write_ref_misuse_and_free);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("api");

@@ -598,6 +598,49 @@ t_tamper() {
 	no_leftovers "$D"
 }
 
+t_mapped() {
+	# A plain stream from a regular file is lent to the writer in mapped
+	# 32 MiB windows (tools/mapped_input.c): 64 MiB + 1 byte crosses two
+	# window ends, and 3 MiB chunks do not divide a window, so chunks are
+	# completed across windows by copying. Same data, digest and records.
+	local recs
+	newdir mapped
+	head -c 1 "$M/mixed" | cat "$M/big" - >"$D/in"
+	start_recv "$D" "$D/out" -q --allow-plaintext --psk-file "$M/psk"
+	send "$D" "$D/in" -q --to "127.0.0.1:$RPORT" --psk-file "$M/psk" --encrypt none \
+		--chunk-size 3M
+	expect 0 0
+	check_ok "$D/in" "$D/out"
+	# 22 DATA records (64 MiB + 1 in 3 MiB chunks) + BEGIN/END/EOS
+	recs=$(json "$D/send.json" records)
+	[ "$recs" -eq 25 ] || fail "expected 25 records, got $recs"
+}
+
+t_input_shrinks() {
+	# The input file loses its tail while it is mapped and being sent: the
+	# sender says so (exit 3), the receiver fails, no output anywhere.
+	local src rrc
+	newdir shrink
+	cp "$M/big" "$D/in"
+	start_recv "$D" "$D/out" -q --allow-plaintext --psk-file "$M/psk" --idle-timeout 5
+	(
+		sleep 1
+		truncate -s 1M "$D/in"
+	) &
+	BG+=("$!")
+	send "$D" "$D/in" -q --to "127.0.0.1:$RPORT" --psk-file "$M/psk" --encrypt none \
+		--rate-limit 8M --idle-timeout 5
+	rrc=$(wait_rc "$D/recv.rc" "$RPID" 20)
+	cat "$D/send.err" "$D/recv.err"
+	[ "$SRC" -eq 3 ] || fail "sender exit $SRC, expected 3"
+	grep -q "^vmstream-send: error: VMS_EIO: input '.*in' shrank while it was being sent" \
+		"$D/send.err" || fail "sender message"
+	[ "$rrc" -ne 0 ] || fail "receiver succeeded"
+	grep -q '^vmstream-recv: error: VMS_E' "$D/recv.err"
+	[ ! -e "$D/out" ]
+	no_leftovers "$D"
+}
+
 t_proxy_clean() {
 	# The proxy itself does not damage anything (the control case).
 	local ppid ppt
@@ -759,6 +802,8 @@ for PASS in ${VMS_E2E_NET_PASSES-posix uring}; do
 	run "unreachable peer: exit 7 quickly" t_unreachable
 	run "kill -9 of the sender: receiver fails within its idle timeout" t_kill_sender
 	run "kill -9 of the receiver: sender exits 7 within its idle timeout" t_kill_receiver
+	run "plain stream from a mapped file: 2 windows, 3M chunks" t_mapped
+	run "input file shrinks while mapped: sender exit 3, no output" t_input_shrinks
 	run "tamper proxy: plain proxy changes nothing" t_proxy_clean
 	run "tamper: flipped ciphertext byte -> VMS_EAUTH" t_tamper flip-aead flip 5 1 VMS_EAUTH aes-256-gcm
 	run "tamper: flipped payload byte (plaintext) -> VMS_EPAYLOADSUM" t_tamper flip-plain flip 5 1 VMS_EPAYLOADSUM none

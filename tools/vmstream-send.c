@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include "common.h"
+#include "mapped_input.h"
 
 enum {
 	OPT_CHUNK_SIZE = VMS_OPT_TOOL_BASE,
@@ -336,7 +337,7 @@ static int pump(struct send_run *s)
 	struct vms_device_desc desc = VMS_DEVICE_DESC_INIT;
 	struct vms_tool *t = s->t;
 	uint32_t dev;
-	bool eof = false;
+	bool eof = false, mapped = false;
 	int err;
 
 	writer_opts(s, &wo);
@@ -355,7 +356,22 @@ static int pump(struct send_run *s)
 	if (err)
 		return vms_tool_fail_lib(t, err);
 
-	while (!eof) {
+	/* A plain stream from a regular file: lend the mapped file to the
+	 * writer instead of copying it (tools/mapped_input.c). */
+	if ((!s->a->compress || strcmp(s->a->compress, "none") == 0) &&
+	    s->cipher == VMS_CIPHER_NONE && vms_mapped_input_usable(s->in.fd, s->in.size)) {
+		char what[300], why[400];
+
+		snprintf(what, sizeof(what), "'%s'", vms_tool_path_name(s->in.path, false));
+		err = vms_mapped_input_send(s->w, dev, s->in.fd, s->in.size, what, VMS_EXIT_IO,
+					    &s->bytes_in, why, sizeof(why));
+		if (err == VMS_EIO || err == VMS_ENOMEM) {
+			(void)vms_writer_abort(s->w, err, why);
+			return vms_tool_fail(t, err, "%s; stream aborted", why);
+		}
+		eof = mapped = true;
+	}
+	while (!err && !eof) {
 		void *buf;
 		size_t room;
 		long got;
@@ -379,7 +395,8 @@ static int pump(struct send_run *s)
 		if (err)
 			return vms_tool_fail_lib(t, err);
 	}
-	err = vms_writer_end_device(s->w, dev);
+	if (!err)
+		err = vms_writer_end_device(s->w, dev);
 	if (!err) {
 		/* the digest the receiver verifies (DEVICE_END): XXH3-64 of the
 		 * input, computed by the library as it went */
@@ -387,10 +404,13 @@ static int pump(struct send_run *s)
 
 		err = vms_writer_device_digest(s->w, dev, &total, &s->digest);
 	}
-	if (err)
-		return vms_tool_fail_lib(t, err);
 	/* Network: returns 0 only after the receiver's acknowledgement. */
-	err = vms_writer_finish(s->w);
+	if (!err)
+		err = vms_writer_finish(s->w);
+	if (err && mapped && vms_mapped_input_shrank(s->in.fd, s->in.size))
+		/* a send from a page that vanished fails with EFAULT: say why */
+		return vms_tool_fail(t, VMS_EIO, "input '%s' shrank while it was being sent; "
+				     "stream not completed", vms_tool_path_name(s->in.path, false));
 	if (err)
 		return vms_tool_fail_lib(t, err);
 	s->have_digest = true;

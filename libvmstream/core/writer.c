@@ -54,6 +54,13 @@ struct wdev {
 	bool ended;
 };
 
+/* Caller memory lent with vms_writer_write_ref(): done once no job reads it. */
+struct wref {
+	atomic_uint n;
+	void (*done)(void *user);
+	void *user;
+};
+
 struct wjob {
 	uint8_t type;
 	uint32_t device;
@@ -64,6 +71,8 @@ struct wjob {
 	uint8_t *raw;        /* chunk_cap + VMS_AEAD_OVERHEAD bytes */
 	uint8_t *out;        /* codec output (bound + overhead) or NULL */
 	XXH3_state_t *hs;    /* DATA: XXH3 of the bytes committed so far */
+	const uint8_t *ext;  /* DATA from vms_writer_write_ref(): bytes in place of raw */
+	struct wref *ref;    /* ... and the loan they belong to */
 	uint8_t hdr[VMS_HDR_LEN];
 	const uint8_t *payload;
 	uint32_t wire_len;
@@ -181,6 +190,26 @@ static int wcheck(struct vms_writer *w)
 	return err ? vms_fail_msg(err, w->msg) : 0;
 }
 
+/* ---- lent memory ------------------------------------------------------- */
+
+static void ref_put(struct wref *ref)
+{
+	if (ref && atomic_fetch_sub(&ref->n, 1) == 1) {
+		ref->done(ref->user);
+		free(ref);
+	}
+}
+
+/* A job leaves the pipeline (written, abandoned or never submitted). */
+static void job_drop_ref(struct wjob *j)
+{
+	struct wref *ref = j->ref;
+
+	j->ref = NULL;
+	j->ext = NULL;
+	ref_put(ref);
+}
+
 /* ---- worker: stages on one record ------------------------------------- */
 
 static int job_fail(struct wjob *j, int code, const char *what)
@@ -255,7 +284,7 @@ static int writer_work(void *wctx, void *jp)
 	struct vms_writer *w = k->w;
 	struct wjob *j = jp;
 	struct vms_rec_hdr h = { 0 };
-	const uint8_t *body = j->raw;
+	const uint8_t *body = j->ext ? j->ext : j->raw; /* ext: no codec, no cipher */
 	uint32_t body_len = j->len;
 	uint8_t codec = 0;
 	uint64_t sum = 0;
@@ -265,7 +294,7 @@ static int writer_work(void *wctx, void *jp)
 	j->zero = j->stored = false;
 	h.type = j->type;
 	if (j->type == VMS_REC_DATA) {
-		if (w->zero_elision && vms_all_zero(j->raw, j->len)) {
+		if (w->zero_elision && vms_all_zero(body, j->len)) {
 			h.type = VMS_REC_ZERO;
 			j->zero = true;
 			body_len = 0;
@@ -525,6 +554,7 @@ static void release_written(struct vms_writer *w)
 
 	while ((j = vms_ring_peek_index(&w->ring, vms_ring_tail(&w->ring))) && j->written) {
 		j->written = false;
+		job_drop_ref(j);
 		vms_ring_release(&w->ring);
 	}
 }
@@ -601,6 +631,7 @@ static void emitter_drain_failed(struct vms_writer *w)
 	drain_inflight(w);
 	while ((j = vms_ring_wait_done(&w->ring)) != NULL) {
 		j->written = false;
+		job_drop_ref(j);
 		vms_ring_release(&w->ring);
 	}
 }
@@ -705,6 +736,7 @@ static int job_submit_locked(struct vms_writer *w, struct wjob *j)
 	if (w->cipher && (w->epoch_bytes + sealed > w->epoch_bytes_limit ||
 			  w->epoch_records + 1 > VMS_EPOCH_RECORDS)) {
 		if (w->epoch == UINT16_MAX) {
+			job_drop_ref(j);
 			vms_ring_unacquire(&w->ring, j);
 			return wfail(w, VMS_EKEY, "key epochs exhausted: end the stream and start a new one");
 		}
@@ -725,8 +757,10 @@ static int job_submit_locked(struct vms_writer *w, struct wjob *j)
 
 		if (d && atomic_load(&w->err) == 0)
 			err = emit_inline(w, d);
-		if (d)
+		if (d) {
+			job_drop_ref(d);
 			vms_ring_release(&w->ring);
+		}
 		if (err)
 			return err;
 	}
@@ -770,6 +804,8 @@ static struct wjob *job_acquire(struct vms_writer *w)
 
 	if (!j)
 		wfail(w, VMS_ECANCELED, "writer stopped");
+	else
+		j->ext = NULL;
 	return j;
 }
 
@@ -1292,6 +1328,87 @@ int vms_writer_write(struct vms_writer *w, uint32_t device, const void *buf, siz
 	return err;
 }
 
+int vms_writer_write_ref(struct vms_writer *w, uint32_t device, const void *buf, size_t len,
+			 void (*done)(void *user), void *user)
+{
+	const uint8_t *p = buf;
+	struct wdev *d = NULL;
+	struct wref *ref;
+	int err;
+
+	if (!done)
+		return vms_fail(VMS_EINVAL, "vms_writer_write_ref needs a done callback");
+	err = check_dev(w, device, &d);
+	if (!err && d->acquired)
+		err = vms_fail(VMS_ESTATE, "device %u has a chunk buffer acquired", device);
+	/* With a codec or cipher the stage writes its output into the writer's
+	 * buffers anyway; copying the input there costs one cache-hot pass. */
+	if (err || len < w->pre.chunk_cap || w->codec || w->cipher) {
+		if (!err)
+			err = vms_writer_write(w, device, buf, len);
+		done(user);
+		return err;
+	}
+	ref = malloc(sizeof(*ref));
+	if (!ref) {
+		done(user);
+		return vms_fail(VMS_ENOMEM, "out of memory");
+	}
+	atomic_init(&ref->n, 1); /* ours, until every chunk is queued */
+	ref->done = done;
+	ref->user = user;
+	/* Complete a partly filled chunk by copying, so that records fall on the
+	 * same boundaries as with vms_writer_write(): the stream is identical. */
+	if (d->cur && d->cur->len > 0) {
+		size_t fill = w->pre.chunk_cap - d->cur->len;
+
+		err = vms_writer_write(w, device, p, fill);
+		p += fill;
+		len -= fill;
+	}
+	while (!err && len >= w->pre.chunk_cap) {
+		struct wjob *j;
+
+		if (!d->cur) {
+			pthread_mutex_lock(&w->prod_mu);
+			err = limit_pending_locked(w, d);
+			pthread_mutex_unlock(&w->prod_mu);
+			if (err)
+				break;
+			j = job_acquire(w);
+			if (!j) {
+				err = wcheck(w);
+				break;
+			}
+		} else {
+			j = d->cur; /* an empty chunk (nothing committed yet) */
+		}
+		j->type = VMS_REC_DATA;
+		j->device = device;
+		j->offset = d->bytes;
+		j->len = w->pre.chunk_cap;
+		j->ext = p;
+		j->ref = ref;
+		atomic_fetch_add(&ref->n, 1);
+		XXH3_64bits_reset(j->hs);
+		vms_hash2_update(d->dg, j->hs, p, j->len);
+		pthread_mutex_lock(&w->prod_mu);
+		d->cur = NULL;
+		d->stamp = ++w->stamp;
+		d->bytes += j->len;
+		w->raw_total += j->len;
+		err = job_submit_locked(w, j);
+		pthread_mutex_unlock(&w->prod_mu);
+		progress(w);
+		p += w->pre.chunk_cap;
+		len -= w->pre.chunk_cap;
+	}
+	if (!err && len > 0)
+		err = vms_writer_write(w, device, p, len);
+	ref_put(ref);
+	return err;
+}
+
 int vms_writer_phase(struct vms_writer *w, uint32_t phase, uint32_t round)
 {
 	uint8_t body[8];
@@ -1485,6 +1602,8 @@ void vms_writer_free(struct vms_writer *w)
 			pthread_join(w->emitter, NULL);
 		vms_ring_destroy(&w->ring);
 	}
+	for (unsigned i = 0; w->jobs && i < w->nslots; i++)
+		job_drop_ref(&w->jobs[i]); /* abandoned with the stream: lent memory is free */
 	if (w->workers) {
 		for (unsigned t = 0; t <= w->nthreads; t++) {
 			struct wworker *k = &w->workers[t];
