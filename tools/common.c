@@ -1378,6 +1378,34 @@ static void on_fatal_signal(int sig)
 
 static const int fatal_signals[] = { SIGINT, SIGTERM, SIGHUP };
 
+static char sigbus_line[PATH_MAX + 200];
+static int sigbus_status = VMS_EXIT_FAIL;
+
+/* A mapped input lost pages under us (the file shrank): no return is
+ * possible from the faulting access. Async-signal-safe. */
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	if (sig_tmp_live) {
+		unlink(sig_tmp);
+		sig_tmp_live = 0;
+	}
+	put_err(sigbus_line);
+	_exit(sigbus_status);
+}
+
+void vms_tool_sigbus_exit(const char *line, int status)
+{
+	struct sigaction sa;
+
+	snprintf(sigbus_line, sizeof(sigbus_line), "%s: error: %s\n", sig_prog, line);
+	sigbus_status = status;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigbus;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+}
+
 void vms_tool_signals_init(const struct vms_tool *t)
 {
 	struct sigaction sa;

@@ -438,6 +438,10 @@ struct vms_output {
 	char base[NAME_MAX + 1];
 };
 
+/* On SIGBUS (a mapped input file shrank): remove the temporary output file,
+ * print "PROG: error: LINE" and exit with status. */
+void vms_tool_sigbus_exit(const char *line, int status);
+
 /* Checks that the output can be created (refusing an existing file without
  * force: VMS_EEXIST) and opens it. Call before reading any input. */
 int vms_output_open(struct vms_tool *t, struct vms_output *o, const char *path, bool force);

@@ -6,45 +6,33 @@
  * That saves the read() copy into the writer's buffers, about a third of
  * the sender's CPU on a plain stream (docs/PERFORMANCE.md).
  *
- * A mapped file that shrinks while it is being sent would raise SIGBUS on
- * the next access to a page beyond its new end. The handler reports that as
- * an I/O error and exits; the receiver then sees the stream end without its
- * EOS and writes nothing, as for any other sender failure.
+ * A mapped file that shrinks while it is being sent raises SIGBUS on the
+ * next access to a page beyond its new end. The handler (tools/common.c)
+ * removes a temporary output file, reports an I/O error and exits; the
+ * receiver then sees the stream end without its EOS and writes nothing, as
+ * for any other sender failure.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include "common.h"
 #include "mapped_input.h"
 
 /* Window size: large enough that mapping costs nothing per byte, small
- * enough that the mapped (resident) part stays bounded: the writer holds at
- * most its chunk slots, so at most two windows are mapped at a time. */
+ * enough that the mapped part stays bounded: a window is unmapped as soon as
+ * its last chunk is written, and the writer holds at most its chunk slots
+ * (its memory budget), so what is mapped is that plus one window. */
 #define MAP_WINDOW (32u << 20)
 
 struct window {
 	void *p;
 	size_t len;
 };
-
-static char sigbus_msg[512];
-static size_t sigbus_len;
-static int sigbus_exit;
-
-static void on_sigbus(int sig)
-{
-	ssize_t n;
-
-	(void)sig;
-	n = write(STDERR_FILENO, sigbus_msg, sigbus_len);
-	(void)n;
-	_exit(sigbus_exit);
-}
 
 static void window_done(void *user)
 {
@@ -72,19 +60,13 @@ bool vms_mapped_input_usable(int fd, uint64_t size)
 int vms_mapped_input_send(struct vms_writer *w, uint32_t dev, int fd, uint64_t size,
 			  const char *what, int exit_io, uint64_t *sent, char *why, size_t whylen)
 {
-	struct sigaction sa;
+	char line[400];
 	uint64_t off = 0;
 	int err = 0;
 
-	snprintf(sigbus_msg, sizeof(sigbus_msg),
-		 "vmstream-send: error: VMS_EIO: input %s shrank while it was being sent; "
-		 "stream not completed\n", what);
-	sigbus_len = strlen(sigbus_msg);
-	sigbus_exit = exit_io;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sigbus;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, NULL);
+	snprintf(line, sizeof(line), "VMS_EIO: input %s shrank while it was being sent; "
+		 "stream not completed", what);
+	vms_tool_sigbus_exit(line, exit_io);
 
 	while (off < size) {
 		size_t len = size - off < MAP_WINDOW ? (size_t)(size - off) : MAP_WINDOW;
