@@ -5,7 +5,12 @@
 #include <unistd.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include "core/fdio.h"
+
+/* A payload read waits until this much of it (or all of it, if less) is
+ * queued, instead of waking for every segment that arrives. */
+#define IN_LOWAT_MAX (256u << 10)
 
 int vms_in_init(struct vms_in *in, int fd, size_t cap)
 {
@@ -14,6 +19,12 @@ int vms_in_init(struct vms_in *in, int fd, size_t cap)
 	in->cap = cap;
 	in->timeout_ms = -1;
 	in->cancel_fd = -1;
+	in->lowat = 1;
+	{
+		struct stat st;
+
+		in->sock = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+	}
 	in->buf = malloc(cap);
 	return in->buf ? 0 : -ENOMEM;
 }
@@ -32,8 +43,8 @@ static int wait_readable(const struct vms_in *in)
 			       { .fd = in->cancel_fd, .events = POLLIN } };
 	int n;
 
-	if (in->timeout_ms < 0 && in->cancel_fd < 0)
-		return 0;
+	if (in->timeout_ms < 0 && in->cancel_fd < 0 && !in->sock)
+		return 0; /* the read itself blocks */
 	do
 		n = poll(p, in->cancel_fd >= 0 ? 2 : 1, in->timeout_ms);
 	while (n < 0 && errno == EINTR);
@@ -46,12 +57,37 @@ static int wait_readable(const struct vms_in *in)
 	return 0;
 }
 
-/* One read of at most len bytes, after waiting as above. */
-static long read_some(struct vms_in *in, void *buf, size_t len)
+/* One read of at most len bytes, after waiting as above. A socket is read
+ * without waiting first (one syscall when data is queued, the common case);
+ * when nothing is, the wait asks for min(want, IN_LOWAT_MAX) bytes through
+ * SO_RCVLOWAT, so a large payload costs a few wake-ups, not one per
+ * segment. want must never exceed what the stream still owes (a header
+ * read passes 1): the end of the stream (FIN) wakes the wait regardless. */
+static long read_some(struct vms_in *in, void *buf, size_t len, size_t want)
 {
 	ssize_t r;
-	int err = wait_readable(in);
+	int err;
 
+	if (in->sock) {
+		int lowat = (int)(want < IN_LOWAT_MAX ? (want ? want : 1) : IN_LOWAT_MAX);
+
+		for (;;) {
+			r = recv(in->fd, buf, len, MSG_DONTWAIT);
+			if (r >= 0)
+				return (long)r;
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				return -errno;
+			if (lowat != in->lowat &&
+			    setsockopt(in->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)) == 0)
+				in->lowat = lowat;
+			err = wait_readable(in);
+			if (err)
+				return err;
+		}
+	}
+	err = wait_readable(in);
 	if (err)
 		return err;
 	do
@@ -65,7 +101,7 @@ static int fill(struct vms_in *in)
 	long r;
 
 	in->pos = in->end = 0;
-	r = read_some(in, in->buf, in->cap);
+	r = read_some(in, in->buf, in->cap, 1);
 	if (r < 0)
 		return (int)r;
 	if (r == 0)
@@ -93,7 +129,7 @@ long vms_in_read(struct vms_in *in, void *dst, size_t n)
 			break;
 		if (n - got >= in->cap) {
 			/* Large payloads bypass the buffer: one copy, not two. */
-			long r = read_some(in, (uint8_t *)dst + got, n - got);
+			long r = read_some(in, (uint8_t *)dst + got, n - got, n - got);
 
 			if (r < 0)
 				return r;

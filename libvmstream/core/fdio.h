@@ -18,6 +18,8 @@ struct vms_in {
 	int eof;
 	int timeout_ms;    /* per wait; -1 = block forever */
 	int cancel_fd;     /* eventfd: readable = give up (-ECANCELED); -1 = none */
+	int sock;          /* fd is a stream socket: recv(MSG_DONTWAIT) first */
+	int lowat;         /* its SO_RCVLOWAT as last set (1 = the default) */
 };
 
 int vms_in_init(struct vms_in *in, int fd, size_t cap);
