@@ -600,7 +600,7 @@ t_tamper() {
 
 t_mapped() {
 	# A plain stream from a regular file is lent to the writer in mapped
-	# 32 MiB windows (tools/mapped_input.c): 64 MiB + 1 byte crosses two
+	# 8 MiB windows (tools/mapped_input.c): 64 MiB + 1 byte crosses eight
 	# window ends, and 3 MiB chunks do not divide a window, so chunks are
 	# completed across windows by copying. Same data, digest and records.
 	local recs

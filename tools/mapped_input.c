@@ -23,11 +23,12 @@
 #include "common.h"
 #include "mapped_input.h"
 
-/* Window size: large enough that mapping costs nothing per byte, small
- * enough that the mapped part stays bounded: a window is unmapped as soon as
- * its last chunk is written, and the writer holds at most its chunk slots
- * (its memory budget), so what is mapped is that plus one window. */
-#define MAP_WINDOW (32u << 20)
+/* Window size: large enough that mapping costs little per byte (one mmap
+ * and munmap per 8 MiB), small enough that what is mapped (and counted in
+ * the resident set) stays small: a window is unmapped as soon as its last
+ * chunk is written, and the writer holds at most its chunk slots. Two
+ * chunks at least, so whole chunks are lent, not copied. */
+#define MAP_WINDOW_MIN (8u << 20)
 
 struct window {
 	void *p;
@@ -58,8 +59,10 @@ bool vms_mapped_input_usable(int fd, uint64_t size)
 }
 
 int vms_mapped_input_send(struct vms_writer *w, uint32_t dev, int fd, uint64_t size,
-			  const char *what, int exit_io, uint64_t *sent, char *why, size_t whylen)
+			  uint32_t chunk, const char *what, int exit_io, uint64_t *sent, char *why,
+			  size_t whylen)
 {
+	size_t window = (size_t)chunk * 2 > MAP_WINDOW_MIN ? (size_t)chunk * 2 : MAP_WINDOW_MIN;
 	char line[400];
 	uint64_t off = 0;
 	int err = 0;
@@ -69,7 +72,7 @@ int vms_mapped_input_send(struct vms_writer *w, uint32_t dev, int fd, uint64_t s
 	vms_tool_sigbus_exit(line, exit_io);
 
 	while (off < size) {
-		size_t len = size - off < MAP_WINDOW ? (size_t)(size - off) : MAP_WINDOW;
+		size_t len = size - off < window ? (size_t)(size - off) : window;
 		struct window *win = malloc(sizeof(*win));
 		void *p;
 

@@ -363,8 +363,9 @@ static int pump(struct send_run *s)
 		char what[300], why[400];
 
 		snprintf(what, sizeof(what), "'%s'", vms_tool_path_name(s->in.path, false));
-		err = vms_mapped_input_send(s->w, dev, s->in.fd, s->in.size, what, VMS_EXIT_IO,
-					    &s->bytes_in, why, sizeof(why));
+		err = vms_mapped_input_send(s->w, dev, s->in.fd, s->in.size,
+					    s->a->chunk_size ? s->a->chunk_size : VMS_CHUNK_DEFAULT,
+					    what, VMS_EXIT_IO, &s->bytes_in, why, sizeof(why));
 		if (err == VMS_EIO || err == VMS_ENOMEM) {
 			(void)vms_writer_abort(s->w, err, why);
 			return vms_tool_fail(t, err, "%s; stream aborted", why);
