@@ -369,6 +369,14 @@ VMS_API int vms_writer_write_ref(struct vms_writer *w, uint32_t device,
 				 const void *buf, size_t len,
 				 void (*done)(void *user), void *user);
 
+/* Send every device's partly filled chunk and wait until all records
+ * written so far have been handed to the output (the kernel's socket
+ * buffer, a file, a pipe): e.g. before a VMM stops its VM, so the
+ * destination can act on them during precopy. Not while a chunk buffer is
+ * acquired (VMS_ESTATE). A stalled receiver ends it through the idle
+ * timeout, as for any write. */
+VMS_API int vms_writer_flush(struct vms_writer *w);
+
 /* Mark a migration phase (precopy round n, switchover, stop-copy). */
 VMS_API int vms_writer_phase(struct vms_writer *w, uint32_t phase,
 			     uint32_t round);
@@ -658,8 +666,8 @@ VMS_API int vms_device_open_vfio_v1(struct vms_device **out, const char *name, i
  * image's own 72-byte header and trailer; fault=read fails the fault_at-th
  * read call (default 1), fault=slow paces reads to slow= bytes/s (default
  * 100M); unknown keys or bad values are VMS_EINVAL). Its data session is a
- * real pipe served by one internal thread per session (the device's side of
- * the data_fd). As a destination it validates the image it is given when
+ * real pipe (the device's side of the data_fd); one thread per device
+ * writes what does not fit in the pipe at once. As a destination it validates the image it is given when
  * loading ends (RESUMING -> STOP), like real devices: the destination must
  * be opened with the source's size, profile and seed. */
 VMS_API int vms_device_open_sim(struct vms_device **out, const char *name, const char *spec);
@@ -782,8 +790,9 @@ VMS_API int vms_migrate_send(struct vms_writer *w, struct vms_device *const *dev
 			     const struct vms_migrate_opts *opts,
 			     struct vms_migrate_report *report);
 
-/* Destination: load the stream's devices into devs (matched by name, else by
- * order), each in offset order, moving it to STOP (which validates the
+/* Destination: load the stream's devices into devs (all by name if the
+ * first stream device's name is one of devs', else all by position; a
+ * partial match is VMS_EDEVICE naming both devices), each in offset order, moving it to STOP (which validates the
  * image) only after its DEVICE_END verified; then acknowledge every device's
  * result to the sender. On failure every device that was being loaded is
  * reset and the sender gets the error. */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "testutil.h"
 
@@ -1113,6 +1114,46 @@ START_TEST(threads_same_bytes)
 }
 END_TEST
 
+/* vms_writer_flush: partial chunks go out now and everything is written
+ * when it returns (the output holds exactly the records so far); refused
+ * while a buffer is acquired and after the end. */
+START_TEST(writer_flush)
+{
+	for (int threads = 0; threads <= 2; threads += 2) {
+		struct vms_writer_opts o = VMS_WRITER_OPTS_INIT;
+		uint8_t data[5000];
+		struct wr t;
+		struct stat st;
+		uint32_t d;
+		void *buf;
+		size_t room;
+		struct vms_stats ws;
+
+		tu_fill(data, sizeof(data), 3);
+		o.chunk_size = 8192;
+		o.threads = (uint32_t)threads;
+		wr_open_opts(&t, &o);
+		d = wr_dev(&t, "x");
+		ck_assert_int_eq(vms_writer_write(t.w, d, data, sizeof(data)), 0);
+		ck_assert_int_eq(vms_writer_flush(t.w), 0);
+		ws = wr_stats(&t);
+		ck_assert_uint_eq(ws.records, 2);          /* DEVICE_BEGIN, DATA of 5000 */
+		ck_assert_uint_eq(ws.raw_bytes, sizeof(data));
+		ck_assert_int_eq(fstat(t.fd, &st), 0);
+		/* wire_bytes counts the preamble and every record written */
+		ck_assert_uint_eq((uint64_t)st.st_size, ws.wire_bytes);
+		ck_assert_int_eq(vms_writer_acquire(t.w, d, &buf, &room), 0);
+		ck_assert_int_eq(vms_writer_flush(t.w), VMS_ESTATE);
+		ck_assert_int_eq(vms_writer_commit(t.w, d, 0), 0);
+		ck_assert_int_eq(vms_writer_end_device(t.w, d), 0);
+		ck_assert_int_eq(vms_writer_finish(t.w), 0);
+		ck_assert_int_eq(vms_writer_flush(t.w), VMS_ESTATE);
+		wr_close(&t);
+		wr_free(&t);
+	}
+}
+END_TEST
+
 /* vms_writer_write_ref: the stream is byte-identical to vms_writer_write()
  * (partial chunk before, whole chunks lent, tail after, zero chunks among
  * them), for every thread count, with and without a codec; done is called
@@ -1288,6 +1329,7 @@ static Suite *stream_suite(void)
 	tcase_add_test(tc, threads_same_bytes);
 	tcase_add_test(tc, write_ref_same_bytes);
 	tcase_add_test(tc, write_ref_misuse_and_free);
+	tcase_add_test(tc, writer_flush);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("api");

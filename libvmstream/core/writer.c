@@ -1249,15 +1249,17 @@ int vms_writer_acquire(struct vms_writer *w, uint32_t device, void **buf, size_t
 		return err;
 	if (d->acquired)
 		return vms_fail(VMS_ESTATE, "device %u already has a chunk buffer acquired", device);
+	/* d->cur is looked at and taken under prod_mu: until d is marked
+	 * acquired, another device's producer may flush it (limit_pending). */
+	pthread_mutex_lock(&w->prod_mu);
 	if (!d->cur) {
 		struct wjob *j;
 
-		pthread_mutex_lock(&w->prod_mu);
 		err = limit_pending_locked(w, d);
 		pthread_mutex_unlock(&w->prod_mu);
 		if (err)
 			return err;
-		j = job_acquire(w);
+		j = job_acquire(w); /* may wait for a free job: not under the lock */
 		if (!j)
 			return wcheck(w);
 		j->type = VMS_REC_DATA;
@@ -1265,9 +1267,9 @@ int vms_writer_acquire(struct vms_writer *w, uint32_t device, void **buf, size_t
 		j->offset = d->bytes;
 		j->len = 0;
 		XXH3_64bits_reset(j->hs);
+		pthread_mutex_lock(&w->prod_mu);
 		d->cur = j;
 	}
-	pthread_mutex_lock(&w->prod_mu);
 	d->stamp = ++w->stamp;
 	d->acquired = true;
 	*buf = d->cur->raw + d->cur->len;
@@ -1334,6 +1336,7 @@ int vms_writer_write_ref(struct vms_writer *w, uint32_t device, const void *buf,
 	const uint8_t *p = buf;
 	struct wdev *d = NULL;
 	struct wref *ref;
+	size_t fill;
 	int err;
 
 	if (!done)
@@ -1359,9 +1362,10 @@ int vms_writer_write_ref(struct vms_writer *w, uint32_t device, const void *buf,
 	ref->user = user;
 	/* Complete a partly filled chunk by copying, so that records fall on the
 	 * same boundaries as with vms_writer_write(): the stream is identical. */
-	if (d->cur && d->cur->len > 0) {
-		size_t fill = w->pre.chunk_cap - d->cur->len;
-
+	pthread_mutex_lock(&w->prod_mu);
+	fill = d->cur && d->cur->len > 0 ? w->pre.chunk_cap - d->cur->len : 0;
+	pthread_mutex_unlock(&w->prod_mu);
+	if (fill) {
 		err = vms_writer_write(w, device, p, fill);
 		p += fill;
 		len -= fill;
@@ -1369,19 +1373,28 @@ int vms_writer_write_ref(struct vms_writer *w, uint32_t device, const void *buf,
 	while (!err && len >= w->pre.chunk_cap) {
 		struct wjob *j;
 
-		if (!d->cur) {
-			pthread_mutex_lock(&w->prod_mu);
+		/* Take the device's pending chunk under the lock (another device's
+		 * producer may flush it otherwise): an empty one is reused; a
+		 * partial one (flushed and refilled by a concurrent producer
+		 * between the fill above and here) goes out as it is. */
+		pthread_mutex_lock(&w->prod_mu);
+		j = d->cur;
+		d->cur = NULL;
+		if (j && j->len > 0) {
+			err = job_submit_locked(w, j);
+			j = NULL;
+		}
+		if (!err && !j)
 			err = limit_pending_locked(w, d);
-			pthread_mutex_unlock(&w->prod_mu);
-			if (err)
-				break;
+		pthread_mutex_unlock(&w->prod_mu);
+		if (err)
+			break;
+		if (!j) {
 			j = job_acquire(w);
 			if (!j) {
 				err = wcheck(w);
 				break;
 			}
-		} else {
-			j = d->cur; /* an empty chunk (nothing committed yet) */
 		}
 		j->type = VMS_REC_DATA;
 		j->device = device;
@@ -1393,7 +1406,6 @@ int vms_writer_write_ref(struct vms_writer *w, uint32_t device, const void *buf,
 		XXH3_64bits_reset(j->hs);
 		vms_hash2_update(d->dg, j->hs, p, j->len);
 		pthread_mutex_lock(&w->prod_mu);
-		d->cur = NULL;
 		d->stamp = ++w->stamp;
 		d->bytes += j->len;
 		w->raw_total += j->len;
@@ -1407,6 +1419,27 @@ int vms_writer_write_ref(struct vms_writer *w, uint32_t device, const void *buf,
 		err = vms_writer_write(w, device, p, len);
 	ref_put(ref);
 	return err;
+}
+
+int vms_writer_flush(struct vms_writer *w)
+{
+	uint64_t pos;
+	int err = wcheck(w);
+
+	if (err)
+		return err;
+	if (w->finished)
+		return vms_fail(VMS_ESTATE, "cannot flush after the stream finished");
+	pthread_mutex_lock(&w->prod_mu);
+	err = flush_all_locked(w);
+	pos = vms_ring_head(&w->ring);
+	pthread_mutex_unlock(&w->prod_mu);
+	if (err)
+		return err;
+	/* released = written (or dropped after a failure, reported below) */
+	if (!vms_ring_wait_tail(&w->ring, pos))
+		return wcheck(w) ? wcheck(w) : wfail(w, VMS_ECANCELED, "writer stopped");
+	return wcheck(w);
 }
 
 int vms_writer_phase(struct vms_writer *w, uint32_t phase, uint32_t round)

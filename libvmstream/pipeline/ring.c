@@ -57,6 +57,7 @@ int vms_ring_init(struct vms_ring *r, unsigned n, void **jobs, unsigned nthreads
 	pthread_cond_init(&r->cv_work, NULL);
 	pthread_cond_init(&r->cv_done, NULL);
 	pthread_cond_init(&r->cv_free, NULL);
+	pthread_cond_init(&r->cv_tail, NULL);
 	return 0;
 }
 
@@ -115,6 +116,7 @@ void vms_ring_stop(struct vms_ring *r)
 	pthread_cond_broadcast(&r->cv_work);
 	pthread_cond_broadcast(&r->cv_done);
 	pthread_cond_broadcast(&r->cv_free);
+	pthread_cond_broadcast(&r->cv_tail);
 	pthread_mutex_unlock(&r->mu);
 }
 
@@ -131,6 +133,7 @@ void vms_ring_destroy(struct vms_ring *r)
 	pthread_cond_destroy(&r->cv_work);
 	pthread_cond_destroy(&r->cv_done);
 	pthread_cond_destroy(&r->cv_free);
+	pthread_cond_destroy(&r->cv_tail);
 	free(r->state);
 	free(r->freelist);
 	free(r->order);
@@ -297,5 +300,31 @@ void vms_ring_release(struct vms_ring *r)
 	r->freelist[r->nfree++] = j;
 	r->tail++;
 	pthread_cond_signal(&r->cv_free);
+	if (r->tail_waiters)
+		pthread_cond_broadcast(&r->cv_tail);
 	pthread_mutex_unlock(&r->mu);
+}
+
+uint64_t vms_ring_head(struct vms_ring *r)
+{
+	uint64_t h;
+
+	pthread_mutex_lock(&r->mu);
+	h = r->head;
+	pthread_mutex_unlock(&r->mu);
+	return h;
+}
+
+bool vms_ring_wait_tail(struct vms_ring *r, uint64_t pos)
+{
+	bool ok;
+
+	pthread_mutex_lock(&r->mu);
+	r->tail_waiters++;
+	while (r->tail < pos && !r->stop)
+		pthread_cond_wait(&r->cv_tail, &r->mu);
+	r->tail_waiters--;
+	ok = r->tail >= pos;
+	pthread_mutex_unlock(&r->mu);
+	return ok;
 }

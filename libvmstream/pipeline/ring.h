@@ -23,6 +23,8 @@ struct vms_ring {
 	pthread_cond_t cv_work;  /* workers: a job was queued / stop */
 	pthread_cond_t cv_done;  /* consumer: a job finished */
 	pthread_cond_t cv_free;  /* producers: a job was freed */
+	pthread_cond_t cv_tail;  /* vms_ring_wait_tail(): the tail moved */
+	unsigned tail_waiters;
 	unsigned n;
 	void **jobs;        /* the n jobs */
 	uint8_t *state;     /* per job */
@@ -81,6 +83,11 @@ void *vms_ring_peek_index(struct vms_ring *r, uint64_t idx);
 void *vms_ring_wait_index(struct vms_ring *r, uint64_t idx);
 /* Position of the oldest unreleased job. */
 uint64_t vms_ring_tail(struct vms_ring *r);
+/* Position the next submission will get (= jobs submitted so far). */
+uint64_t vms_ring_head(struct vms_ring *r);
+/* Wait until every job before position pos has been released; false if the
+ * ring was stopped first. */
+bool vms_ring_wait_tail(struct vms_ring *r, uint64_t pos);
 /* Consumer: release the oldest job back to the free list. */
 void vms_ring_release(struct vms_ring *r);
 
