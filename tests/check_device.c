@@ -1723,13 +1723,18 @@ START_TEST(test_sim_precopy)
 	struct vms_device *s = sim("src", "size=65608,dirty=8K,seed=5,profile=random");
 	struct vms_device *d;
 	struct img all = { 0 }, again = { 0 };
-	uint64_t i, y;
+	uint64_t i, y, sz;
 	size_t at;
 
+	ck_assert_int_eq(vms_device_stop_copy_size(s, &sz), 0);
+	ck_assert_uint_eq(sz, 65608); /* no session: the full image */
 	ck_assert_int_eq(vms_device_set_state(s, S_PC), 0);
 	ck_assert_int_eq(vms_device_precopy_info(s, &i, &y), 0);
 	ck_assert_uint_eq(i, 65608);
 	ck_assert_uint_eq(y, 0);
+	/* stop-copy would read the unread initial image, then the full one */
+	ck_assert_int_eq(vms_device_stop_copy_size(s, &sz), 0);
+	ck_assert_uint_eq(sz, 2 * 65608);
 	sim_drain(s, &all, 5000, true);
 	ck_assert_uint_eq(all.n, 65608);
 	ck_assert_mem_eq(all.p, VMS_SIM_MAGIC, 8);
@@ -1747,11 +1752,22 @@ START_TEST(test_sim_precopy)
 	ck_assert_uint_eq(all.n - at, VMS_SIM_OVERHEAD + 2 * (8 + 4096));
 	ck_assert_int_eq(vms_device_precopy_info(s, &i, &y), 0); /* round 2 */
 	sim_drain(s, &all, 65536, true);
-	/* PRE_COPY -> STOP_COPY (via PRE_COPY_P2P): the whole image, then EOF. */
+	ck_assert_int_eq(vms_device_precopy_info(s, &i, &y), 0); /* round 3, staged */
+	ck_assert_uint_eq(y, VMS_SIM_OVERHEAD + 2 * (8 + 4096));
+	/* The estimate counts the staged delta nobody read yet. */
+	ck_assert_int_eq(vms_device_stop_copy_size(s, &sz), 0);
+	ck_assert_uint_eq(sz, 65608 + y);
+	/* PRE_COPY -> STOP_COPY (via PRE_COPY_P2P): the rest of the staged
+	 * delta, the whole image, then EOF: exactly the estimate. */
 	ck_assert_int_eq(vms_device_set_state(s, S_SC), 0);
+	ck_assert_int_eq(vms_device_stop_copy_size(s, &sz), 0);
+	ck_assert_uint_eq(sz, 65608 + y);
 	at = all.n;
 	sim_drain(s, &all, 4096, false);
-	ck_assert_uint_eq(all.n - at, 65608);
+	ck_assert_uint_eq(all.n - at, sz);
+	ck_assert_int_eq(vms_device_stop_copy_size(s, &sz), 0);
+	ck_assert_uint_eq(sz, 0); /* nothing left */
+	at = all.n - 65608;
 	ck_assert_int_eq(vms_device_read(s, all.p, 1), 0);
 	ck_assert_int_eq(vms_device_set_state(s, S_R), 0);
 
@@ -2218,6 +2234,179 @@ START_TEST(test_sim_arcs)
 }
 END_TEST
 
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+/* Threads of this process (check runs each test in its own process). The
+ * first call starts and joins a thread, so that a runtime's own helper
+ * (ThreadSanitizer's) already exists when the counting starts. */
+static int nthreads(void)
+{
+	static bool warm;
+	char line[256];
+	int n = -1;
+	FILE *f;
+
+	if (!warm) {
+		pthread_t t;
+
+		ck_assert_int_eq(pthread_create(&t, NULL, nothing, NULL), 0);
+		pthread_join(t, NULL);
+		warm = true;
+	}
+	f = fopen("/proc/self/status", "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Threads: %d", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+/* A data session costs a pipe, not a thread: small devices (all their
+ * segments fit the pipe) never start one; a big device starts one thread
+ * for its first session and every later session, saving or loading,
+ * reuses it. */
+START_TEST(test_sim_session_threads)
+{
+	int base = nthreads();
+	struct vms_device *s = sim("small", "size=32K,dirty=4K");
+	struct vms_device *b = sim("big", "size=33K,dirty=4K,profile=random");
+	struct img m = { 0 };
+	uint64_t i, y;
+
+	for (int k = 0; k < 3; k++) {
+		ck_assert_int_eq(vms_device_set_state(s, S_PC), 0);
+		ck_assert_int_ge(vms_device_data_fd(s), 0);
+		sim_drain(s, &m, 7000, true);
+		ck_assert_int_eq(vms_device_precopy_info(s, &i, &y), 0);
+		ck_assert_uint_eq(y, VMS_SIM_OVERHEAD + 8 + 4096);
+		ck_assert_int_eq(vms_device_set_state(s, S_SC), 0);
+		sim_drain(s, &m, 7000, false);
+		ck_assert_int_eq(vms_device_set_state(s, S_R), 0);
+		ck_assert_int_eq(nthreads(), base);
+	}
+	ck_assert_int_eq(vms_device_set_state(b, S_SC), 0);
+	ck_assert_int_eq(nthreads(), base + 1);
+	m.n = 0;
+	sim_drain(b, &m, 5000, false);
+	ck_assert_uint_eq(m.n, 33u << 10);
+	ck_assert_int_eq(vms_device_set_state(b, S_R), 0);
+	for (int k = 0; k < 3; k++) {
+		struct img again = { 0 };
+
+		ck_assert_int_eq(vms_device_set_state(b, S_SC), 0);
+		sim_drain(b, &again, 3000, false);
+		ck_assert_uint_eq(again.n, m.n);
+		ck_assert_mem_eq(again.p, m.p, m.n);
+		ck_assert_int_eq(vms_device_set_state(b, S_R), 0);
+		free(again.p);
+		/* and loading it back, validated by the same thread */
+		ck_assert_int_eq(sim_load(b, m.p, m.n, S_R), 0);
+		ck_assert_int_eq(nthreads(), base + 1);
+	}
+	vms_device_free(b);
+	ck_assert_int_eq(nthreads(), base);
+	vms_device_free(s);
+	free(m.p);
+}
+END_TEST
+
+/* The producer hands full buffers to the pipe by reference (vmsplice) and
+ * refills a buffer only once the pipe has given all its bytes away: a slow
+ * reader of odd-sized pieces, across many turns of the buffer ring, gets an
+ * image that validates byte for byte. */
+START_TEST(test_sim_big_image)
+{
+	const char *spec = "size=24M,profile=mixed,seed=21";
+	struct vms_device *s = sim("src", spec), *d;
+	uint8_t *buf = tu_xmalloc(1 << 20);
+	size_t got = 0;
+	long n;
+	uint64_t sz;
+
+	ck_assert_int_eq(vms_device_set_state(s, S_SC), 0);
+	d = sim("dst", spec);
+	ck_assert_int_eq(vms_device_set_state(d, S_RS), 0);
+	for (unsigned k = 0; (n = vms_device_read(s, buf, 1 + (k * 7919u) % (1u << 20))) > 0;
+	     k++) {
+		ck_assert_int_eq(vms_device_write(d, buf, (size_t)n), n);
+		got += (size_t)n;
+		if (k % 64 == 0) { /* the pipe runs full meanwhile */
+			struct timespec ts = { 0, 2000000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+	ck_assert_int_eq(n, 0);
+	ck_assert_uint_eq(got, 24u << 20);
+	ck_assert_int_eq(vms_device_stop_copy_size(s, &sz), 0);
+	ck_assert_uint_eq(sz, 0);
+	ck_assert_int_eq(vms_device_set_state(d, S_S), 0);
+	vms_device_free(d);
+	vms_device_free(s);
+	free(buf);
+}
+END_TEST
+
+/* A small device's load waits in the pipe and is validated at STOP; a load
+ * that outgrows the pipe (precopy rounds) is handed to the device's thread
+ * on the way, and both verdicts are the same as before. */
+START_TEST(test_sim_load_handover)
+{
+	const char *spec = "size=32K,profile=random,dirty=32K,seed=4";
+	struct vms_device *s = sim("src", spec), *d = sim("dst", spec);
+	struct img m = { 0 };
+	uint64_t i, y;
+	int base;
+
+	ck_assert_int_eq(vms_device_set_state(s, S_PC), 0);
+	for (int r = 0; r < 4; r++) {
+		sim_drain(s, &m, 10000, true);
+		ck_assert_int_eq(vms_device_precopy_info(s, &i, &y), 0);
+	}
+	ck_assert_int_eq(vms_device_set_state(s, S_SC), 0);
+	sim_drain(s, &m, 10000, false);
+	ck_assert_uint_gt(m.n, 4 * (32u << 10));
+	vms_device_free(s); /* (its last delta and image did not fit the pipe at once) */
+	base = nthreads();
+	/* the last image alone fits the pipe: no thread */
+	ck_assert_int_eq(sim_load(d, m.p + m.n - (32u << 10), 32u << 10, S_S), 0);
+	ck_assert_int_eq(nthreads(), base);
+	ck_assert_int_eq(vms_device_reset(d), 0);
+	/* the whole stream does not: the thread takes over */
+	ck_assert_int_eq(sim_load(d, m.p, m.n, S_S), 0);
+	ck_assert_int_eq(nthreads(), base + 1);
+	ck_assert_int_eq(vms_device_reset(d), 0);
+	m.p[m.n - 100] ^= 1;
+	expect_rejected(d, m.p, m.n, "content differs");
+	m.p[m.n - 100] ^= 1;
+	m.p[100] ^= 1;
+	expect_rejected(d, m.p, m.n, "content differs");
+	vms_device_free(d);
+	free(m.p);
+}
+END_TEST
+
+/* Version 2 images (random blocks from the pool) are not version 1's. */
+START_TEST(test_sim_version)
+{
+	struct img m = sim_image("size=4K,profile=random", 4096);
+	struct vms_device *d = sim("dst", "size=4K,profile=random");
+	uint64_t h;
+
+	ck_assert_uint_eq(m.p[8], 2);
+	m.p[8] = 1;
+	h = tu_xxh3(m.p, 56);
+	memcpy(m.p + 56, &h, 8);
+	expect_rejected(d, m.p, m.n, "unsupported sim image version 1");
+	vms_device_free(d);
+	free(m.p);
+}
+END_TEST
+
 /* ===========================================================================
  * 8. mem and fd devices.
  * ======================================================================== */
@@ -2398,6 +2587,10 @@ static Suite *device_suite(void)
 	tcase_add_test(tc, test_sim_data_fd);
 	tcase_add_test(tc, test_sim_walks);
 	tcase_add_test(tc, test_sim_arcs);
+	tcase_add_test(tc, test_sim_session_threads);
+	tcase_add_test(tc, test_sim_big_image);
+	tcase_add_test(tc, test_sim_load_handover);
+	tcase_add_test(tc, test_sim_version);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("blob");

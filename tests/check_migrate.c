@@ -38,6 +38,9 @@ struct dest_arg {
 
 static uint8_t psk[VMS_KEY_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8 };
 static int vm_stopped, vm_resumed, rounds_seen;
+/* the source's writer, and what it had written when the VM was stopped */
+static struct vms_writer *cur_w;
+static struct vms_stats at_stop;
 
 static void open_side(struct side *s)
 {
@@ -76,6 +79,9 @@ static int stop_vm(void *u)
 {
 	(void)u;
 	vm_stopped++;
+	at_stop.size = sizeof(at_stop);
+	if (cur_w)
+		ck_assert_int_eq(vms_writer_stats(cur_w, &at_stop), 0);
 	return 0;
 }
 
@@ -134,7 +140,10 @@ static int run(struct side *src, struct side *dst, vms_round_fn on_round)
 	mo.on_round = on_round;
 	mo.stop_vm = stop_vm;
 	mo.resume_vm = resume_vm;
+	cur_w = w;
+	memset(&at_stop, 0, sizeof(at_stop));
 	err = vms_migrate_send(w, src->devs, src->n, &mo, &src->rep);
+	cur_w = NULL;
 	src->err = err;
 	snprintf(src->msg, sizeof(src->msg), "%s", vms_last_error());
 	vms_writer_free(w);
@@ -193,6 +202,20 @@ START_TEST(precopy_six_devices)
 	/* the big device had precopy data in every round */
 	ck_assert_uint_gt(src.dr[0].precopy_bytes, 8u << 20);
 	ck_assert(src.rep.est_downtime_ms > 0);
+	{
+		uint64_t pre = 0;
+
+		for (unsigned i = 0; i < 6; i++) {
+			/* the estimate at switchover counted the staged delta:
+			 * exactly what stop-copy read */
+			ck_assert_uint_eq(src.dr[i].est_stop_copy_bytes, src.dr[i].stopcopy_bytes);
+			pre += src.dr[i].precopy_bytes;
+		}
+		/* before the VM stopped, everything queued was written: every
+		 * precopy byte, the 6 DEVICE_BEGIN and 4 PHASE records */
+		ck_assert_uint_eq(at_stop.raw_bytes, pre);
+		ck_assert_uint_ge(at_stop.records, 6 + 3 + 1);
+	}
 }
 END_TEST
 
@@ -203,7 +226,8 @@ START_TEST(source_read_fault)
 	devices(&src, ",fault=read", "");
 	devices(&dst, "", "");
 	ck_assert_int_eq(run(&src, &dst, switch_after_3), VMS_EDEVIO);
-	ck_assert_ptr_nonnull(strstr(src.msg, "gpu0"));
+	/* the device's message, naming it once */
+	ck_assert_str_eq(src.msg, "device 'gpu0': sim: simulated read fault (fault=read, read #1)");
 	/* the stream was aborted: the destination reports the peer's abort
 	 * and resets what it was loading */
 	ck_assert_int_eq(dst.err, VMS_EPEERABORT);
@@ -227,7 +251,9 @@ START_TEST(destination_resume_fault)
 	ck_assert_ptr_nonnull(strstr(src.msg, "hisi0"));
 	ck_assert_ptr_nonnull(strstr(src.msg, "VMS_EDEVIO"));
 	ck_assert_int_eq(dst.err, VMS_EDEVIO);
-	ck_assert_ptr_nonnull(strstr(dst.msg, "hisi0"));
+	ck_assert_str_eq(dst.msg, "device 'hisi0' rejected its state: image rejected at RESUMING -> "
+				  "STOP: simulated fault (fault=resume) (RESUMING -> STOP; device now "
+				  "in ERROR: reset it with vms_device_reset())");
 	ck_assert_int_eq(vm_stopped, 1);
 	ck_assert_int_eq(vm_resumed, 1);
 	for (unsigned i = 0; i < 6; i++) {
@@ -303,6 +329,282 @@ START_TEST(through_a_file)
 }
 END_TEST
 
+/* ---- a spy in front of a sim device: the arcs every device takes, in the
+ * order they happen across the stop-copy threads; optionally one arc fails */
+
+#define LOGMAX 256
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct { int dev; uint32_t state; } arclog[LOGMAX];
+static int nlog;
+
+struct spy {
+	struct vms_device *inner;
+	int idx;
+	uint32_t fail_to; /* this arc fails (0 = none) */
+};
+
+static int spy_caps(void *impl, uint32_t *caps)
+{
+	return vms_device_caps(((struct spy *)impl)->inner, caps);
+}
+
+static int spy_set_state(void *impl, uint32_t state)
+{
+	struct spy *sp = impl;
+
+	pthread_mutex_lock(&log_mu);
+	if (nlog < LOGMAX) {
+		arclog[nlog].dev = sp->idx;
+		arclog[nlog++].state = state;
+	}
+	pthread_mutex_unlock(&log_mu);
+	if (sp->fail_to && state == sp->fail_to)
+		return VMS_EDEVIO;
+	return vms_device_set_state(sp->inner, state);
+}
+
+static int spy_precopy_info(void *impl, uint64_t *i, uint64_t *d)
+{
+	return vms_device_precopy_info(((struct spy *)impl)->inner, i, d);
+}
+
+static int spy_size(void *impl, uint64_t *b)
+{
+	return vms_device_stop_copy_size(((struct spy *)impl)->inner, b);
+}
+
+static long spy_read(void *impl, void *buf, size_t len)
+{
+	return vms_device_read(((struct spy *)impl)->inner, buf, len);
+}
+
+static int spy_reset(void *impl)
+{
+	return vms_device_reset(((struct spy *)impl)->inner);
+}
+
+static const struct vms_device_ops spy_ops = {
+	.size = sizeof(struct vms_device_ops),
+	.caps = spy_caps,
+	.set_state = spy_set_state,
+	.precopy_info = spy_precopy_info,
+	.stop_copy_size = spy_size,
+	.read = spy_read,
+	.reset = spy_reset,
+};
+
+/* Source: 6 spied sim devices (p2p=1) into a memfd stream. */
+static int spied_send(struct side *src, struct spy *sp, uint32_t flags, int *fd)
+{
+	struct vms_writer_opts wo = VMS_WRITER_OPTS_INIT;
+	struct vms_migrate_opts mo = VMS_MIGRATE_OPTS_INIT;
+	struct vms_device *outer[MAXDEV];
+	struct vms_writer *w;
+	int err;
+
+	open_side(src);
+	for (unsigned i = 0; i < src->n; i++) {
+		sp[i].inner = src->devs[i];
+		sp[i].idx = (int)i;
+		ck_assert_int_eq(vms_device_new(&outer[i], src->names[i], VMS_DEVKIND_VFIO, &spy_ops,
+						&sp[i]), 0);
+	}
+	*fd = memfd_create("stream", 0);
+	ck_assert_int_ge(*fd, 0);
+	wo.threads = 2;
+	mo.flags = flags;
+	mo.max_rounds = 2;
+	mo.downtime_limit_ms = 1e-9; /* never: all rounds */
+	mo.stop_vm = stop_vm;
+	mo.resume_vm = resume_vm;
+	vm_stopped = vm_resumed = 0;
+	nlog = 0;
+	ck_assert_int_eq(vms_writer_open_fd(&w, *fd, &wo), 0);
+	err = vms_migrate_send(w, outer, src->n, &mo, &src->rep);
+	snprintf(src->msg, sizeof(src->msg), "%s", vms_last_error());
+	vms_writer_free(w);
+	for (unsigned i = 0; i < src->n; i++) {
+		vms_device_state(outer[i], &src->state_after[i]);
+		vms_device_free(outer[i]);
+	}
+	close_side(src);
+	return err;
+}
+
+/* Switchover: every device stops peer-to-peer DMA (RUNNING_P2P or
+ * PRE_COPY_P2P) before any device stops; STOP_COPY itself happens in the
+ * stop-copy threads. */
+START_TEST(p2p_quiesce_first)
+{
+	struct side src = { 0 };
+	struct spy sp[MAXDEV] = { 0 };
+	int fd, first_stop = -1, last_p2p = -1, p2p = 0, sc = 0;
+
+	devices(&src, "", ",precopy=0");
+	ck_assert_int_eq(spied_send(&src, sp, 0, &fd), 0);
+	for (int k = 0; k < nlog; k++) {
+		uint32_t st = arclog[k].state;
+
+		if (st == VMS_DEV_RUNNING_P2P || st == VMS_DEV_PRE_COPY_P2P) {
+			last_p2p = k;
+			p2p++;
+		}
+		if ((st == VMS_DEV_STOP || st == VMS_DEV_STOP_COPY) && first_stop < 0)
+			first_stop = k;
+		sc += st == VMS_DEV_STOP_COPY;
+	}
+	ck_assert_int_eq(p2p, 6);
+	ck_assert_int_eq(sc, 6);
+	ck_assert_int_lt(last_p2p, first_stop);
+	for (unsigned i = 0; i < 6; i++)
+		ck_assert_uint_eq(src.state_after[i], VMS_DEV_STOP);
+	close(fd);
+}
+END_TEST
+
+/* A device whose STOP_COPY arc fails in a stop-copy thread: one message
+ * naming it once, the stream aborted, every source device running again
+ * and the VM resumed. */
+START_TEST(stop_copy_arc_fails)
+{
+	struct side src = { 0 };
+	struct spy sp[MAXDEV] = { 0 };
+	int fd;
+
+	devices(&src, "", "");
+	sp[2].fail_to = VMS_DEV_STOP_COPY; /* qat1 */
+	ck_assert_int_eq(spied_send(&src, sp, VMS_MIGRATE_F_NO_PRECOPY, &fd), VMS_EDEVIO);
+	ck_assert_str_eq(src.msg, "device 'qat1': state change failed: device "
+				  "error (STOP -> STOP_COPY; device now in ERROR: reset it with "
+				  "vms_device_reset())");
+	ck_assert_int_eq(vm_stopped, 1);
+	ck_assert_int_eq(vm_resumed, 1);
+	ck_assert_int_eq(src.dr[2].result, VMS_EDEVIO);
+	for (unsigned i = 0; i < 6; i++)
+		ck_assert_uint_eq(src.state_after[i], VMS_DEV_RUNNING);
+	close(fd);
+}
+END_TEST
+
+/* ---- destination matching: all by name, or all by position ---- */
+
+static int stream_fd = -1;
+
+/* A stop-copy-only stream of the six devices, once per test process. */
+static void make_stream(void)
+{
+	struct side src = { 0 };
+	struct vms_writer_opts wo = VMS_WRITER_OPTS_INIT;
+	struct vms_migrate_opts mo = VMS_MIGRATE_OPTS_INIT;
+	struct vms_writer *w;
+
+	devices(&src, "", "");
+	open_side(&src);
+	stream_fd = memfd_create("snap", 0);
+	ck_assert_int_ge(stream_fd, 0);
+	wo.threads = 0;
+	mo.flags = VMS_MIGRATE_F_NO_PRECOPY;
+	ck_assert_int_eq(vms_writer_open_fd(&w, stream_fd, &wo), 0);
+	ck_assert_int_eq(vms_migrate_send(w, src.devs, src.n, &mo, &src.rep), 0);
+	vms_writer_free(w);
+	close_side(&src);
+}
+
+/* Load the stream into destination devices named `names` (space
+ * separated) whose specs are the stream's devices' in `order` (indices). */
+static int load_named(const char *names, const unsigned *order, unsigned n, struct side *dst,
+		      char *msg, size_t msglen)
+{
+	struct side all = { 0 };
+	static char namebuf[MAXDEV][32];
+	struct vms_reader *r;
+	const char *p = names;
+	int err;
+
+	if (stream_fd < 0)
+		make_stream();
+	devices(&all, "", "");
+	memset(dst, 0, sizeof(*dst));
+	dst->n = n;
+	for (unsigned i = 0; i < n; i++) {
+		int len;
+
+		ck_assert_int_eq(sscanf(p, "%31s%n", namebuf[i], &len), 1);
+		p += len;
+		memcpy(dst->specbuf[i], all.specbuf[order[i]], sizeof(dst->specbuf[i]));
+		dst->specs[i] = dst->specbuf[i];
+		dst->names[i] = namebuf[i];
+	}
+	open_side(dst);
+	ck_assert_int_eq((int)lseek(stream_fd, 0, SEEK_SET), 0);
+	ck_assert_int_eq(vms_reader_open_fd(&r, stream_fd, NULL), 0);
+	err = vms_migrate_recv(r, dst->devs, dst->n, NULL, &dst->rep);
+	snprintf(msg, msglen, "%s", vms_last_error());
+	vms_reader_free(r);
+	close_side(dst);
+	return err;
+}
+
+START_TEST(match_by_name_or_position)
+{
+	static const unsigned same[] = { 0, 1, 2, 3, 4, 5 }, shuffled[] = { 5, 3, 0, 2, 1, 4 };
+	struct side dst;
+	char msg[512];
+
+	/* by name, in another order */
+	ck_assert_int_eq(load_named("hisi0 qat2 gpu0 qat1 qat0 qat3", shuffled, 6, &dst, msg,
+				    sizeof(msg)), 0);
+	for (unsigned i = 0; i < 6; i++)
+		ck_assert_uint_eq(dst.state_after[i], VMS_DEV_STOP);
+	/* by position: no destination device carries a stream device's name */
+	ck_assert_int_eq(load_named("a b c d e f", same, 6, &dst, msg, sizeof(msg)), 0);
+	for (unsigned i = 0; i < 6; i++)
+		ck_assert_uint_eq(dst.state_after[i], VMS_DEV_STOP);
+	/* by position, with a name that agrees at its own position */
+	ck_assert_int_eq(load_named("a qat0 c d e f", same, 6, &dst, msg, sizeof(msg)), 0);
+}
+END_TEST
+
+START_TEST(match_mismatches)
+{
+	static const unsigned same[] = { 0, 1, 2, 3, 4, 5 };
+	struct side dst;
+	char msg[512];
+
+	/* Names that partly match: once "gpu0" matched no name the stream goes
+	 * by position, and then "qat0" would land on "b" while a destination
+	 * device is named "qat0" (the old rule loaded it into that one, and
+	 * "qat1" by position into "c"). */
+	ck_assert_int_eq(load_named("a b c d e qat0", same, 6, &dst, msg, sizeof(msg)),
+			 VMS_EDEVICE);
+	ck_assert_str_eq(msg, "stream device 1 \"qat0\" would go by position to destination "
+			      "device 1 \"b\", but destination device 5 is named \"qat0\" "
+			      "(devices are matched by position, as the first stream device "
+			      "\"gpu0\" matched no name: name the devices alike on both sides, "
+			      "or not at all)");
+	/* none of the devices stays half loaded */
+	for (unsigned i = 0; i < 6; i++)
+		ck_assert_uint_ne(dst.state_after[i], VMS_DEV_RESUMING);
+	/* by name, one missing */
+	ck_assert_int_eq(load_named("gpu0 qat0 qat1 qat2 qat3 other", same, 6, &dst, msg,
+				    sizeof(msg)), VMS_EDEVICE);
+	ck_assert_str_eq(msg, "stream device 5 \"hisi0\" matches no destination device (devices "
+			      "are matched by name, as the first stream device \"gpu0\" was; "
+			      "destination device 5 is \"other\")");
+	ck_assert_int_eq(load_named("gpu0 qat0 qat1 qat2 qat3", same, 5, &dst, msg, sizeof(msg)),
+			 VMS_EDEVICE);
+	ck_assert_str_eq(msg, "stream device 5 \"hisi0\" matches no destination device (devices "
+			      "are matched by name, as the first stream device \"gpu0\" was)");
+	/* by position, too few */
+	ck_assert_int_eq(load_named("a b c", same, 3, &dst, msg, sizeof(msg)), VMS_EDEVICE);
+	ck_assert_str_eq(msg, "stream device 3 \"qat2\" matches no destination device (devices "
+			      "are matched by position, as the first stream device \"gpu0\" "
+			      "matched no name; there are 3 destination devices)");
+	for (unsigned i = 0; i < 3; i++)
+		ck_assert_uint_ne(dst.state_after[i], VMS_DEV_RESUMING);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("migrate");
@@ -318,6 +620,10 @@ int main(void)
 	tcase_add_test(tc, cancel_in_precopy);
 	tcase_add_test(tc, destination_lacks_a_device);
 	tcase_add_test(tc, through_a_file);
+	tcase_add_test(tc, p2p_quiesce_first);
+	tcase_add_test(tc, stop_copy_arc_fails);
+	tcase_add_test(tc, match_by_name_or_position);
+	tcase_add_test(tc, match_mismatches);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -498,6 +498,16 @@ t_file_dest_faults() {
 	[ "$RRC" -eq 4 ] || { cat "$D/recv.err"; fail "missing device: exit $RRC, expected 4"; }
 	grep -q 'error: VMS_EDEVICE: .*"hisi0" matches no destination device' "$D/recv.err"
 	no_device_in RESUMING "$D/recv.json"
+	# names that partly match: "gpu0" matches none, so the devices go by
+	# position, where stream device "qat1" would land on dev2 while the
+	# last destination device is named qat1: refused, both named
+	NONAME=1 devices "$ALL"
+	DEVS[11]="sim:$(spec_of hisi0),name=qat1"
+	frecv "$D" "${DEVS[@]}"
+	[ "$RRC" -eq 4 ] || { cat "$D/recv.err"; fail "partly matching names: exit $RRC, expected 4"; }
+	grep -q 'error: VMS_EDEVICE: stream device 2 "qat1" would go by position to destination device 2 "dev2", but destination device 5 is named "qat1"' "$D/recv.err" ||
+		{ cat "$D/recv.err"; fail "partly matching names: message"; }
+	no_device_in RESUMING "$D/recv.json"
 	# a destination device the stream does not carry: loaded the rest, warned
 	devices "$ALL"
 	frecv "$D" "${DEVS[@]}" --device sim:size=4K,name=extra0
@@ -609,7 +619,7 @@ for PASS in ${VMS_E2E_DEVICE_PASSES-posix uring}; do
 	run "file: snapshot, zstd, restored twice in another order" t_file_ok
 	run "file: encrypted snapshot, --no-precopy, matched by position; no key -> 5" t_file_encrypted_no_precopy
 	run "file: fault=read on a source device -> 8, no snapshot left" t_file_source_read_fault
-	run "file: wrong seed / fault=resume -> 8, missing -> 4, extra -> warning" t_file_dest_faults
+	run "file: wrong seed / fault=resume -> 8, missing or partly matching names -> 4, extra -> warning" t_file_dest_faults
 done
 
 echo "e2e_device: $skipped skipped, $xfailed known library issues (XFAIL), $(($(date +%s) - T0)) s"

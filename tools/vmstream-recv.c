@@ -5,8 +5,8 @@
  * whole stream verified; on any failure there is no output file.
  *
  * Device mode (--device SPEC, repeatable): load the stream's devices into
- * VFIO or simulated devices with vms_migrate_recv() (matched by name, else
- * by order); each is validated (RESUMING -> STOP) only after its DEVICE_END
+ * VFIO or simulated devices with vms_migrate_recv() (all by name, or all by
+ * position when the first stream device's name is not a destination's); each is validated (RESUMING -> STOP) only after its DEVICE_END
  * verified, and the sender is told every device's result.
  */
 #define _GNU_SOURCE
@@ -52,7 +52,8 @@ static const struct vms_tool_opt recv_opts[] = {
 	  "load the stream's devices into devices instead of writing OUTPUT; "
 	  "repeatable. SPEC is vfio:PATH[,name=NAME] or sim:KEY=VALUE,... (as for "
 	  "vmstream-send; a sim must have the source's size, profile and seed). "
-	  "Matched by name, else by position" },
+	  "Matched all by name, or all by position when the first stream device's "
+	  "name is no destination device's; a partial match is refused (exit 4)" },
 	{ "key-file", required_argument, VMS_OPT_KEY_FILE, "FILE",
 	  "file mode: key of an encrypted stream (64 hex digits, mode 0600)" },
 	VMS_TOOL_OPT_THREADS,
@@ -766,8 +767,9 @@ int main(int argc, char **argv)
 			"Device mode (--device SPEC, repeatable, instead of OUTPUT): loads the\n"
 			"stream's devices (from vmstream-send --device) into VFIO or simulated\n"
 			"devices, SPEC as for vmstream-send (a sim destination needs the\n"
-			"source's size, profile and seed). Stream devices are matched by name,\n"
-			"else by position. Each device is written in RESUMING and validated\n"
+			"source's size, profile and seed). Stream devices are matched all by\n"
+			"name, or all by position when the first stream device's name is no\n"
+			"destination device's (a partial match is refused). Each device is written in RESUMING and validated\n"
 			"(RESUMING -> STOP) only after its DEVICE_END verified; on any failure\n"
 			"the devices being loaded are reset and the sender gets the reason.\n"
 			"A stream device without a destination device is VMS_EDEVICE (exit 4),\n"

@@ -861,7 +861,7 @@ int main(int argc, char **argv)
 			"      seed=1 precopy=1 p2p=1 fault=none|read|resume|slow fault_at=1\n"
 			"      slow=100M name=devN (defaults shown)\n"
 			"Names default to PATH's basename (vfio) or dev0, dev1, ... by position;\n"
-			"the receiver matches devices by name, else by position. After each\n"
+			"the receiver matches devices all by name, or all by position. After each\n"
 			"precopy round the tool switches over once the estimated downtime is at\n"
 			"most --downtime-limit or after --precopy-rounds rounds. There is no VM\n"
 			"here: where a VMM stops its vCPUs (switchover) and resumes them (a\n"

@@ -6,6 +6,16 @@
  * held back by a large one), and on the destination the load of each device
  * in offset order, validated (RESUMING -> STOP) only after its DEVICE_END
  * verified. One interface for all devices: nothing here knows a device type.
+ *
+ * Downtime: before the VM stops, everything queued (DEVICE_BEGIN records,
+ * precopy data) is written, so the destination's RESUMING arcs happen while
+ * the VM runs; after it stops, only the P2P quiescing arcs run one after
+ * another (the kernel's order: no device stops while another still issues
+ * peer-to-peer DMA), and each device's STOP_COPY arc is the first step of
+ * its stop-copy job, overlapping the other devices' data.
+ *
+ * Destination devices are matched all by name or all by position (see
+ * match_device()), never a mix.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -84,13 +94,15 @@ static long pump_device(struct vms_writer *w, struct sdev *s, uint64_t limit)
 		if (limit && room > limit - moved)
 			room = (size_t)(limit - moved);
 		r = vms_device_read(s->d, buf, room);
-		err = vms_writer_commit(w, s->idx, r > 0 ? (size_t)r : 0);
 		if (r < 0 && r != VMS_EAGAIN_DEV) {
+			/* the device's message names it already */
 			char m[VMS_MSG_MAX];
 
 			snprintf(m, sizeof(m), "%s", vms_last_error());
-			return vms_fail((int)r, "device %s: %s", vms_device_name(s->d), m);
+			vms_writer_commit(w, s->idx, 0);
+			return vms_fail_msg((int)r, m);
 		}
+		err = vms_writer_commit(w, s->idx, r > 0 ? (size_t)r : 0);
 		if (err)
 			return err;
 		if (r == VMS_EAGAIN_DEV || r == 0)
@@ -108,9 +120,12 @@ static void *stopcopy_main(void *p)
 
 	while (!atomic_load(&sc->err) && (k = atomic_fetch_add(&sc->next, 1)) < sc->n) {
 		struct sdev *s = &sc->devs[sc->order[k]];
-		long r = pump_device(sc->w, s, 0);
-		int err = r < 0 ? (int)r : 0;
+		/* The state change is part of the job: one device's (a driver
+		 * saving its state in the ioctl) overlaps the others' data. */
+		int err = vms_device_set_state(s->d, VMS_DEV_STOP_COPY);
+		long r = err ? err : pump_device(sc->w, s, 0);
 
+		err = r < 0 ? (int)r : 0;
 		if (!err) {
 			s->stop_bytes += (uint64_t)r;
 			err = vms_writer_end_device(sc->w, s->idx);
@@ -292,7 +307,13 @@ int vms_migrate_send(struct vms_writer *w, struct vms_device *const *devs, unsig
 			break;
 	}
 
-	/* Switchover. */
+	/* Switchover. Whatever is queued goes out while the VM still runs:
+	 * the destination takes its devices to RESUMING at DEVICE_BEGIN, not
+	 * in the downtime. */
+	if (!err)
+		err = vms_writer_phase(w, VMS_PHASE_SWITCHOVER, 0);
+	if (!err)
+		err = vms_writer_flush(w);
 	if (!err) {
 		if (!any_precopy) {
 			double rate = stream_rate(w);
@@ -310,17 +331,20 @@ int vms_migrate_send(struct vms_writer *w, struct vms_device *const *devs, unsig
 		vm_stopped = !err;
 		t_stop = vms_now_ns();
 	}
-	if (!err)
-		err = vms_writer_phase(w, VMS_PHASE_SWITCHOVER, 0);
+	/* Every P2P device stops initiating peer-to-peer DMA before any
+	 * device stops (RUNNING_P2P / PRE_COPY_P2P, the kernel's prescribed
+	 * order); STOP_COPY itself is each stop-copy worker's first step. */
 	for (unsigned i = 0; i < n && !err; i++) {
-		err = vms_device_set_state(sd[i].d, VMS_DEV_STOP_COPY);
-		if (err) {
-			char m[VMS_MSG_MAX];
+		uint32_t st;
 
-			snprintf(m, sizeof(m), "%s", vms_last_error());
-			err = vms_fail(err, "device %s: %s", vms_device_name(sd[i].d), m);
+		if (!(sd[i].caps & VMS_DEVCAP_P2P) || vms_device_state(sd[i].d, &st) != 0)
+			continue;
+		if (st == VMS_DEV_RUNNING)
+			err = vms_device_set_state(sd[i].d, VMS_DEV_RUNNING_P2P);
+		else if (st == VMS_DEV_PRE_COPY)
+			err = vms_device_set_state(sd[i].d, VMS_DEV_PRE_COPY_P2P);
+		if (err)
 			sd[i].err = err;
-		}
 	}
 	if (!err)
 		err = vms_writer_phase(w, VMS_PHASE_STOPCOPY, 0);
@@ -396,15 +420,68 @@ static int write_zeros(struct vms_device *d, uint64_t len)
 	return 0;
 }
 
-static int pick_device(struct vms_device *const *devs, unsigned n, const bool *used,
-		       const char *name, uint32_t index)
+/* How stream devices find their destination device: decided at the first
+ * DEVICE_BEGIN and kept for the whole stream, never mixed. */
+enum { MATCH_UNSET, MATCH_NAME, MATCH_POSITION };
+
+/* The destination device for stream device `index` named `name`, or a
+ * VMS_EDEVICE that names both sides. By name if the first stream device's
+ * name is a destination device's (then every stream device must find its
+ * name), else by position (then no stream device may carry the name of a
+ * destination device at another position: names that partly match are a
+ * mistake, not a hint). */
+static int match_device(struct vms_device *const *devs, unsigned n, const bool *used, int *mode,
+			char *first, const char *name, uint32_t index)
 {
-	for (unsigned i = 0; i < n; i++)
-		if (!used[i] && strcmp(vms_device_name(devs[i]), name) == 0)
-			return (int)i;
-	if (index < n && !used[index])
-		return (int)index;
-	return -1;
+	int named = -1;
+
+	for (unsigned i = 0; i < n && named < 0; i++)
+		if (strcmp(vms_device_name(devs[i]), name) == 0)
+			named = (int)i;
+	if (*mode == MATCH_UNSET) {
+		*mode = named >= 0 ? MATCH_NAME : MATCH_POSITION;
+		snprintf(first, VMS_NAME_MAX + 1, "%s", name);
+	}
+	if (*mode == MATCH_NAME) {
+		if (named >= 0 && !used[named])
+			return named;
+		if (named >= 0)
+			return vms_fail(VMS_EDEVICE, "stream device %u \"%s\": destination device "
+					"\"%s\" already took an earlier stream device of that name",
+					index, name, name);
+		if (index < n)
+			return vms_fail(VMS_EDEVICE, "stream device %u \"%s\" matches no destination "
+					"device (devices are matched by name, as the first stream "
+					"device \"%s\" was; destination device %u is \"%s\")",
+					index, name, first, index, vms_device_name(devs[index]));
+		return vms_fail(VMS_EDEVICE, "stream device %u \"%s\" matches no destination "
+				"device (devices are matched by name, as the first stream device "
+				"\"%s\" was)", index, name, first);
+	}
+	if (index >= n)
+		return vms_fail(VMS_EDEVICE, "stream device %u \"%s\" matches no destination device "
+				"(devices are matched by position, as the first stream device "
+				"\"%s\" matched no name; there are %u destination devices)",
+				index, name, first, n);
+	if (named >= 0 && named != (int)index)
+		return vms_fail(VMS_EDEVICE, "stream device %u \"%s\" would go by position to "
+				"destination device %u \"%s\", but destination device %d is named "
+				"\"%s\" (devices are matched by position, as the first stream device "
+				"\"%s\" matched no name: name the devices alike on both sides, or "
+				"not at all)", index, name, index, vms_device_name(devs[index]), named,
+				name, first);
+	return (int)index;
+}
+
+/* A device's message without its "device 'NAME': " (to put it in context). */
+static const char *without_prefix(const char *msg, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(msg, "device '", 8) == 0 && strncmp(msg + 8, name, n) == 0 &&
+	    strncmp(msg + 8 + n, "': ", 3) == 0)
+		return msg + 8 + n + 3;
+	return msg;
 }
 
 int vms_migrate_recv(struct vms_reader *r, struct vms_device *const *devs, unsigned n,
@@ -414,6 +491,8 @@ int vms_migrate_recv(struct vms_reader *r, struct vms_device *const *devs, unsig
 	struct rdev_map *map = NULL;
 	bool *used;
 	uint32_t nmap = 0, phase = VMS_PHASE_PRECOPY;
+	int mode = MATCH_UNSET;
+	char first[VMS_NAME_MAX + 1] = "";
 	uint64_t t0 = vms_now_ns();
 	struct vms_event ev;
 	char msg[VMS_MSG_MAX];
@@ -440,10 +519,9 @@ int vms_migrate_recv(struct vms_reader *r, struct vms_device *const *devs, unsig
 			map = nm;
 			m = &map[nmap++];
 			memset(m, 0, sizeof(*m));
-			slot = pick_device(devs, n, used, ev.u.begin.name, ev.device);
+			slot = match_device(devs, n, used, &mode, first, ev.u.begin.name, ev.device);
 			if (slot < 0) {
-				err = vms_fail(VMS_EDEVICE, "stream device %u \"%s\" matches no destination device",
-					       ev.device, ev.u.begin.name);
+				err = slot;
 				break;
 			}
 			used[slot] = true;
@@ -474,8 +552,9 @@ int vms_migrate_recv(struct vms_reader *r, struct vms_device *const *devs, unsig
 
 				snprintf(dm, sizeof(dm), "%s", vms_last_error());
 				vms_device_reset(m->d);
-				err = vms_fail(m->result, "device %s rejected its state: %s",
-					       vms_device_name(m->d), dm);
+				err = vms_fail(m->result, "device '%s' rejected its state: %s",
+					       vms_device_name(m->d),
+					       without_prefix(dm, vms_device_name(m->d)));
 			}
 			vms_reader_set_device_result(r, ev.device, m->result);
 			break;

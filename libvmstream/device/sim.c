@@ -2,35 +2,48 @@
 /*
  * Simulated device with the kernel's data_fd semantics.
  *
- * Why a pipe and a thread: the data session is a real file descriptor, a
- * pipe, with a producer thread behind it (saving) or a consumer thread
- * (loading), because that is what a VFIO data_fd is to its user: a stream,
- * not a file (pread/lseek fail with ESPIPE, no mmap), whose read() blocks
- * until the device has staged data and may return fewer bytes than asked,
- * and whose write() blocks while the device is busy digesting the previous
- * bytes. Code that is correct against the sim is thereby correct against
- * short reads, blocking and back-pressure, and an engine that wants to read
- * the fd itself (io_uring) can. A memfd would be positional and never block;
- * generating bytes inside read() would never block either.
+ * Why a pipe: the data session is a real file descriptor, a pipe, because
+ * that is what a VFIO data_fd is to its user: a stream, not a file
+ * (pread/lseek fail with ESPIPE, no mmap), whose read() blocks until the
+ * device has staged data and may return fewer bytes than asked, and whose
+ * write() blocks while the device is busy digesting the previous bytes. Code
+ * that is correct against the sim is thereby correct against short reads,
+ * blocking and back-pressure, and an engine that wants to read the fd itself
+ * (io_uring) can. A memfd would be positional and never block; generating
+ * bytes inside read() would never block either.
  *
- * Saving: the producer writes queued segments (see sim.h) into the pipe's
- * O_NONBLOCK write end, waiting in poll() with an eventfd that tears it down.
- * The reader counts what was queued and what it consumed: in PRE_COPY with
- * nothing left it returns VMS_EAGAIN_DEV at once (the ENOMSG of a driver)
- * instead of blocking; once STOP_COPY's final segment is written the
- * producer closes its end, so read() returns 0: the end of the state, from
- * the fd itself. Like drivers that refill only then, a new pre-copy round
- * (`dirty` bytes of changed blocks) is staged only when precopy_info is
- * called with everything read.
+ * Saving: queued segments (see sim.h) go into the pipe's O_NONBLOCK write
+ * end. A segment that fits the pipe (small devices: all of them) is
+ * generated and written at once by the caller of the state change that
+ * stages it, as a driver that saves its state during the arc ioctl; anything
+ * larger is streamed by the device's thread: it generates into one of a ring
+ * of page-aligned buffers (hashing each block while it is in L1) and
+ * vmsplice()s full buffers into the pipe (a buffer is refilled only once the
+ * pipe has given all its bytes to the reader: the ring holds more than the
+ * pipe), waiting in poll() with an eventfd that tears it down. The reader
+ * counts what was queued and what it consumed: in PRE_COPY with nothing left
+ * it returns VMS_EAGAIN_DEV at once (the ENOMSG of a driver) instead of
+ * blocking; once STOP_COPY's final segment is in the pipe its write end is
+ * closed, so read() returns 0: the end of the state, from the fd itself.
+ * Like drivers that refill only then, a new pre-copy round (`dirty` bytes of
+ * changed blocks) is staged only when precopy_info is called with
+ * everything read.
  *
- * Loading: write() goes into the pipe; the consumer thread validates the
- * stream as it arrives (every block regenerated and compared, checksums)
- * and the verdict is given at RESUMING -> STOP, as a driver does. A rejected
- * image puts the device in ERROR until reset.
+ * Loading: write() goes into the pipe. While everything written fits the
+ * pipe, the bytes wait there and the image is validated at RESUMING -> STOP
+ * by the caller (every block regenerated and compared, checksums); a bigger
+ * image is handed to the device's thread, which validates it as it arrives.
+ * Either way the verdict is given at RESUMING -> STOP, as a driver does, and
+ * a rejected image puts the device in ERROR until reset.
  *
- * Locking: `mu` guards the segment queue and the producer's progress. The
- * producer reads the block versions while it emits; the user thread changes
- * them only in a refill, which waits until the producer is idle, under `mu`.
+ * The device's thread is started when a session first needs it and serves
+ * every later session of the device, saving or loading, until the device is
+ * closed: a data session costs a pipe, not a thread.
+ *
+ * Locking: `mu` (per device) guards the segment queue, the thread's job and
+ * its progress. The thread reads the block versions while it emits; the user
+ * thread changes them only in a refill, which waits until every queued
+ * segment is emitted, under `mu`.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,6 +55,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include "core/error.h"
@@ -50,8 +66,13 @@
 #include "device/vfio.h"
 #include "hash/hash.h"
 
-#define EMIT_BUF (256u << 10)
+#define EMIT_BUF (256u << 10)   /* device thread: one buffer of its ring */
+#define RING_MAX 10u            /* buffers in the ring at most */
+#define INLINE_MAX (64u << 10)  /* segments up to this are emitted by the caller */
+#define INLINE_SIZE (32u << 10) /* devices up to this never need the thread */
 #define PIPE_SIZE (1u << 20)
+#define READ_MAX (256u << 10)   /* bytes per read() of the data fd */
+#define PAGE 4096u
 #define QMAX 8u
 #define SPEC_MAX 1024u
 #define SLOW_DEFAULT (100ull << 20)
@@ -305,18 +326,53 @@ static inline uint64_t get_le64(const uint8_t *p)
 	return v;
 }
 
+/* Random blocks: a window of a process-wide pool of random words (256 KiB,
+ * the same in every process: from a fixed seed), each word XORed with a
+ * per-block key; the window's start comes from the key too. As
+ * incompressible as the pool (an LZ match between two blocks would need
+ * their 64-bit keys to agree), at the speed of a copy from L2: the sim
+ * costs its reader little more than a real device would. */
+#define POOL_WORDS (32u << 10)
+typedef uint64_t u64x4 __attribute__((vector_size(32)));
+static uint64_t pool[POOL_WORDS];
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_init(void)
+{
+	uint64_t s = 0x5eed5eed5eed5eedull;
+
+	for (unsigned i = 0; i < POOL_WORDS; i++)
+		pool[i] = wyrand(&s);
+}
+
 static void fill_random(uint8_t *p, size_t n, uint64_t key)
 {
-	uint64_t s = key, r;
-	size_t i;
+	size_t words = (n + 7) / 8, i;
+	const uint64_t *src = pool + (size_t)(key % (POOL_WORDS - VMS_SIM_BLOCK / 8 + 1));
+	uint64_t k = mix64(key ^ 0x2545f4914f6cdd1dull), v;
 
-	for (i = 0; i + 8 <= n; i += 8) {
-		r = wyrand(&s);
-		memcpy(p + i, &r, 8);
+	u64x4 kv = { k, k, k, k };
+
+	pthread_once(&pool_once, pool_init);
+	if (words > VMS_SIM_BLOCK / 8) { /* callers pass blocks; stay correct anyway */
+		fill_random(p, VMS_SIM_BLOCK, key);
+		fill_random(p + VMS_SIM_BLOCK, n - VMS_SIM_BLOCK, mix64(key));
+		return;
+	}
+	for (i = 0; i + 32 <= n; i += 32) { /* the same words, 4 at a time */
+		u64x4 a;
+
+		memcpy(&a, src + i / 8, sizeof(a));
+		a ^= kv;
+		memcpy(p + i, &a, sizeof(a));
+	}
+	for (; i + 8 <= n; i += 8) {
+		v = src[i / 8] ^ k;
+		memcpy(p + i, &v, 8);
 	}
 	if (i < n) {
-		r = wyrand(&s);
-		memcpy(p + i, &r, n - i);
+		v = src[i / 8] ^ k;
+		memcpy(p + i, &v, n - i);
 	}
 }
 
@@ -465,29 +521,29 @@ static void put_hdr(uint8_t h[VMS_SIM_HDR], const struct geo *g, uint32_t type, 
 	put_le64(h + 56, vms_xxh3(h, 56));
 }
 
-/* ---- saving: the producer -------------------------------------------------- */
+/* ---- saving: generating segments ----------------------------------------- */
 
 struct seg {
 	uint32_t type;
 	uint64_t gen;
 	bool final;
+	bool pregen;             /* generated by the caller: bytes [off, len) of
+				    the device's inline buffer are still to go */
+	size_t off, len;
 };
 
+/* A saving session: its pipe and what is queued for it. */
 struct save {
-	const struct geo *g;
-	const uint32_t *ver;     /* the device's; stable while the producer works */
+	int rfd;
+	int wfd;                 /* mu: -1 once closed (the end of the state) */
+	size_t cap;              /* pipe capacity in bytes */
 	uint64_t dirty;          /* bytes per round for DELTA segments */
-	int rfd, wfd, evfd;
-	pthread_t thr;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
 	struct seg q[QMAX];      /* mu */
-	unsigned head, tail;     /* mu: q[head..tail) still to write */
-	unsigned done;           /* mu: segments completely written */
-	bool stop;               /* mu */
-	uint8_t *buf;            /* producer only */
-	size_t bn;
-	uint8_t blk[VMS_SIM_BLOCK];
+	unsigned head, tail;     /* mu: q[head..tail) still to emit */
+	unsigned done;           /* mu: segments completely emitted */
+	bool stop;               /* mu: the session is ending */
+	uint64_t written;        /* bytes in the pipe so far; by whoever emits:
+				    the caller while head == tail, else the thread */
 	/* user thread only */
 	uint64_t queued, consumed, initial_len;
 	bool final_queued;
@@ -495,143 +551,92 @@ struct save {
 	bool paced;
 };
 
-/* Write everything; 0, or -1 when told to stop or the pipe broke. */
-static int pump(struct save *sv, const uint8_t *p, size_t n)
+struct sim;
+
+/* Where a segment is generated to: a buffer, handed on by full() whenever it
+ * fills up (NULL: the buffer is big enough for the whole segment). */
+struct out {
+	uint8_t *p;
+	size_t n, cap;
+	int (*full)(struct out *o);
+	struct sim *s;
+	struct save *sv;
+};
+
+static int out_put(struct out *o, const void *p, size_t n)
 {
-	while (n > 0) {
-		ssize_t w = write(sv->wfd, p, n);
-
-		if (w > 0) {
-			p += w;
-			n -= (size_t)w;
-			continue;
-		}
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno == EAGAIN) {
-			struct pollfd pf[2] = { { .fd = sv->wfd, .events = POLLOUT },
-						{ .fd = sv->evfd, .events = POLLIN } };
-
-			if (poll(pf, 2, -1) < 0 && errno != EINTR)
-				return -1;
-			if (pf[1].revents)
-				return -1;
-			continue;
-		}
-		return -1;
-	}
-	return 0;
-}
-
-static int out_put(struct save *sv, const void *p, size_t n)
-{
-	const uint8_t *s = p;
+	const uint8_t *src = p;
 
 	while (n > 0) {
-		size_t k = EMIT_BUF - sv->bn < n ? EMIT_BUF - sv->bn : n;
+		size_t k;
 
-		memcpy(sv->buf + sv->bn, s, k);
-		sv->bn += k;
-		s += k;
+		/* a full buffer is handed on only when more is coming */
+		if (o->n == o->cap && (!o->full || o->full(o) < 0))
+			return -1;
+		k = o->cap - o->n < n ? o->cap - o->n : n;
+		memcpy(o->p + o->n, src, k);
+		o->n += k;
+		src += k;
 		n -= k;
-		if (sv->bn == EMIT_BUF) {
-			if (pump(sv, sv->buf, sv->bn) < 0)
-				return -1;
-			sv->bn = 0;
-		}
 	}
 	return 0;
 }
 
-static int out_flush(struct save *sv)
+/* A block (or a DELTA entry's block): straight into the buffer when it fits,
+ * hashed there while it is in L1. */
+static int out_block(struct out *o, struct vms_digest *dg, const struct geo *g, uint64_t j,
+		     uint32_t v)
 {
-	int r = sv->bn ? pump(sv, sv->buf, sv->bn) : 0;
+	size_t n = blen(g, j);
+	uint8_t blk[VMS_SIM_BLOCK];
 
-	sv->bn = 0;
-	return r;
+	if (o->n == o->cap && o->full && o->full(o) < 0)
+		return -1;
+	if (o->cap - o->n >= n) {
+		uint8_t *at = o->p + o->n;
+
+		gen_block(&g->c, j, v, at, n);
+		vms_digest_update(dg, at, n);
+		o->n += n;
+		return 0;
+	}
+	gen_block(&g->c, j, v, blk, n);
+	vms_digest_update(dg, blk, n);
+	return out_put(o, blk, n);
 }
 
-static int emit(struct save *sv, const struct seg *sg)
+/* Generate one segment into o. What does not fill a whole buffer stays in o
+ * (o->n bytes) for the caller. */
+static int gen_seg(const struct geo *g, const uint32_t *ver, uint64_t dirty, const struct seg *sg,
+		   struct out *o)
 {
-	const struct geo *g = sv->g;
 	struct vms_digest dg;
 	uint8_t h[VMS_SIM_HDR], t[8];
-	uint64_t payload = seg_len(g, sg->type, sg->gen, sv->dirty) - VMS_SIM_OVERHEAD;
+	uint64_t payload = seg_len(g, sg->type, sg->gen, dirty) - VMS_SIM_OVERHEAD;
 
-	put_hdr(h, g, sg->type, sg->gen, sv->dirty, payload);
-	if (out_put(sv, h, sizeof(h)) < 0)
+	put_hdr(h, g, sg->type, sg->gen, dirty, payload);
+	if (out_put(o, h, sizeof(h)) < 0)
 		return -1;
 	vms_digest_init(&dg);
 	if (sg->type == VMS_SIM_SEG_FULL) {
-		for (uint64_t j = 0; j < g->nblk; j++) {
-			size_t n = blen(g, j);
-
-			if (EMIT_BUF - sv->bn >= n) { /* straight into the buffer */
-				uint8_t *at = sv->buf + sv->bn;
-
-				gen_block(&g->c, j, sv->ver[j], at, n);
-				vms_digest_update(&dg, at, n);
-				sv->bn += n;
-				if (sv->bn == EMIT_BUF && out_flush(sv) < 0)
-					return -1;
-				continue;
-			}
-			gen_block(&g->c, j, sv->ver[j], sv->blk, n);
-			vms_digest_update(&dg, sv->blk, n);
-			if (out_put(sv, sv->blk, n) < 0)
+		for (uint64_t j = 0; j < g->nblk; j++)
+			if (out_block(o, &dg, g, j, ver[j]) < 0)
 				return -1;
-		}
 	} else {
-		uint64_t start = round_start(g, sg->gen), k = round_count(g, sv->dirty);
+		uint64_t start = round_start(g, sg->gen), k = round_count(g, dirty);
 
 		for (uint64_t i = 0; i < k; i++) {
 			uint64_t j = (start + i) % g->nblk;
-			size_t n = blen(g, j);
 			uint8_t idx[8];
 
 			put_le64(idx, j);
-			gen_block(&g->c, j, sv->ver[j], sv->blk, n);
 			vms_digest_update(&dg, idx, 8);
-			vms_digest_update(&dg, sv->blk, n);
-			if (out_put(sv, idx, 8) < 0 || out_put(sv, sv->blk, n) < 0)
+			if (out_put(o, idx, 8) < 0 || out_block(o, &dg, g, j, ver[j]) < 0)
 				return -1;
 		}
 	}
 	put_le64(t, vms_digest_final(&dg));
-	if (out_put(sv, t, sizeof(t)) < 0)
-		return -1;
-	return out_flush(sv);
-}
-
-static void *producer(void *arg)
-{
-	struct save *sv = arg;
-	bool final = false;
-
-	pthread_mutex_lock(&sv->mu);
-	while (!final) {
-		struct seg sg;
-		int r;
-
-		while (!sv->stop && sv->head == sv->tail)
-			pthread_cond_wait(&sv->cv, &sv->mu);
-		if (sv->stop)
-			break;
-		sg = sv->q[sv->head % QMAX];
-		pthread_mutex_unlock(&sv->mu);
-		r = emit(sv, &sg);
-		pthread_mutex_lock(&sv->mu);
-		sv->head++;
-		sv->done++;
-		pthread_cond_broadcast(&sv->cv);
-		if (r < 0)
-			break; /* stopped; or the pipe broke: the reader sees EOF early */
-		final = sg.final;
-	}
-	pthread_mutex_unlock(&sv->mu);
-	/* End of the state (or of a broken session): the reader gets 0. */
-	close(sv->wfd);
-	return NULL;
+	return out_put(o, t, sizeof(t));
 }
 
 /* ---- loading: the validator --------------------------------------------------- */
@@ -896,37 +901,19 @@ static void val_finish(struct val *v)
 	}
 }
 
+/* ---- the device ---------------------------------------------------------------- */
+
+/* A loading session: its pipe and its validator. */
 struct load {
 	int rfd, wfd;
-	pthread_t thr;
-	uint8_t *buf;
-	struct val v;            /* the consumer's until joined */
-	char err[MSG_LEN];       /* consumer's read error, if any */
+	uint64_t cap_pages;      /* pipe capacity in pages */
+	uint64_t wpages;         /* pages the bytes written may occupy at most */
+	bool thread;             /* mu: the device's thread validates */
+	bool taken;              /* mu: ... and has started to */
+	bool done;               /* mu: ... and reached the end of the input */
+	struct val v;            /* the thread's once `thread`, else the user's */
+	char err[MSG_LEN];       /* the thread's read error, if any */
 };
-
-static void *consumer(void *arg)
-{
-	struct load *ld = arg;
-
-	for (;;) {
-		ssize_t n = read(ld->rfd, ld->buf, EMIT_BUF);
-
-		if (n > 0) {
-			val_feed(&ld->v, ld->buf, (size_t)n);
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			snprintf(ld->err, sizeof(ld->err), "device read its pipe: %s",
-				 strerror(errno));
-		break;
-	}
-	val_finish(&ld->v);
-	return NULL;
-}
-
-/* ---- the device ---------------------------------------------------------------- */
 
 struct sim {
 	struct geo g;
@@ -935,10 +922,24 @@ struct sim {
 	uint64_t rdirty;      /* bytes per round in this content's history */
 	uint32_t state;
 	uint64_t reads;       /* read calls, for fault=read */
-	struct save *sv;
+	struct save *sv;      /* the data session (set and cleared under mu) */
 	struct load *ld;
 	int derr;             /* sticky error of the data session */
 	char dmsg[VMS_MSG_MAX];
+	uint8_t *ibuf;        /* INLINE_MAX bytes: segments the caller emits; the
+				 thread's while a pregen segment is queued */
+	/* the device's thread */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thr;
+	bool thr_started;
+	bool quit;            /* mu */
+	bool busy;            /* mu: the thread works on a job, outside mu */
+	int evfd;             /* wakes the thread out of poll() (a session ends) */
+	uint8_t *ring[RING_MAX];   /* thread: generation buffers */
+	uint64_t ring_end[RING_MAX]; /* stream offset after a buffer's last spliced byte */
+	unsigned nring, rcur;
+	bool no_splice;       /* vmsplice() refused once: copy */
 };
 
 static const char sim_tag[] = "sim";
@@ -956,11 +957,16 @@ static int data_fail(struct sim *s, int code, const char *fmt, ...)
 	return vms_fail_msg(code, s->dmsg);
 }
 
-static int make_pipe(int fds[2], bool nonblock_write)
+/* A session's pipe; `big`: ask for PIPE_SIZE (best effort). *cap is what the
+ * kernel gave (it may give less, e.g. beyond the user's pipe page limit). */
+static int make_pipe(int fds[2], bool nonblock_write, bool big, size_t *cap)
 {
+	int c;
+
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return -errno;
-	(void)fcntl(fds[1], F_SETPIPE_SZ, (int)PIPE_SIZE); /* best effort */
+	if (big)
+		(void)fcntl(fds[1], F_SETPIPE_SZ, (int)PIPE_SIZE);
 	if (nonblock_write && fcntl(fds[1], F_SETFL, O_NONBLOCK) < 0) {
 		int e = errno;
 
@@ -968,97 +974,433 @@ static int make_pipe(int fds[2], bool nonblock_write)
 		close(fds[1]);
 		return -e;
 	}
+	c = fcntl(fds[1], F_GETPIPE_SZ);
+	*cap = c > 0 ? (size_t)c : 2 * PAGE;
 	return 0;
 }
+
+/* mu held. */
+static void close_wfd(struct save *sv)
+{
+	if (sv->wfd >= 0) {
+		close(sv->wfd);
+		sv->wfd = -1;
+	}
+}
+
+/* ---- the device's thread: saving ---- */
+
+/* Wait until the pipe takes more, or the session ends (-1). */
+static int wait_out(struct sim *s, struct save *sv)
+{
+	struct pollfd pf[2] = { { .fd = sv->wfd, .events = POLLOUT },
+				{ .fd = s->evfd, .events = POLLIN } };
+
+	if (poll(pf, 2, -1) < 0 && errno != EINTR)
+		return -1;
+	return pf[1].revents ? -1 : 0;
+}
+
+/* Write everything (copying); 0, or -1 when told to stop or the pipe broke. */
+static int pump(struct sim *s, struct save *sv, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(sv->wfd, p, n);
+
+		if (w > 0) {
+			p += w;
+			n -= (size_t)w;
+			sv->written += (uint64_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN) {
+			if (wait_out(s, sv) < 0)
+				return -1;
+			continue;
+		}
+		return -1;
+	}
+	return 0;
+}
+
+/* Before the thread generates into a ring buffer again: every byte it gave
+ * the pipe by reference (up to stream offset `upto`) must have been read.
+ * The pipe holds at most cap bytes, so everything before written - cap has
+ * been: with the ring one buffer larger than the pipe that settles it
+ * without asking the pipe (whose lock a reader holds while it copies);
+ * otherwise FIONREAD tells what is still in the pipe. */
+static int ring_wait(struct sim *s, struct save *sv, uint64_t upto)
+{
+	while (upto && upto + sv->cap > sv->written) {
+		int inpipe = 0;
+		struct pollfd pf = { .fd = s->evfd, .events = POLLIN };
+
+		if (ioctl(sv->wfd, FIONREAD, &inpipe) < 0)
+			return -1;
+		if (sv->written - (uint64_t)inpipe >= upto)
+			return 0;
+		if (poll(&pf, 1, 1) > 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Buffers for a pipe of `cap` bytes: one more than the pipe holds, and the
+ * one being filled. Fewer if memory is short (ring_wait keeps it correct). */
+static int ring_alloc(struct sim *s, size_t cap)
+{
+	unsigned want = (unsigned)(cap / EMIT_BUF) + 2;
+
+	if (want > RING_MAX)
+		want = RING_MAX;
+	while (s->nring < want) {
+		/* Small pages: the reader drops each page the pipe held as the
+		 * producer pins the next ones; in one huge page both would
+		 * bounce the same reference count between the CPUs. */
+		void *p = mmap(NULL, EMIT_BUF, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			       -1, 0);
+
+		if (p == MAP_FAILED)
+			break;
+		(void)madvise(p, EMIT_BUF, MADV_NOHUGEPAGE);
+		s->ring[s->nring++] = p;
+	}
+	return s->nring ? 0 : -1;
+}
+
+/* out.full of the thread: hand the buffer to the pipe by reference
+ * (vmsplice, no copy) and move on to the next one of the ring. */
+static int ring_full(struct out *o)
+{
+	struct sim *s = o->s;
+	struct save *sv = o->sv;
+	struct iovec iov = { .iov_base = o->p, .iov_len = o->n };
+	bool spliced = false;
+
+	while (!s->no_splice && iov.iov_len > 0) {
+		ssize_t w = vmsplice(sv->wfd, &iov, 1, SPLICE_F_NONBLOCK);
+
+		if (w > 0) {
+			iov.iov_base = (uint8_t *)iov.iov_base + w;
+			iov.iov_len -= (size_t)w;
+			sv->written += (uint64_t)w;
+			spliced = true;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN) {
+			if (wait_out(s, sv) < 0)
+				return -1;
+			continue;
+		}
+		if (w < 0 && errno != EBADF && errno != EPIPE) {
+			s->no_splice = true; /* not allowed here: copy from now on */
+			break;
+		}
+		return -1;
+	}
+	if (iov.iov_len > 0 && pump(s, sv, iov.iov_base, iov.iov_len) < 0)
+		return -1;
+	s->ring_end[s->rcur] = spliced ? sv->written : 0;
+	s->rcur = (s->rcur + 1) % s->nring;
+	if (ring_wait(s, sv, s->ring_end[s->rcur]) < 0)
+		return -1;
+	o->p = s->ring[s->rcur];
+	o->n = 0;
+	return 0;
+}
+
+static int thread_emit(struct sim *s, struct save *sv, const struct seg *sg)
+{
+	struct out o = { .cap = EMIT_BUF, .full = ring_full, .s = s, .sv = sv };
+
+	if (sg->pregen) /* the rest of what the caller generated */
+		return pump(s, sv, s->ibuf + sg->off, sg->len - sg->off);
+	if (ring_alloc(s, sv->cap) < 0 || ring_wait(s, sv, s->ring_end[s->rcur]) < 0)
+		return -1;
+	o.p = s->ring[s->rcur];
+	if (gen_seg(&s->g, s->ver, sv->dirty, sg, &o) < 0)
+		return -1;
+	/* the tail is copied: its buffer is free again at once */
+	return pump(s, sv, o.p, o.n);
+}
+
+/* ---- the device's thread: loading ---- */
+
+static void consume(struct sim *s, struct load *ld)
+{
+	uint8_t *buf = ring_alloc(s, 0) == 0 ? s->ring[0] : NULL;
+
+	for (;;) {
+		uint8_t small[PAGE];
+		ssize_t n = buf ? read(ld->rfd, buf, EMIT_BUF) : read(ld->rfd, small, sizeof(small));
+
+		if (n > 0) {
+			val_feed(&ld->v, buf ? buf : small, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			snprintf(ld->err, sizeof(ld->err), "device read its pipe: %s",
+				 strerror(errno));
+		break;
+	}
+	val_finish(&ld->v);
+}
+
+/* mu held. */
+static bool has_work(const struct sim *s)
+{
+	return (s->sv && !s->sv->stop && s->sv->head != s->sv->tail) ||
+	       (s->ld && s->ld->thread && !s->ld->taken);
+}
+
+static void *thread_main(void *arg)
+{
+	struct sim *s = arg;
+
+	pthread_setname_np(pthread_self(), "vms-sim");
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (!s->quit && !has_work(s))
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (s->quit)
+			break;
+		s->busy = true;
+		if (s->sv && !s->sv->stop && s->sv->head != s->sv->tail) {
+			struct save *sv = s->sv;
+			struct seg sg = sv->q[sv->head % QMAX];
+			int r;
+
+			pthread_mutex_unlock(&s->mu);
+			r = thread_emit(s, sv, &sg);
+			pthread_mutex_lock(&s->mu);
+			sv->head++;
+			sv->done++;
+			if (r < 0)
+				sv->stop = true; /* stopped, or the pipe broke */
+			/* The end of the state (or of a broken session): EOF. */
+			if (r < 0 || sg.final)
+				close_wfd(sv);
+		} else {
+			struct load *ld = s->ld;
+
+			ld->taken = true;
+			pthread_mutex_unlock(&s->mu);
+			consume(s, ld);
+			pthread_mutex_lock(&s->mu);
+			ld->done = true;
+		}
+		s->busy = false;
+		pthread_cond_broadcast(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* Started when a session first needs it; it serves the device until close. */
+static int thread_start(struct sim *s)
+{
+	int r;
+
+	if (s->thr_started)
+		return 0;
+	s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->evfd < 0)
+		return -errno;
+	r = pthread_create(&s->thr, NULL, thread_main, s);
+	if (r) {
+		close(s->evfd);
+		s->evfd = -1;
+		return -r;
+	}
+	s->thr_started = true;
+	return 0;
+}
+
+static int thread_fail(int neg_errno, const char *what)
+{
+	char eb[96];
+
+	return vms_fail(neg_errno == -ENOMEM ? VMS_ENOMEM : VMS_EDEVIO, "sim: cannot %s: %s", what,
+			vms_errno_text(-neg_errno, eb, sizeof(eb)));
+}
+
+/* ---- sessions (user thread) ---- */
 
 static void end_save(struct sim *s)
 {
 	struct save *sv = s->sv;
-	uint64_t one = 1;
-	ssize_t w;
 
 	if (!sv)
 		return;
-	pthread_mutex_lock(&sv->mu);
+	pthread_mutex_lock(&s->mu);
 	sv->stop = true;
-	pthread_cond_broadcast(&sv->cv);
-	pthread_mutex_unlock(&sv->mu);
-	/* Wakes a producer blocked in poll() on a full pipe. An eventfd write of
-	 * 1 cannot fail short of a counter overflow. */
-	w = write(sv->evfd, &one, sizeof(one));
-	(void)w;
-	pthread_join(sv->thr, NULL);
-	close(sv->rfd);
-	close(sv->evfd);
-	pthread_cond_destroy(&sv->cv);
-	pthread_mutex_destroy(&sv->mu);
-	free(sv->buf);
-	free(sv);
+	if (s->busy) {
+		/* Wakes the thread out of poll() on a full pipe. An eventfd
+		 * write of 1 cannot fail short of a counter overflow. */
+		uint64_t one = 1;
+		ssize_t w = write(s->evfd, &one, sizeof(one));
+
+		(void)w;
+		while (s->busy)
+			pthread_cond_wait(&s->cv, &s->mu);
+		w = read(s->evfd, &one, sizeof(one)); /* reset it for the next session */
+		(void)w;
+	}
 	s->sv = NULL;
+	close_wfd(sv);
+	pthread_mutex_unlock(&s->mu);
+	close(sv->rfd);
+	free(sv);
 }
 
 static int start_save(struct sim *s)
 {
+	bool big = s->g.c.size > INLINE_SIZE;
 	struct save *sv;
 	int fds[2], r;
-	char eb[96];
 
 	sv = calloc(1, sizeof(*sv));
 	if (!sv)
 		return vms_fail(VMS_ENOMEM, "sim: out of memory");
-	sv->buf = malloc(EMIT_BUF);
-	if (!sv->buf) {
-		free(sv);
-		return vms_fail(VMS_ENOMEM, "sim: out of memory");
+	r = make_pipe(fds, true, big, &sv->cap);
+	if (r == 0 && big) {
+		r = thread_start(s);
+		if (r < 0) {
+			close(fds[0]);
+			close(fds[1]);
+		}
 	}
-	r = make_pipe(fds, true);
-	if (r < 0)
-		goto out_free;
-	sv->evfd = eventfd(0, EFD_CLOEXEC);
-	if (sv->evfd < 0) {
-		r = -errno;
-		close(fds[0]);
-		close(fds[1]);
-		goto out_free;
+	if (r < 0) {
+		free(sv);
+		return thread_fail(r, "start a data session");
 	}
 	sv->rfd = fds[0];
 	sv->wfd = fds[1];
-	sv->g = &s->g;
-	sv->ver = s->ver;
 	sv->dirty = s->rdirty;
-	pthread_mutex_init(&sv->mu, NULL);
-	pthread_cond_init(&sv->cv, NULL);
-	r = -pthread_create(&sv->thr, NULL, producer, sv);
-	if (r < 0) {
-		pthread_cond_destroy(&sv->cv);
-		pthread_mutex_destroy(&sv->mu);
-		close(sv->evfd);
-		close(fds[0]);
-		close(fds[1]);
-		goto out_free;
-	}
+	pthread_mutex_lock(&s->mu);
 	s->sv = sv;
+	s->rcur = 0;
+	memset(s->ring_end, 0, sizeof(s->ring_end)); /* a new pipe holds nothing */
+	pthread_mutex_unlock(&s->mu);
 	return 0;
-
-out_free:
-	free(sv->buf);
-	free(sv);
-	return vms_fail(VMS_EDEVIO, "sim: cannot start a data session: %s",
-			vms_errno_text(-r, eb, sizeof(eb)));
 }
 
-/* Queue a segment for the producer (user thread). */
-static void queue_seg(struct sim *s, uint32_t type, bool final)
+/* Write without blocking what the pipe takes now; returns how much. */
+static size_t put_nonblock(struct save *sv, const uint8_t *p, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t w = write(sv->wfd, p + done, n - done);
+
+		if (w > 0)
+			done += (size_t)w;
+		else if (!(w < 0 && errno == EINTR))
+			break;
+	}
+	sv->written += done;
+	return done;
+}
+
+/* Stage a segment (user thread): emitted here and now when the thread has
+ * nothing queued and it fits the pipe, else queued for the thread. */
+static int queue_seg(struct sim *s, uint32_t type, bool final)
 {
 	struct save *sv = s->sv;
+	struct seg sg = { .type = type, .gen = s->gen, .final = final };
+	uint64_t len = seg_len(&s->g, type, s->gen, s->rdirty);
+	bool here, broken;
+	int r;
 
-	pthread_mutex_lock(&sv->mu);
-	sv->q[sv->tail % QMAX] = (struct seg){ .type = type, .gen = s->gen, .final = final };
-	sv->tail++;
-	pthread_cond_broadcast(&sv->cv);
-	pthread_mutex_unlock(&sv->mu);
-	sv->queued += seg_len(&s->g, type, s->gen, s->rdirty);
+	pthread_mutex_lock(&s->mu);
+	here = sv->head == sv->tail;
+	broken = sv->stop || sv->wfd < 0;
+	pthread_mutex_unlock(&s->mu);
+	sv->queued += len;
 	sv->final_queued |= final;
+	if (broken) {
+		/* a broken session gets no more bytes: its reader sees the end
+		 * of the stream too early, and says so */
+		return 0;
+	}
+	if (here && len <= INLINE_MAX && sv->written - sv->consumed + len <= sv->cap) {
+		if (!s->ibuf)
+			s->ibuf = malloc(INLINE_MAX);
+		here = s->ibuf != NULL;
+	} else {
+		here = false;
+	}
+	if (here) {
+		struct out o = { .p = s->ibuf, .cap = INLINE_MAX };
+		size_t off;
+
+		(void)gen_seg(&s->g, s->ver, sv->dirty, &sg, &o); /* fits: cannot fail */
+		off = put_nonblock(sv, s->ibuf, o.n);
+		if (off == o.n) {
+			pthread_mutex_lock(&s->mu);
+			sv->head++;
+			sv->tail++;
+			sv->done++;
+			if (final)
+				close_wfd(sv); /* the end of the state: EOF */
+			pthread_mutex_unlock(&s->mu);
+			return 0;
+		}
+		sg.pregen = true; /* the pipe was fuller than it looked */
+		sg.off = off;
+		sg.len = o.n;
+	}
+	r = thread_start(s);
+	if (r < 0) {
+		char eb[96];
+
+		return data_fail(s, r == -ENOMEM ? VMS_ENOMEM : VMS_EDEVIO,
+				 "sim: cannot start the device's thread: %s",
+				 vms_errno_text(-r, eb, sizeof(eb)));
+	}
+	pthread_mutex_lock(&s->mu);
+	sv->q[sv->tail % QMAX] = sg;
+	sv->tail++;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+/* Give the load to the thread (mu not held). */
+static int load_to_thread(struct sim *s, struct load *ld)
+{
+	int r = thread_start(s);
+
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&s->mu);
+	ld->thread = true;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+/* Wait until the thread read the load to its end (after wfd was closed). */
+static void load_wait(struct sim *s, struct load *ld)
+{
+	pthread_mutex_lock(&s->mu);
+	while (ld->thread && !ld->done)
+		pthread_cond_wait(&s->cv, &s->mu);
+	s->ld = NULL;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void free_load(struct load *ld)
+{
+	close(ld->rfd);
+	free(ld->v.ver);
+	free(ld);
 }
 
 static void abort_load(struct sim *s)
@@ -1067,63 +1409,82 @@ static void abort_load(struct sim *s)
 
 	if (!ld)
 		return;
-	close(ld->wfd);
-	pthread_join(ld->thr, NULL);
-	close(ld->rfd);
-	free(ld->v.ver);
-	free(ld->buf);
-	free(ld);
-	s->ld = NULL;
+	close(ld->wfd); /* the end of the input for whoever reads it */
+	load_wait(s, ld);
+	free_load(ld);
 }
 
 static int start_load(struct sim *s)
 {
+	bool big = s->g.c.size > INLINE_SIZE;
 	struct load *ld;
+	size_t cap;
 	int fds[2], r;
-	char eb[96];
 
 	ld = calloc(1, sizeof(*ld));
 	if (!ld)
 		return vms_fail(VMS_ENOMEM, "sim: out of memory");
-	ld->buf = malloc(EMIT_BUF);
 	ld->v.ver = calloc(s->g.nblk ? s->g.nblk : 1, sizeof(uint32_t));
-	if (!ld->buf || !ld->v.ver) {
-		r = -ENOMEM;
-		goto out_free;
+	if (!ld->v.ver) {
+		free(ld);
+		return vms_fail(VMS_ENOMEM, "sim: out of memory");
 	}
 	ld->v.g = &s->g;
-	r = make_pipe(fds, false);
-	if (r < 0)
-		goto out_free;
+	r = make_pipe(fds, false, big, &cap);
+	if (r < 0) {
+		free(ld->v.ver);
+		free(ld);
+		return thread_fail(r, "start loading");
+	}
 	ld->rfd = fds[0];
 	ld->wfd = fds[1];
-	r = -pthread_create(&ld->thr, NULL, consumer, ld);
-	if (r < 0) {
-		close(fds[0]);
-		close(fds[1]);
-		goto out_free;
-	}
+	ld->cap_pages = cap / PAGE;
+	pthread_mutex_lock(&s->mu);
 	s->ld = ld;
+	pthread_mutex_unlock(&s->mu);
+	if (big) { /* will not fit the pipe: validated as it arrives */
+		r = load_to_thread(s, ld);
+		if (r < 0) {
+			abort_load(s);
+			return thread_fail(r, "start loading");
+		}
+	}
 	return 0;
-
-out_free:
-	free(ld->v.ver);
-	free(ld->buf);
-	free(ld);
-	return vms_fail(r == -ENOMEM ? VMS_ENOMEM : VMS_EDEVIO,
-			"sim: cannot start loading: %s", vms_errno_text(-r, eb, sizeof(eb)));
 }
 
-/* RESUMING -> STOP: end of input, wait for the verdict. */
+/* RESUMING -> STOP: end of input, the verdict. */
 static int finish_load(struct sim *s)
 {
 	struct load *ld = s->ld;
 	char msg[VMS_MSG_MAX];
+	bool thread;
 	int r = 0;
 
 	close(ld->wfd);
-	pthread_join(ld->thr, NULL);
-	close(ld->rfd);
+	pthread_mutex_lock(&s->mu);
+	thread = ld->thread;
+	pthread_mutex_unlock(&s->mu);
+	if (thread) {
+		load_wait(s, ld);
+	} else {
+		/* everything is in the pipe: validate it here */
+		uint8_t buf[16384];
+		ssize_t n;
+
+		while ((n = read(ld->rfd, buf, sizeof(buf))) != 0) {
+			if (n > 0) {
+				val_feed(&ld->v, buf, (size_t)n);
+			} else if (errno != EINTR) {
+				snprintf(ld->err, sizeof(ld->err), "device read its pipe: %s",
+					 strerror(errno));
+				break;
+			}
+		}
+		val_finish(&ld->v);
+		pthread_mutex_lock(&s->mu);
+		s->ld = NULL;
+		pthread_mutex_unlock(&s->mu);
+	}
 	if (ld->err[0]) {
 		snprintf(msg, sizeof(msg), "%s", ld->err);
 		r = VMS_EDEVIO;
@@ -1144,10 +1505,7 @@ static int finish_load(struct sim *s)
 		if (ld->v.gen > 0)
 			s->rdirty = ld->v.dirty; /* continue the source's dirtying pattern */
 	}
-	free(ld->v.ver);
-	free(ld->buf);
-	free(ld);
-	s->ld = NULL;
+	free_load(ld);
 	return r ? vms_fail_msg(r, msg) : 0;
 }
 
@@ -1197,14 +1555,16 @@ static int sim_set_state(void *impl, uint32_t next)
 		r = start_save(s);
 		if (r < 0)
 			return r;
-		if (vms_state_precopy(next)) {
-			queue_seg(s, VMS_SIM_SEG_FULL, false);
-			s->sv->initial_len = s->sv->queued;
-		} else {
-			queue_seg(s, VMS_SIM_SEG_FULL, true);
+		r = queue_seg(s, VMS_SIM_SEG_FULL, !vms_state_precopy(next));
+		if (r < 0) {
+			end_session(s);
+			return r;
 		}
+		s->sv->initial_len = vms_state_precopy(next) ? s->sv->queued : 0;
 	} else if (vms_state_precopy(prev) && next == VMS_DEV_STOP_COPY) {
-		queue_seg(s, VMS_SIM_SEG_FULL, true);
+		r = queue_seg(s, VMS_SIM_SEG_FULL, true);
+		if (r < 0)
+			return r;
 	} else if (next == VMS_DEV_RESUMING) {
 		r = start_load(s);
 		if (r < 0)
@@ -1259,6 +1619,10 @@ static long sim_read(void *impl, void *buf, size_t len)
 		if (len > avail)
 			len = (size_t)avail;
 	}
+	/* A pipe read holds the pipe's lock while it copies: in slices the
+	 * producer is not kept spinning on it for long. */
+	if (len > READ_MAX)
+		len = READ_MAX;
 	do {
 		n = read(sv->rfd, buf, len);
 	} while (n < 0 && errno == EINTR);
@@ -1284,15 +1648,33 @@ static long sim_read(void *impl, void *buf, size_t len)
 static long sim_write(void *impl, const void *buf, size_t len)
 {
 	struct sim *s = impl;
+	struct load *ld = s->ld;
 	char eb[96];
 	ssize_t n;
 
 	if (s->derr)
 		return vms_fail_msg(s->derr, s->dmsg);
-	if (!s->ld)
+	if (!ld)
 		return vms_fail(VMS_EDEVIO, "sim: write without a data session");
+	if (!ld->thread) {
+		/* A write of k bytes takes at most ceil(k / page) pipe pages.
+		 * While they all fit, the bytes wait in the pipe (no reader
+		 * needed); before they would not, the thread takes over. */
+		uint64_t pages = (len + PAGE - 1) / PAGE;
+
+		if (ld->wpages + pages <= ld->cap_pages) {
+			ld->wpages += pages;
+		} else {
+			int r = load_to_thread(s, ld);
+
+			if (r < 0)
+				return data_fail(s, r == -ENOMEM ? VMS_ENOMEM : VMS_EDEVIO,
+						 "sim: cannot start the device's thread: %s",
+						 vms_errno_text(-r, eb, sizeof(eb)));
+		}
+	}
 	do {
-		n = write(s->ld->wfd, buf, len);
+		n = write(ld->wfd, buf, len);
 	} while (n < 0 && errno == EINTR);
 	if (n <= 0) {
 		int e = n < 0 ? errno : EIO;
@@ -1316,14 +1698,18 @@ static int sim_precopy_info(void *impl, uint64_t *initial, uint64_t *dirty)
 	if (sv->queued == sv->consumed && s->g.c.dirty > 0 && s->g.nblk > 0 &&
 	    !sv->final_queued) {
 		/* Drained: the device has run on and dirtied some state. The
-		 * producer must be idle before the versions change under it. */
-		pthread_mutex_lock(&sv->mu);
+		 * thread must be idle before the versions change under it. */
+		int r;
+
+		pthread_mutex_lock(&s->mu);
 		while (sv->done != sv->tail && !sv->stop)
-			pthread_cond_wait(&sv->cv, &sv->mu);
+			pthread_cond_wait(&s->cv, &s->mu);
 		s->gen++;
 		apply_round(&s->g, s->ver, s->gen, s->rdirty);
-		pthread_mutex_unlock(&sv->mu);
-		queue_seg(s, VMS_SIM_SEG_DELTA, false);
+		pthread_mutex_unlock(&s->mu);
+		r = queue_seg(s, VMS_SIM_SEG_DELTA, false);
+		if (r < 0)
+			return r;
 	}
 	init_left = sv->initial_len > sv->consumed ? sv->initial_len - sv->consumed : 0;
 	*initial = init_left;
@@ -1331,9 +1717,20 @@ static int sim_precopy_info(void *impl, uint64_t *initial, uint64_t *dirty)
 	return 0;
 }
 
+/* What stop-copy will still read: in PRE_COPY what is staged and not read
+ * yet (the last round's delta) plus the full image STOP_COPY adds; in
+ * STOP_COPY what is left; outside a saving session the full image. */
 static int sim_stop_copy_size(void *impl, uint64_t *bytes)
 {
-	*bytes = ((struct sim *)impl)->g.c.size;
+	struct sim *s = impl;
+	struct save *sv = s->sv;
+
+	if (!sv)
+		*bytes = s->g.c.size;
+	else if (vms_state_precopy(s->state))
+		*bytes = sv->queued - sv->consumed + s->g.c.size;
+	else
+		*bytes = sv->queued - sv->consumed;
 	return 0;
 }
 
@@ -1368,6 +1765,19 @@ static void sim_close(void *impl)
 	if (!s)
 		return;
 	end_session(s);
+	if (s->thr_started) {
+		pthread_mutex_lock(&s->mu);
+		s->quit = true;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->thr, NULL);
+		close(s->evfd);
+	}
+	for (unsigned i = 0; i < s->nring; i++)
+		munmap(s->ring[i], EMIT_BUF);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	free(s->ibuf);
 	free(s->ver);
 	free(s);
 }
@@ -1412,9 +1822,12 @@ int vms_device_open_sim(struct vms_device **out, const char *name, const char *s
 	s->g.c = c;
 	s->g.clen = c.size - VMS_SIM_OVERHEAD;
 	s->g.nblk = s->g.clen / VMS_SIM_BLOCK + (s->g.clen % VMS_SIM_BLOCK != 0);
+	s->evfd = -1;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
 	s->ver = calloc(s->g.nblk ? s->g.nblk : 1, sizeof(uint32_t));
 	if (!s->ver) {
-		free(s);
+		sim_close(s);
 		return vms_fail(VMS_ENOMEM, "device '%s': out of memory", name);
 	}
 	s->rdirty = c.dirty;

@@ -9,7 +9,7 @@
  *
  *   header (64 bytes)
  *     0  magic "VMSSIMG1"
- *     8  u16 version (1), u16 type (1 FULL, 2 DELTA), u32 profile
+ *     8  u16 version (2), u16 type (1 FULL, 2 DELTA), u32 profile
  *    16  u64 size       device size = length of a FULL segment
  *    24  u64 seed
  *    32  u64 gen        pre-copy rounds applied to the content
@@ -34,7 +34,9 @@
 #include <stdint.h>
 
 #define VMS_SIM_MAGIC "VMSSIMG1"
-#define VMS_SIM_VERSION 1u
+/* 2: random blocks come from a pool (sim.c fill_random); 1 generated them
+ * word by word. A version-1 image is refused as such. */
+#define VMS_SIM_VERSION 2u
 #define VMS_SIM_HDR 64u
 #define VMS_SIM_TRAILER 8u
 #define VMS_SIM_OVERHEAD (VMS_SIM_HDR + VMS_SIM_TRAILER)
