@@ -338,6 +338,19 @@ t_io_errors() {
 		expect_rc 3 "$SEND" -o /dev/full "$d/in" 2>"$d/err"
 		one_error_line "$d/err" VMS_EIO
 	fi
+	# A regular output that cannot grow (file size limit), from a plain
+	# stream of a regular file (the mapped input path): the write error is
+	# named, and no output or temporary file is left. (posix: EFBIG; io_uring
+	# on Linux 6.18 reports such writes as complete, and the writer's size
+	# check after the last write catches it.)
+	head -c 3000000 /dev/urandom >"$d/in3m"
+	expect_rc 3 bash -c 'ulimit -f 1000; trap "" XFSZ; exec "$0" -o "$1" "$2"' \
+		"$SEND" "$d/big.vms" "$d/in3m" 2>"$d/err"
+	one_error_line "$d/err" VMS_EIO
+	grep -Eq 'write failed \(output\): File too large|output file is 1024000 bytes after 3000484 bytes were written from offset 0: data was lost' \
+		"$d/err" || fail "$(cat "$d/err")"
+	[ ! -e "$d/big.vms" ]
+	rm -f "$d/in3m"
 	# Not a stream at all.
 	expect_rc 4 "$RECV" -i "$d/in" "$d/out" 2>"$d/err"
 	one_error_line "$d/err" VMS_EMAGIC

@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,41 +60,52 @@ bool vms_mapped_input_usable(int fd, uint64_t size)
 }
 
 int vms_mapped_input_send(struct vms_writer *w, uint32_t dev, int fd, uint64_t size,
-			  uint32_t chunk, const char *what, int exit_io, uint64_t *sent, char *why,
-			  size_t whylen)
+			  uint32_t chunk, const char *what, int exit_io, uint64_t *sent,
+			  bool *own, char *why, size_t whylen)
 {
-	size_t window = (size_t)chunk * 2 > MAP_WINDOW_MIN ? (size_t)chunk * 2 : MAP_WINDOW_MIN;
+	/* whole chunks per window (so none is split and copied), 2 at least */
+	size_t per = chunk ? ((size_t)MAP_WINDOW_MIN + chunk - 1) / chunk : 1;
+	size_t window = (size_t)chunk * (per < 2 ? 2 : per);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	char line[400];
 	uint64_t off = 0;
-	int err = 0;
 
-	snprintf(line, sizeof(line), "VMS_EIO: input %s shrank while it was being sent; "
-		 "stream not completed", what);
+	*own = false;
+	snprintf(line, sizeof(line), "VMS_EIO: input %s shrank (or failed to read) while it was "
+		 "being sent; stream not completed", what);
 	vms_tool_sigbus_exit(line, exit_io);
 
 	while (off < size) {
 		size_t len = size - off < window ? (size_t)(size - off) : window;
+		size_t delta = (size_t)(off % page); /* mmap offsets are page-aligned */
 		struct window *win = malloc(sizeof(*win));
-		void *p;
+		uint8_t *p;
+		int err;
 
 		if (!win) {
+			*own = true;
 			snprintf(why, whylen, "out of memory");
 			return VMS_ENOMEM;
 		}
 		/* MAP_POPULATE: the page-table entries of the window in one call,
 		 * not one fault per page on the hot path. */
-		p = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, (off_t)off);
+		p = mmap(NULL, len + delta, PROT_READ, MAP_SHARED | MAP_POPULATE, fd,
+			 (off_t)(off - delta));
 		if (p == MAP_FAILED) {
-			snprintf(why, whylen, "mapping input %s at byte %llu: %s", what,
-				 (unsigned long long)off, strerror(errno));
+			int e = errno;
+
 			free(win);
+			if (off == 0)
+				return 1; /* not mappable here: the caller reads instead */
+			*own = true;
+			snprintf(why, whylen, "mapping input %s at byte %llu: %s", what,
+				 (unsigned long long)off, strerror(e));
 			return VMS_EIO;
 		}
-		(void)madvise(p, len, MADV_SEQUENTIAL);
 		win->p = p;
-		win->len = len;
+		win->len = len + delta;
 		/* window_done runs once the writer no longer reads the window */
-		err = vms_writer_write_ref(w, dev, p, len, window_done, win);
+		err = vms_writer_write_ref(w, dev, p + delta, len, window_done, win);
 		if (err)
 			return err;
 		off += len;

@@ -17,13 +17,14 @@ bool vms_mapped_input_usable(int fd, uint64_t size);
 bool vms_mapped_input_shrank(int fd, uint64_t size);
 
 /* Lend the whole file to the writer as device `dev`, window by window
- * (chunk: the stream's chunk size, 0 = the default).
- * Returns 0, a library error (message in vms_last_error()), or VMS_EIO /
- * VMS_ENOMEM with the reason in why. *sent: bytes handed over so far.
- * If the file shrinks meanwhile, the process exits with status exit_io after
- * one "error:" line naming the input (`what`). */
+ * (chunk: the stream's chunk size). Returns 0; 1 if the file cannot be
+ * mapped at all (nothing was sent: read it instead); or an error: with *own
+ * set, this function's (VMS_EIO, VMS_ENOMEM; reason in why), else the
+ * library's (vms_last_error()). *sent: bytes handed over so far. If the file
+ * shrinks meanwhile, the process exits with status exit_io after one
+ * "error:" line naming the input (`what`). */
 int vms_mapped_input_send(struct vms_writer *w, uint32_t dev, int fd, uint64_t size,
 			  uint32_t chunk, const char *what, int exit_io, uint64_t *sent,
-			  char *why, size_t whylen);
+			  bool *own, char *why, size_t whylen);
 
 #endif

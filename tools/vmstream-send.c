@@ -360,17 +360,21 @@ static int pump(struct send_run *s)
 	 * writer instead of copying it (tools/mapped_input.c). */
 	if ((!s->a->compress || strcmp(s->a->compress, "none") == 0) &&
 	    s->cipher == VMS_CIPHER_NONE && vms_mapped_input_usable(s->in.fd, s->in.size)) {
-		char what[300], why[400];
+		char what[300], why[400] = "";
+		bool own = false;
 
 		snprintf(what, sizeof(what), "'%s'", vms_tool_path_name(s->in.path, false));
 		err = vms_mapped_input_send(s->w, dev, s->in.fd, s->in.size,
 					    s->a->chunk_size ? s->a->chunk_size : VMS_CHUNK_DEFAULT,
-					    what, VMS_EXIT_IO, &s->bytes_in, why, sizeof(why));
-		if (err == VMS_EIO || err == VMS_ENOMEM) {
+					    what, VMS_EXIT_IO, &s->bytes_in, &own, why, sizeof(why));
+		if (err && own) {
 			(void)vms_writer_abort(s->w, err, why);
 			return vms_tool_fail(t, err, "%s; stream aborted", why);
 		}
-		eof = mapped = true;
+		if (err == 1)
+			err = 0; /* not mappable: read() below */
+		else
+			eof = mapped = true; /* done, or a library error reported below */
 	}
 	while (!err && !eof) {
 		void *buf;

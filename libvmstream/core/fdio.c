@@ -29,8 +29,22 @@ int vms_in_init(struct vms_in *in, int fd, size_t cap)
 	return in->buf ? 0 : -ENOMEM;
 }
 
+/* Back to the default SO_RCVLOWAT: a raised one would keep poll() on this
+ * socket (the reader's lane selection, a caller's own use of the fd)
+ * from reporting a short record that is already queued. */
+static void lowat_reset(struct vms_in *in)
+{
+	int one = 1;
+
+	if (in->lowat != 1 &&
+	    setsockopt(in->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one)) == 0)
+		in->lowat = 1;
+}
+
 void vms_in_free(struct vms_in *in)
 {
+	if (in->sock && in->buf)
+		lowat_reset(in);
 	free(in->buf);
 	in->buf = NULL;
 }
@@ -83,6 +97,13 @@ static long read_some(struct vms_in *in, void *buf, size_t len, size_t want)
 			    setsockopt(in->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)) == 0)
 				in->lowat = lowat;
 			err = wait_readable(in);
+			if (err == -ETIMEDOUT && in->lowat > 1) {
+				/* fewer than lowat bytes in the idle time is still
+				 * progress on a slow link: take what is there */
+				r = recv(in->fd, buf, len, MSG_DONTWAIT);
+				if (r > 0)
+					return (long)r;
+			}
 			if (err)
 				return err;
 		}
@@ -143,6 +164,8 @@ long vms_in_read(struct vms_in *in, void *dst, size_t n)
 		if (err)
 			return err;
 	}
+	if (in->sock)
+		lowat_reset(in); /* the payload is in: headers wait for 1 byte */
 	in->consumed += got;
 	return (long)got;
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include "core/error.h"
 #include "core/fdio.h"
@@ -119,6 +120,8 @@ struct vms_writer {
 	uint32_t ndev, capdev;
 	uint64_t raw_total;
 	bool finished;
+	bool ack_in_emitter;        /* finish: the output thread waits for the ACK */
+	int64_t out_start;          /* a regular output file's offset at open, or -1 */
 
 	/* pipeline */
 	struct vms_ring ring;
@@ -636,6 +639,24 @@ static void emitter_drain_failed(struct vms_writer *w)
 	}
 }
 
+/* Session end: half-close every lane (the receiver sees EOF after EOS),
+ * then wait for the acknowledgement. Runs on the thread that armed the
+ * receive for it: io_uring completes a request through its submitting
+ * task, and one submitted by an exited thread only completes (cancelled)
+ * through the kernel's delayed fallback, milliseconds later. */
+static void ack_wait(struct vms_writer *w)
+{
+	w->last_progress_ns = vms_now_ns();
+	for (unsigned l = 0; l < w->t.nlanes; l++)
+		shutdown(w->t.fds[l], SHUT_WR);
+	while (!w->acked && !atomic_load(&w->err)) {
+		ack_watch(w);
+		reap(w, 1000);
+	}
+	if (atomic_load(&w->err))
+		drain_inflight(w);
+}
+
 static void *emitter_main(void *p)
 {
 	struct vms_writer *w = p;
@@ -670,8 +691,12 @@ static void *emitter_main(void *p)
 			uint64_t t0 = vms_now_ns();
 
 			/* nothing on the wire: wait for the next record */
-			if (!vms_ring_wait_index(&w->ring, next))
-				break; /* closed and everything written */
+			if (!vms_ring_wait_index(&w->ring, next)) {
+				/* closed and everything written */
+				if (w->ack_in_emitter)
+					ack_wait(w);
+				break;
+			}
 			w->last_progress_ns += vms_now_ns() - t0;
 			continue;
 		}
@@ -1085,6 +1110,13 @@ int vms_writer_open_transport(struct vms_writer **out, struct vms_transport *t,
 		err = vms_fail(VMS_EKEY, "encryption needs an authenticated session (PSK or certificates)");
 	if (!err)
 		err = setup_pipeline(w, &def);
+	w->out_start = -1;
+	if (!err && !w->t.session && w->t.nlanes == 1) {
+		struct stat st;
+
+		if (fstat(w->t.fds[0], &st) == 0 && S_ISREG(st.st_mode))
+			w->out_start = (int64_t)lseek(w->t.fds[0], 0, SEEK_CUR);
+	}
 	if (!err)
 		err = write_preamble(w, &def);
 	if (!err)
@@ -1269,6 +1301,14 @@ int vms_writer_acquire(struct vms_writer *w, uint32_t device, void **buf, size_t
 		XXH3_64bits_reset(j->hs);
 		pthread_mutex_lock(&w->prod_mu);
 		d->cur = j;
+		/* other devices' producers may have installed chunks while the
+		 * lock was dropped: hold the limit again, or partial chunks could
+		 * take every job and block a control record for good */
+		err = limit_pending_locked(w, d);
+		if (err) {
+			pthread_mutex_unlock(&w->prod_mu);
+			return err;
+		}
 	}
 	d->stamp = ++w->stamp;
 	d->acquired = true;
@@ -1491,23 +1531,36 @@ static int drain(struct vms_writer *w)
 	return wcheck(w);
 }
 
-/* Session end: half-close every lane (the receiver sees EOF after EOS),
- * then wait for the acknowledgement and check it against what was sent. */
+/* A regular output file must have grown by every byte written. The counts
+ * reported for each write are not enough: Linux 6.18's io_uring reports
+ * writes past a file's RLIMIT_FSIZE as complete (plausible counts, nothing
+ * written, no EFBIG), so a truncated stream file would look complete. */
+static int check_file_output(struct vms_writer *w)
+{
+	uint64_t want = (uint64_t)w->out_start + w->st.wire_bytes;
+	struct stat st;
+
+	if (fstat(w->t.fds[0], &st) != 0)
+		return wfail(w, VMS_EIO, "output: fstat failed: %s", strerror(errno));
+	if ((uint64_t)st.st_size < want)
+		return wfail(w, VMS_EIO,
+			     "output file is %llu bytes after %llu bytes were written from offset "
+			     "%lld: data was lost (file size limit or file system error)",
+			     (unsigned long long)st.st_size, (unsigned long long)w->st.wire_bytes,
+			     (long long)w->out_start);
+	return 0;
+}
+
+/* Session end: the acknowledgement (waited for by the output thread, or
+ * here without one), checked against what was sent. */
 static int await_ack(struct vms_writer *w)
 {
 	struct vms_ack_dev d;
 
-	w->last_progress_ns = vms_now_ns();
-	for (unsigned l = 0; l < w->t.nlanes; l++)
-		shutdown(w->t.fds[l], SHUT_WR);
-	while (!w->acked && !atomic_load(&w->err)) {
-		ack_watch(w);
-		reap(w, 1000);
-	}
-	if (atomic_load(&w->err)) {
-		drain_inflight(w);
+	if (!w->ack_in_emitter)
+		ack_wait(w);
+	if (atomic_load(&w->err))
 		return wcheck(w);
-	}
 	if (w->ack.records != w->seq - 1 || w->ack.raw_bytes != w->raw_total ||
 	    w->ack.ndev != w->ndev)
 		return wfail(w, VMS_EPROTO, "acknowledgement totals differ from what was sent");
@@ -1553,7 +1606,10 @@ int vms_writer_finish(struct vms_writer *w)
 	if (err)
 		return err;
 	w->finished = true;
+	w->ack_in_emitter = w->t.session && w->emitter_started;
 	err = drain(w);
+	if (!err && w->out_start >= 0)
+		err = check_file_output(w);
 	if (!err && w->t.session)
 		err = await_ack(w);
 	progress(w);

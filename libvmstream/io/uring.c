@@ -315,6 +315,11 @@ static void on_result(struct uring_engine *u, struct vms_op *op, int res)
 		finish(u, op, -EIO);
 		return;
 	}
+	if ((size_t)res > op->total - op->done) {
+		/* more than was asked: never believe such a count */
+		finish(u, op, -EIO);
+		return;
+	}
 	vms_eng_advance(op, (size_t)res);
 	if (op->done == op->total) {
 		finish(u, op, (long)op->total);
