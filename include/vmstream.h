@@ -363,8 +363,9 @@ VMS_API int vms_writer_commit(struct vms_writer *w, uint32_t device,
  * vms_writer_write(). buf must stay valid and unchanged until done(user) is
  * called: exactly once, from any of the writer's threads or before this call
  * returns, including when the call or the stream fails or the writer is
- * freed. Changing the bytes before then fails the stream at the receiver
- * (checksum), never silently. */
+ * freed. done must be quick and must not call the writer (it may run on
+ * the output thread). Changing the bytes before then fails the stream at
+ * the receiver (checksum), never silently. */
 VMS_API int vms_writer_write_ref(struct vms_writer *w, uint32_t device,
 				 const void *buf, size_t len,
 				 void (*done)(void *user), void *user);

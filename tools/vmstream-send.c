@@ -337,10 +337,18 @@ static int pump(struct send_run *s)
 	struct vms_device_desc desc = VMS_DEVICE_DESC_INIT;
 	struct vms_tool *t = s->t;
 	uint32_t dev;
-	bool eof = false, mapped = false;
+	bool eof = false, mapped = false, map;
 	int err;
 
+	/* A plain stream from a regular file: lend the mapped file to the
+	 * writer instead of copying it (tools/mapped_input.c). Each chunk then
+	 * costs a checksum and a send, both cheapest on one thread while the
+	 * chunk is in its cache: "auto" threads means none there. */
+	map = (!s->a->compress || strcmp(s->a->compress, "none") == 0) &&
+	      s->cipher == VMS_CIPHER_NONE && vms_mapped_input_usable(s->in.fd, s->in.size);
 	writer_opts(s, &wo);
+	if (map && wo.threads == VMS_THREADS_AUTO)
+		wo.threads = 0;
 	wo.size_hint = s->in.size;
 	wo.progress = vms_progress_cb;
 	wo.progress_user = &s->prog;
@@ -356,10 +364,7 @@ static int pump(struct send_run *s)
 	if (err)
 		return vms_tool_fail_lib(t, err);
 
-	/* A plain stream from a regular file: lend the mapped file to the
-	 * writer instead of copying it (tools/mapped_input.c). */
-	if ((!s->a->compress || strcmp(s->a->compress, "none") == 0) &&
-	    s->cipher == VMS_CIPHER_NONE && vms_mapped_input_usable(s->in.fd, s->in.size)) {
+	if (map) {
 		char what[300], why[400] = "";
 		bool own = false;
 
