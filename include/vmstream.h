@@ -270,7 +270,9 @@ struct vms_stats {
 	int32_t level;          /* current codec level (adaptive: moves);
 				   VMS_LEVEL_RAW when "auto" found storing raw
 				   faster than its fastest level */
-	uint32_t threads;       /* worker threads in use */
+	uint32_t threads;       /* worker threads configured (a stream without
+				   codec and cipher runs its checksums on the
+				   I/O threads and starts none) */
 	uint64_t memory;        /* bytes of buffers allocated */
 };
 
