@@ -67,6 +67,8 @@ static void sleep_ms(int ms)
 		;
 }
 
+static void die(const char *what) __attribute__((noreturn));
+
 static void die(const char *what)
 {
 	fprintf(stderr, "test setup failed: %s: %s\n", what, strerror(errno));
