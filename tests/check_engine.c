@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include "testutil.h"
+#include "core/internal.h"
 #include "io/engine.h"
 #include "io/engine_internal.h"
 
@@ -1698,6 +1699,119 @@ START_TEST(test_foreign_thread)
 }
 END_TEST
 
+/* ---- reader input on several TCP lanes -------------------------------------- */
+
+/* A reader waiting for a large payload raises SO_RCVLOWAT on that lane; it
+ * must put it back once the payload is in. Otherwise the multi-lane header
+ * wait (poll on every lane) does not see a short record (DEVICE_END) that is
+ * already queued behind it until more bytes come. The sender writes 4 MiB
+ * over two lanes through small socket buffers, ends the device, flushes,
+ * then pauses 1.5 s: DEVICE_END must arrive during the pause (it used to come
+ * only with the EOS after it), and the stream must complete. */
+struct lanes_writer {
+	int fd[2];
+	double flushed_at;
+	int err;
+};
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void *lanes_writer_main(void *p)
+{
+	struct lanes_writer *lw = p;
+	struct vms_writer_opts o = VMS_WRITER_OPTS_INIT;
+	struct vms_device_desc d = VMS_DEVICE_DESC_INIT;
+	struct vms_transport t;
+	struct vms_writer *w = NULL;
+	size_t n = 4u << 20;
+	uint8_t *buf = tu_xmalloc(n);
+	uint32_t dev;
+	int sb = 32768, err;
+
+	tu_fill(buf, n, 77);
+	for (int l = 0; l < 2; l++)
+		setsockopt(lw->fd[l], SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
+	vms_transport_init_fd(&t, lw->fd[0]);
+	t.nlanes = 2;
+	t.fds[1] = lw->fd[1];
+	o.threads = 1;
+	err = vms_writer_open_transport(&w, &t, &o);
+	d.name = "dev";
+	if (!err)
+		err = vms_writer_begin_device(w, &d, &dev);
+	for (size_t off = 0; !err && off < n; off += 65536)
+		err = vms_writer_write(w, dev, buf + off, 65536);
+	if (!err)
+		err = vms_writer_end_device(w, dev);
+	if (!err)
+		err = vms_writer_flush(w);
+	lw->flushed_at = mono_s();
+	if (!err) {
+		struct timespec pause = { 1, 500000000 }; /* < the reader's idle timeout */
+
+		nanosleep(&pause, NULL);
+		err = vms_writer_finish(w);
+	}
+	lw->err = err;
+	vms_writer_free(w);
+	for (int l = 0; l < 2; l++)
+		shutdown(lw->fd[l], SHUT_WR); /* end of stream: the reader checks each lane */
+	free(buf);
+	return NULL;
+}
+
+START_TEST(test_reader_lanes_short_record_after_payload)
+{
+	struct lanes_writer lw = { { -1, -1 }, 0, -1 };
+	struct vms_reader_opts o = VMS_READER_OPTS_INIT;
+	struct vms_transport t;
+	struct vms_reader *r = NULL;
+	struct vms_event ev;
+	int rfd[2], sv[2][2], rc, ends = 0;
+	double end_at = 0;
+	pthread_t th;
+
+	for (int l = 0; l < 2; l++) {
+		tcp_pair(sv[l]);
+		lw.fd[l] = sv[l][0];
+		rfd[l] = sv[l][1];
+	}
+	ck_assert_int_eq(pthread_create(&th, NULL, lanes_writer_main, &lw), 0);
+	vms_transport_init_fd(&t, rfd[0]);
+	t.nlanes = 2;
+	t.fds[1] = rfd[1];
+	t.idle_timeout_ms = 2000;
+	o.threads = 1;
+	ck_assert_int_eq(vms_reader_open_transport(&r, &t, &o), 0);
+	while ((rc = vms_reader_next(r, &ev)) > 0) {
+		if (ev.type == VMS_REC_DEVICE_END) {
+			end_at = mono_s();
+			ends++;
+		}
+		if (ev.type == VMS_REC_EOS)
+			break;
+	}
+	ck_assert_msg(rc > 0, "reader: %s", vms_last_error());
+	ck_assert_int_eq(ends, 1);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(lw.err, 0);
+	/* delivered while the sender paused, not after it */
+	ck_assert_msg(end_at - lw.flushed_at < 1.0, "DEVICE_END %.3f s after the flush",
+		      end_at - lw.flushed_at);
+	vms_reader_free(r);
+	for (int l = 0; l < 2; l++) {
+		close(sv[l][0]);
+		close(sv[l][1]);
+	}
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -1732,6 +1846,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_register_fails);
 	tcase_add_test(tc, test_uring_blocked);
 	tcase_add_test(tc, test_env_override);
+	tcase_add_test(tc, test_reader_lanes_short_record_after_payload);
 	suite_add_tcase(s, tc);
 	return s;
 }
