@@ -475,38 +475,6 @@ static int codec_index(const struct vms_preamble *p, uint8_t id)
 	return -1;
 }
 
-/* Direct mode (no cipher, no codec): runs on the thread that just read the
- * record, in stream order, so the payload is checksummed and fed to the
- * device digest in one pass while it is still in that core's cache. */
-static int direct_work(struct vms_reader *r, struct rjob *j)
-{
-	const struct vms_rec_hdr *h = &j->h;
-	struct idev *d = h->device < r->nidev ? &r->idevs[h->device] : NULL;
-
-	switch (h->type) {
-	case VMS_REC_DATA:
-		if (vms_xxh3_and_digest(d->dg, j->wire, h->raw_len) != h->payload_sum)
-			return jfail(j, VMS_EPAYLOADSUM, h->seq, "DATA payload checksum mismatch");
-		j->data = j->wire;
-		return 0;
-	case VMS_REC_ZERO:
-		if (h->payload_sum != 0)
-			return jfail(j, VMS_EPAYLOADSUM, h->seq, "ZERO record with a non-zero checksum");
-		vms_digest_zeros(d->dg, h->raw_len);
-		return 0;
-	default:
-		if (vms_xxh3(j->wire, h->raw_len) != h->payload_sum)
-			return jfail(j, VMS_EPAYLOADSUM, h->seq, "control payload checksum mismatch");
-		j->data = j->wire;
-		if (h->type == VMS_REC_DEVICE_END) {
-			j->end_digest = vms_digest_final(d->dg);
-			free(d->dg);
-			d->dg = NULL;
-		}
-		return 0;
-	}
-}
-
 static int reader_work(void *wctx, void *jp)
 {
 	struct rworker *k = wctx;
@@ -514,6 +482,7 @@ static int reader_work(void *wctx, void *jp)
 	struct rjob *j = jp;
 	const struct vms_rec_hdr *h = &j->h;
 	uint64_t sum = h->payload_sum;
+	struct vms_digest *dg;
 	int err;
 
 	if (j->err || r->headers_only)
@@ -540,8 +509,11 @@ static int reader_work(void *wctx, void *jp)
 						      : "decryption failed");
 		sum = vms_get_u64(j->wire + j->body_len);
 	}
-	if (r->direct)
-		return direct_work(r, j);
+	/* Direct mode (no cipher, no codec): this runs on the thread that just
+	 * read the record, in stream order, so the payload is checked and fed
+	 * to the device digest (kept on the input side, idevs) in one pass while
+	 * it is still in that core's cache. */
+	dg = r->direct && h->device < r->nidev ? r->idevs[h->device].dg : NULL;
 	switch (h->type) {
 	case VMS_REC_DATA:
 		if (h->codec) {
@@ -561,17 +533,25 @@ static int reader_work(void *wctx, void *jp)
 		} else {
 			j->data = j->wire;
 		}
-		if (vms_xxh3(j->data, h->raw_len) != sum)
+		if ((dg ? vms_xxh3_and_digest(dg, j->data, h->raw_len)
+			: vms_xxh3(j->data, h->raw_len)) != sum)
 			return jfail(j, VMS_EPAYLOADSUM, h->seq, "DATA payload checksum mismatch");
 		break;
 	case VMS_REC_ZERO:
 		if (sum != 0)
 			return jfail(j, VMS_EPAYLOADSUM, h->seq, "ZERO record with a non-zero checksum");
+		if (dg)
+			vms_digest_zeros(dg, h->raw_len);
 		break;
 	default:
 		if (vms_xxh3(j->wire, h->raw_len) != sum)
 			return jfail(j, VMS_EPAYLOADSUM, h->seq, "control payload checksum mismatch");
 		j->data = j->wire;
+		if (dg && h->type == VMS_REC_DEVICE_END) {
+			j->end_digest = vms_digest_final(dg);
+			free(dg);
+			r->idevs[h->device].dg = NULL;
+		}
 		break;
 	}
 	return 0;
@@ -893,8 +873,8 @@ static int setup_pipeline(struct vms_reader *r)
 		}
 	}
 	/* Without cipher and codec a record needs only its checksum: it is
-	 * computed on the thread that read it (direct_work), where the bytes
-	 * are in cache; workers would add hand-offs and cold reads. */
+	 * computed on the thread that read it (reader_work run inline), where
+	 * the bytes are in cache; workers would add hand-offs and cold reads. */
 	r->direct = !r->headers_only && r->pre.cipher == VMS_CIPHER_NONE && r->pre.ncodecs == 0;
 	err = vms_ring_init(&r->ring, r->nslots, r->jobptrs, r->direct ? 0 : r->nthreads, r->wctx,
 			    reader_work);
