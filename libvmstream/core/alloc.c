@@ -15,7 +15,7 @@ void *vms_alloc_prefault(size_t len)
 
 	if (len == 0)
 		return NULL;
-	len = (len + 4095) & ~(size_t)4095;
+	len = vms_page_round(len);
 	/* Big buffers start on a 2 MiB boundary, so that transparent huge
 	 * pages (where the kernel allows them) back all of it but the tail:
 	 * first touch of a fresh page is the expensive part of opening a

@@ -213,6 +213,14 @@ static void job_drop_ref(struct wjob *j)
 	ref_put(ref);
 }
 
+/* The oldest job goes back to the free list (written, or dropped after a
+ * failure), ending its share of any loan. */
+static void job_release(struct vms_writer *w, struct wjob *j)
+{
+	job_drop_ref(j);
+	vms_ring_release(&w->ring);
+}
+
 /* ---- worker: stages on one record ------------------------------------- */
 
 static int job_fail(struct wjob *j, int code, const char *what)
@@ -557,8 +565,7 @@ static void release_written(struct vms_writer *w)
 
 	while ((j = vms_ring_peek_index(&w->ring, vms_ring_tail(&w->ring))) && j->written) {
 		j->written = false;
-		job_drop_ref(j);
-		vms_ring_release(&w->ring);
+		job_release(w, j);
 	}
 }
 
@@ -634,8 +641,7 @@ static void emitter_drain_failed(struct vms_writer *w)
 	drain_inflight(w);
 	while ((j = vms_ring_wait_done(&w->ring)) != NULL) {
 		j->written = false;
-		job_drop_ref(j);
-		vms_ring_release(&w->ring);
+		job_release(w, j);
 	}
 }
 
@@ -782,10 +788,8 @@ static int job_submit_locked(struct vms_writer *w, struct wjob *j)
 
 		if (d && atomic_load(&w->err) == 0)
 			err = emit_inline(w, d);
-		if (d) {
-			job_drop_ref(d);
-			vms_ring_release(&w->ring);
-		}
+		if (d)
+			job_release(w, d);
 		if (err)
 			return err;
 	}
@@ -820,6 +824,16 @@ static int flush_all_locked(struct vms_writer *w)
 		err = flush_dev_locked(w, w->devs[i]);
 	}
 	return err;
+}
+
+/* A job becomes device d's next DATA chunk, starting at its current end. */
+static void data_job_init(struct wjob *j, uint32_t device, const struct wdev *d, uint32_t len)
+{
+	j->type = VMS_REC_DATA;
+	j->device = device;
+	j->offset = d->bytes;
+	j->len = len;
+	XXH3_64bits_reset(j->hs);
 }
 
 /* A free job (waits for one: jobs come back as records are written). */
@@ -1294,11 +1308,7 @@ int vms_writer_acquire(struct vms_writer *w, uint32_t device, void **buf, size_t
 		j = job_acquire(w); /* may wait for a free job: not under the lock */
 		if (!j)
 			return wcheck(w);
-		j->type = VMS_REC_DATA;
-		j->device = device;
-		j->offset = d->bytes;
-		j->len = 0;
-		XXH3_64bits_reset(j->hs);
+		data_job_init(j, device, d, 0);
 		pthread_mutex_lock(&w->prod_mu);
 		d->cur = j;
 		/* other devices' producers may have installed chunks while the
@@ -1436,14 +1446,10 @@ int vms_writer_write_ref(struct vms_writer *w, uint32_t device, const void *buf,
 				break;
 			}
 		}
-		j->type = VMS_REC_DATA;
-		j->device = device;
-		j->offset = d->bytes;
-		j->len = w->pre.chunk_cap;
+		data_job_init(j, device, d, w->pre.chunk_cap);
 		j->ext = p;
 		j->ref = ref;
 		atomic_fetch_add(&ref->n, 1);
-		XXH3_64bits_reset(j->hs);
 		vms_hash2_update(d->dg, j->hs, p, j->len);
 		pthread_mutex_lock(&w->prod_mu);
 		d->stamp = ++w->stamp;
@@ -1478,7 +1484,7 @@ int vms_writer_flush(struct vms_writer *w)
 		return err;
 	/* released = written (or dropped after a failure, reported below) */
 	if (!vms_ring_wait_tail(&w->ring, pos))
-		return wcheck(w) ? wcheck(w) : wfail(w, VMS_ECANCELED, "writer stopped");
+		return (err = wcheck(w)) != 0 ? err : wfail(w, VMS_ECANCELED, "writer stopped");
 	return wcheck(w);
 }
 
