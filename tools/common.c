@@ -1357,17 +1357,22 @@ static void put_err(const char *s)
 	(void)r;
 }
 
+/* Async-signal-safe: remove the temporary output file if there is one. */
+static bool remove_tmp(void)
+{
+	if (!sig_tmp_live)
+		return false;
+	unlink(sig_tmp);
+	sig_tmp_live = 0;
+	return true;
+}
+
 /* Async-signal-safe: unlink, write, raise. */
 static void on_fatal_signal(int sig)
 {
 	const char *name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGHUP";
-	bool removed = false;
+	bool removed = remove_tmp();
 
-	if (sig_tmp_live) {
-		unlink(sig_tmp);
-		sig_tmp_live = 0;
-		removed = true;
-	}
 	put_err(sig_prog);
 	put_err(": error: VMS_ECANCELED: interrupted by ");
 	put_err(name);
@@ -1386,10 +1391,7 @@ static int sigbus_status = VMS_EXIT_FAIL;
 static void on_sigbus(int sig)
 {
 	(void)sig;
-	if (sig_tmp_live) {
-		unlink(sig_tmp);
-		sig_tmp_live = 0;
-	}
+	(void)remove_tmp();
 	put_err(sigbus_line);
 	_exit(sigbus_status);
 }
@@ -1661,10 +1663,7 @@ void vms_output_discard(struct vms_output *o)
 	if (o->in_place)
 		return;
 	block_fatal(&old);
-	if (sig_tmp_live) {
-		unlink(sig_tmp);
-		sig_tmp_live = 0;
-	}
+	(void)remove_tmp();
 	unblock_fatal(&old);
 }
 
