@@ -32,148 +32,18 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-find_tool() { # find_tool VAR NAME [optional]
-	local var=$1 name=$2 dir
-	if [ -n "${!var:-}" ]; then
-		printf '%s\n' "${!var}"
-		return
-	fi
-	for dir in "${VMS_TOOLS_DIR:-}" "${VMS_BUILD_DIR:-$root/build}/bin" "$root/build/bin"; do
-		if [ -n "$dir" ] && [ -x "$dir/$name" ]; then
-			printf '%s\n' "$dir/$name"
-			return
-		fi
-	done
-	[ -n "${3:-}" ] && return
-	echo "e2e_device: $name not found; build first or set $var" >&2
-	exit 77
-}
-SEND=$(find_tool VMS_SEND vmstream-send)
-RECV=$(find_tool VMS_RECV vmstream-recv)
-INSPECT=$(find_tool VMS_INSPECT vmstream-inspect optional)
-for c in python3 openssl; do
-	command -v "$c" >/dev/null || { echo "e2e_device: $c missing" >&2; exit 77; }
-done
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/e2e_device.XXXXXX")
-CUR_TEST=
-# kill_tree PID: PID and all its descendants, by process id, with SIGKILL.
-kill_tree() {
-	local c
-	for c in $(pgrep -P "$1" 2>/dev/null); do
-		kill_tree "$c"
-	done
-	kill -9 "$1" 2>/dev/null || true
-}
-trap '[ -z "$CUR_TEST" ] || kill_tree "$CUR_TEST"; rm -rf "$tmp"' EXIT
-
-passed=0
-failed=0
-skipped=0
-xfailed=0
+SUITE=e2e_device
+TEST_TIMEOUT=${VMS_E2E_DEVICE_TEST_TIMEOUT:-90}
 # A test exits with XFAIL_RC when it hit a known library issue (named in its
 # output); VMS_E2E_DEVICE_STRICT=1 counts those as failures.
 XFAIL_RC=99
-T0=$(date +%s)
-
-# ---- harness ----------------------------------------------------------------
-
-# Background processes of the current test; killed when the test ends.
-BG=()
-bg_kill() {
-	local p c
-	for p in "${BG[@]}"; do
-		for c in $(pgrep -P "$p" 2>/dev/null); do
-			kill -9 "$c" 2>/dev/null || true
-		done
-		kill -9 "$p" 2>/dev/null || true
-	done
-	for p in "${BG[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-	BG=()
-}
-
-TEST_TIMEOUT=${VMS_E2E_DEVICE_TEST_TIMEOUT:-90}
-# run NAME FUNC ARGS...: FUNC in a subshell with `set -e`, killed by a
-# watchdog after TEST_TIMEOUT seconds.
-run() {
-	local name="[$PASS] $1" rc=0 pid dog
-	shift
-	(
-		set -e
-		trap 'bg_kill' EXIT
-		trap 'echo "test timed out after ${TEST_TIMEOUT}s" >&2; exit 124' TERM
-		"$@"
-	) >"$tmp/log" 2>&1 &
-	pid=$!
-	CUR_TEST=$pid
-	(
-		sleep "$TEST_TIMEOUT"
-		kill -TERM "$pid" 2>/dev/null || exit 0
-		sleep 5
-		kill_tree "$pid"
-	) &
-	dog=$!
-	wait "$pid" || rc=$?
-	CUR_TEST=
-	kill_tree "$dog"
-	wait "$dog" 2>/dev/null || true
-	if [ "$rc" -eq 0 ]; then
-		passed=$((passed + 1))
-		echo "PASS $name"
-	elif [ "$rc" -eq "$XFAIL_RC" ] && [ -z "${VMS_E2E_DEVICE_STRICT:-}" ]; then
-		xfailed=$((xfailed + 1))
-		echo "XFAIL $name"
-		sed 's/^/    /' "$tmp/log"
-	else
-		failed=$((failed + 1))
-		echo "FAIL $name (exit $rc)"
-		sed 's/^/    /' "$tmp/log"
-	fi
-	[ -z "${VMS_E2E_VERBOSE:-}" ] || sed 's/^/    | /' "$tmp/log"
-}
-skip() {
-	skipped=$((skipped + 1))
-	echo "SKIP [$PASS] $*"
-}
-fail() { echo "$*" >&2; return 1; }
-newdir() { # newdir NAME: a fresh directory for one test, path in $D
-	D="$tmp/$PASS.$1"
-	rm -rf "$D" && mkdir "$D"
-}
-no_leftovers() {
-	local left
-	left=$(find "$1" -maxdepth 1 -name '.*.vms-*' | head -n 1)
-	[ -z "$left" ] || fail "temporary file left behind: $left"
-}
-psk() { (umask 077 && openssl rand -hex 32 >"$1"); }
-
-# wait_port FILE: wait for a port file (max 10 s), print the port.
-wait_port() {
-	for _ in $(seq 200); do
-		if [ -s "$1" ]; then
-			cat "$1"
-			return
-		fi
-		sleep 0.05
-	done
-	fail "no port in $1"
-}
-
-# wait_rc RCFILE PID SECONDS: wait for a background tool, print its exit status.
-wait_rc() {
-	local f=$1 pid=$2 secs=$3 _i
-	for _i in $(seq $((secs * 20))); do
-		if [ -s "$f" ]; then
-			wait "$pid" 2>/dev/null || true
-			cat "$f"
-			return
-		fi
-		sleep 0.05
-	done
-	fail "process $pid still running after ${secs}s"
-}
+XFAIL_STRICT=${VMS_E2E_DEVICE_STRICT:-}
+# shellcheck source=tests/e2e_lib.sh
+. "$root/tests/e2e_lib.sh"
+SEND=$(find_tool VMS_SEND vmstream-send)
+RECV=$(find_tool VMS_RECV vmstream-recv)
+INSPECT=$(find_tool VMS_INSPECT vmstream-inspect optional)
+need python3 openssl
 
 # ---- devices ------------------------------------------------------------------
 
