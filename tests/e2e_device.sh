@@ -38,8 +38,8 @@ TEST_TIMEOUT=${VMS_E2E_DEVICE_TEST_TIMEOUT:-90}
 # output); VMS_E2E_DEVICE_STRICT=1 counts those as failures.
 XFAIL_RC=99
 XFAIL_STRICT=${VMS_E2E_DEVICE_STRICT:-}
-# shellcheck source=tests/e2e_lib.sh
-. "$root/tests/e2e_lib.sh"
+# shellcheck source=tests/lib_e2e.sh
+. "$root/tests/lib_e2e.sh"
 SEND=$(find_tool VMS_SEND vmstream-send)
 RECV=$(find_tool VMS_RECV vmstream-recv)
 INSPECT=$(find_tool VMS_INSPECT vmstream-inspect optional)

@@ -30,8 +30,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 SUITE=e2e_net
 TEST_TIMEOUT=${VMS_E2E_NET_TEST_TIMEOUT:-60}
-# shellcheck source=tests/e2e_lib.sh
-. "$root/tests/e2e_lib.sh"
+# shellcheck source=tests/lib_e2e.sh
+. "$root/tests/lib_e2e.sh"
 SEND=$(find_tool VMS_SEND vmstream-send)
 RECV=$(find_tool VMS_RECV vmstream-recv)
 BENCH=$(find_tool VMS_BENCH vmstream-bench optional)

@@ -2,7 +2,8 @@
 # Harness shared by the network end-to-end suites (e2e_net.sh, e2e_device.sh):
 # tool lookup, a scratch directory, tests run in watched subshells with their
 # background processes killed at the end, and the waits on port and
-# exit-status files. Source it after setting:
+# exit-status files. (Named so that the e2e_*.sh glob of tests/CMakeLists.txt
+# does not take it for a suite.) Source it after setting:
 #   SUITE         the suite's name (messages, scratch directory)
 #   root          the source tree
 #   TEST_TIMEOUT  seconds before a test's watchdog ends it
