@@ -120,10 +120,22 @@ typedef void (*vms_log_fn)(void *user, int level, const char *msg);
 #define VMS_FORMAT_MAJOR 1
 #define VMS_FORMAT_MINOR 0
 
+/* Limits a caller needs. Both sides of a session enforce every one of them
+ * before any work is done (the library's internal limits.h ties the caps
+ * derived from these to them with static asserts). */
 #define VMS_CHUNK_DEFAULT (1u << 20)  /* 1 MiB */
 #define VMS_CHUNK_MIN (4u << 10)      /* 4 KiB */
 #define VMS_CHUNK_MAX (16u << 20)     /* 16 MiB, hard cap */
 #define VMS_NAME_MAX 255              /* device name, bytes */
+#define VMS_DEVICES_MAX 65536u        /* devices in one stream */
+#define VMS_LANES_MAX 64u             /* lanes (TCP connections) of a session */
+#define VMS_THREADS_MAX 64u           /* worker threads of a writer or reader */
+#define VMS_TEXT_MAX 1024u            /* ABORT and refusal texts, bytes */
+#define VMS_CREATOR_MAX 64u           /* writer opts creator, bytes */
+#define VMS_PSK_IDENTITY_MAX 128u     /* PSK identity, printable ASCII bytes */
+#define VMS_MEMORY_MAX (1ull << 40)   /* memory budget (1 TiB) */
+#define VMS_TIMEOUT_MAX_MS 86400000   /* timeouts in ms: one day at most */
+#define VMS_ROUNDS_MAX 100000u        /* precopy rounds of a migration */
 #define VMS_DEVICE_NONE 0xffffffffu   /* device field of stream-level records */
 
 enum vms_rec_type {

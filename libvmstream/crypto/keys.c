@@ -8,7 +8,7 @@
 #include <openssl/crypto.h>
 #include <openssl/kdf.h>
 #include <openssl/params.h>
-#include "core/error.h"
+#include "base/error.h"
 #include "crypto/keys.h"
 #include "format/cursor.h"
 #include "stage/stage.h"

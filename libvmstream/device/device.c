@@ -24,7 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/error.h"
+#include "base/error.h"
 #include "device/device.h"
 
 /* One call never moves more than this (read(2) moves at most ~2 GiB). */

@@ -26,7 +26,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "core/error.h"
+#include "base/error.h"
 #include "device/device.h"
 #include "device/vfio.h"
 

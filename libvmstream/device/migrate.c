@@ -24,8 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/error.h"
-#include "core/internal.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "stream/internal.h"
 #include "device/device.h"
 #include "pipeline/ring.h"
 

@@ -60,11 +60,11 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
-#include "core/error.h"
+#include "base/error.h"
 #include "device/device.h"
 #include "device/sim.h"
 #include "device/vfio.h"
-#include "hash/hash.h"
+#include "base/hash.h"
 
 #define EMIT_BUF (256u << 10)   /* device thread: one buffer of its ring */
 #define RING_MAX 10u            /* buffers in the ring at most */

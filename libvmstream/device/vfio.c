@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "core/error.h"
+#include "base/error.h"
 #include "device/device.h"
 #include "device/vfio.h"
 

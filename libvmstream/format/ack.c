@@ -53,7 +53,7 @@ int vms_ack_decode_body(struct vms_ack *a, const uint8_t *in, size_t n, const ch
 		return *why = "acknowledgement reserved field not zero", VMS_EPROTO;
 	if (tl > VMS_ACK_TEXT_MAX || !vms_cur_ptr(&c, tl, &t))
 		return *why = "acknowledgement text length inconsistent", VMS_EPROTO;
-	if (a->ndev > VMS_ACK_MAX_DEVICES ||
+	if (a->ndev > VMS_DEVICES_MAX ||
 	    vms_cur_left(&c) != (size_t)a->ndev * VMS_ACK_ENTRY)
 		return *why = "acknowledgement device table length inconsistent", VMS_EPROTO;
 	a->status = (int32_t)status;

@@ -5,14 +5,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "base/limits.h"
 
 #define VMS_ACK_MAGIC 0x41534d56u /* "VMSA" */
-#define VMS_ACK_FRAME_HDR 8
-#define VMS_ACK_BODY_FIXED 38
-#define VMS_ACK_ENTRY 24
-#define VMS_ACK_TEXT_MAX 1024
-#define VMS_ACK_MAX_DEVICES 65536u
-#define VMS_ACK_BODY_MAX (VMS_ACK_BODY_FIXED + VMS_ACK_TEXT_MAX + VMS_ACK_MAX_DEVICES * VMS_ACK_ENTRY)
 
 struct vms_ack_dev {
 	uint64_t bytes;

@@ -2,7 +2,7 @@
 #include <string.h>
 #include "format/cursor.h"
 #include "format/format.h"
-#include "hash/hash.h"
+#include "base/hash.h"
 
 #define WHY(s) (*why = (s))
 

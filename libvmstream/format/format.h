@@ -9,22 +9,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "vmstream.h"
+#include "base/limits.h"
 
 #define VMS_MAGIC "\x8aVMS\r\n\x1a\n"
 #define VMS_MAGIC_LEN 8
-#define VMS_PREAMBLE_FIXED 48
-#define VMS_PREAMBLE_MIN 56
-#define VMS_PREAMBLE_MAX 4096
-#define VMS_HDR_LEN 56
-#define VMS_CTRL_MAX 4096
-#define VMS_ABORT_TEXT_MAX 1024
-#define VMS_AEAD_TAG 16
-#define VMS_AEAD_OVERHEAD 24 /* u64 sum inside the ciphertext + tag */
-#define VMS_LANES_MAX 64
-#define VMS_MAX_CODECS 16
-#define VMS_CODEC_NAME_MAX 32
-#define VMS_CREATOR_MAX 64
 
 #define VMS_PFLAG_ENCRYPTED 0x1u
 #define VMS_RFLAG_ENCRYPTED 0x1u

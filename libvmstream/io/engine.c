@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "io/engine_internal.h"
 
 /* ---- availability probe ----------------------------------------------- */

@@ -39,7 +39,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "io/engine_internal.h"
 
 enum {

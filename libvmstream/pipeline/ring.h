@@ -91,6 +91,4 @@ bool vms_ring_wait_tail(struct vms_ring *r, uint64_t pos);
 /* Consumer: release the oldest job back to the free list. */
 void vms_ring_release(struct vms_ring *r);
 
-uint64_t vms_now_ns(void);
-
 #endif

@@ -20,11 +20,12 @@
 #include <netinet/tcp.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include "core/error.h"
-#include "core/internal.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "stream/internal.h"
 #include "format/cursor.h"
 #include "format/format.h"
-#include "hash/hash.h"
+#include "base/hash.h"
 #include "pipeline/ring.h"
 #include "session/tls.h"
 #include "stage/stage.h"
@@ -33,7 +34,6 @@
 #define REPLY_MAGIC "VMSREPL1"
 #define HELLO_FIXED 48
 #define REPLY_FIXED 22
-#define PLAIN_MSG_MAX 4096
 #define DEFAULT_CONNECT_MS 10000
 #define DEFAULT_IDLE_MS 30000
 
@@ -126,8 +126,8 @@ static size_t reply_encode(int32_t status, uint32_t max_chunk, const char *text,
 {
 	size_t n = text ? strlen(text) : 0;
 
-	if (n > PLAIN_MSG_MAX - REPLY_FIXED)
-		n = PLAIN_MSG_MAX - REPLY_FIXED;
+	if (n > VMS_SESSION_MSG_MAX - REPLY_FIXED)
+		n = VMS_SESSION_MSG_MAX - REPLY_FIXED;
 	memcpy(out, REPLY_MAGIC, 8);
 	vms_put_u32(out + 8, (uint32_t)status);
 	vms_put_u16(out + 12, VMS_FORMAT_MAJOR);
@@ -184,7 +184,7 @@ static int io_wait(int fd, short ev, uint64_t deadline_ns)
 
 static int plain_send(int fd, const uint8_t *msg, size_t len, uint64_t deadline_ns)
 {
-	uint8_t buf[4 + PLAIN_MSG_MAX + 8];
+	uint8_t buf[4 + VMS_SESSION_MSG_MAX + 8];
 	size_t n = 4 + len + 8, off = 0;
 
 	vms_put_u32(buf, (uint32_t)len);
@@ -488,10 +488,10 @@ int vms_writer_connect(struct vms_writer **out, const char *addr, const struct v
 	for (unsigned l = 0; l < net.lanes; l++)
 		t.fds[l] = -1;
 	for (unsigned l = 0; l < net.lanes; l++) {
-		uint8_t msg[VMS_TLS_MSG_MAX], rep[VMS_TLS_MSG_MAX];
+		uint8_t msg[VMS_SESSION_MSG_MAX], rep[VMS_SESSION_MSG_MAX];
 		size_t mlen, rlen = 0;
 		int32_t status = 0;
-		char text[VMS_TLS_MSG_MAX];
+		char text[VMS_SESSION_MSG_MAX];
 		int fd = -1;
 
 		err = VMS_ENET;
@@ -743,13 +743,13 @@ int vms_accept(struct vms_listener *l, struct vms_reader **out, const struct vms
 	t.allow_plaintext = (l->net.flags & VMS_NET_F_ALLOW_PLAINTEXT) != 0;
 	t.engine = l->net.io;
 	t.idle_timeout_ms = l->net.idle_timeout_ms;
-	for (unsigned i = 0; i < VMS_LANES_MAX_T; i++)
+	for (unsigned i = 0; i < VMS_LANES_MAX; i++)
 		t.fds[i] = -1;
 	if (timeout_ms >= 0)
 		deadline = vms_now_ns() + (uint64_t)timeout_ms * 1000000u;
 
 	while (!have_session || got < lanes) {
-		uint8_t msg[VMS_TLS_MSG_MAX], rep[VMS_TLS_MSG_MAX];
+		uint8_t msg[VMS_SESSION_MSG_MAX], rep[VMS_SESSION_MSG_MAX];
 		struct vms_tls_conn *conn = NULL;
 		struct hello h;
 		char why[512];
@@ -853,7 +853,7 @@ int vms_accept(struct vms_listener *l, struct vms_reader **out, const struct vms
 	return vms_reader_open_transport(out, &t, ro);
 
 out_release:
-	t.nlanes = VMS_LANES_MAX_T;
+	t.nlanes = VMS_LANES_MAX;
 	vms_transport_release(&t);
 	return err;
 }

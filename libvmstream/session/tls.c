@@ -44,7 +44,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
-#include "core/error.h"
+#include "base/error.h"
 #include "format/cursor.h"
 #include "session/tls.h"
 
@@ -59,7 +59,7 @@ struct vms_tls_creds {
 	int is_server;
 	int psk_mode;
 	uint8_t psk[VMS_TLS_PSK_LEN];
-	char identity[VMS_TLS_IDENTITY_MAX + 1];
+	char identity[VMS_PSK_IDENTITY_MAX + 1];
 	size_t identity_len;
 };
 
@@ -343,16 +343,16 @@ static int load_x509(struct vms_tls_creds *cr, const struct vms_tls_conf *conf)
 static int set_psk(struct vms_tls_creds *cr, const struct vms_tls_conf *conf)
 {
 	const char *id = conf->psk_identity ? conf->psk_identity : VMS_TLS_IDENTITY_DEFAULT;
-	size_t i, n = strnlen(id, VMS_TLS_IDENTITY_MAX + 1);
+	size_t i, n = strnlen(id, VMS_PSK_IDENTITY_MAX + 1);
 
 	if (conf->psk_len != VMS_TLS_PSK_LEN)
 		return vms_fail(VMS_EINVAL, "TLS PSK must be %d bytes, got %zu", VMS_TLS_PSK_LEN,
 				conf->psk_len);
 	if (conf->cert_file || conf->key_file || conf->ca_file)
 		return vms_fail(VMS_EINVAL, "TLS: give either a PSK or certificate files, not both");
-	if (n == 0 || n > VMS_TLS_IDENTITY_MAX)
+	if (n == 0 || n > VMS_PSK_IDENTITY_MAX)
 		return vms_fail(VMS_EINVAL, "TLS PSK identity must be 1..%d bytes",
-				VMS_TLS_IDENTITY_MAX);
+				VMS_PSK_IDENTITY_MAX);
 	for (i = 0; i < n; i++)
 		if ((unsigned char)id[i] < 0x20 || (unsigned char)id[i] >= 0x7f)
 			return vms_fail(VMS_EINVAL, "TLS PSK identity must be printable ASCII");
@@ -849,7 +849,7 @@ static int handshake(struct vms_tls_conn *c)
 /* u32 length (LE) + bytes, in one SSL_write, hence one record. */
 static int write_frame(struct vms_tls_conn *c, const void *msg, size_t len, const char *step)
 {
-	uint8_t frame[4 + VMS_TLS_MSG_MAX];
+	uint8_t frame[4 + VMS_SESSION_MSG_MAX];
 	int err;
 
 	vms_put_u32(frame, (uint32_t)len);
@@ -873,9 +873,9 @@ static int read_frame(struct vms_tls_conn *c, void *buf, size_t cap, size_t *out
 		return err;
 	cur = vms_cur_init(hdr, sizeof(hdr));
 	(void)vms_cur_u32(&cur, &n);
-	if (n > VMS_TLS_MSG_MAX)
+	if (n > VMS_SESSION_MSG_MAX)
 		return vms_fail(VMS_EPROTO, "TLS: the %s's %s is %u bytes, the limit is %d",
-				c->creds->is_server ? "client" : "server", what, n, VMS_TLS_MSG_MAX);
+				c->creds->is_server ? "client" : "server", what, n, VMS_SESSION_MSG_MAX);
 	if (n > cap)
 		return vms_fail(VMS_EPROTO, "TLS: the %s's %s is %u bytes, the buffer holds %zu",
 				c->creds->is_server ? "client" : "server", what, n, cap);
@@ -964,9 +964,9 @@ int vms_tls_client(struct vms_tls_creds *c, int fd, const void *hello, size_t he
 	if (!c || c->is_server || !ikm_c2s || !ikm_s2c || !reply_len || (!reply && reply_cap) ||
 	    (!hello && hello_len))
 		return vms_fail(VMS_EINVAL, "vms_tls_client: bad arguments");
-	if (hello_len > VMS_TLS_MSG_MAX)
+	if (hello_len > VMS_SESSION_MSG_MAX)
 		return vms_fail(VMS_EINVAL, "TLS: HELLO of %zu bytes exceeds the limit of %d",
-				hello_len, VMS_TLS_MSG_MAX);
+				hello_len, VMS_SESSION_MSG_MAX);
 	if (timeout_ms <= 0)
 		return vms_fail(VMS_EINVAL, "TLS: the timeout must be positive");
 	*reply_len = 0;
@@ -1043,9 +1043,9 @@ int vms_tls_server_reply(struct vms_tls_conn *conn, const void *reply, size_t re
 		err = vms_fail(VMS_EINVAL, "vms_tls_server_reply: bad arguments");
 		goto out_free_conn;
 	}
-	if (reply_len > VMS_TLS_MSG_MAX) {
+	if (reply_len > VMS_SESSION_MSG_MAX) {
 		err = vms_fail(VMS_EINVAL, "TLS: REPLY of %zu bytes exceeds the limit of %d",
-			       reply_len, VMS_TLS_MSG_MAX);
+			       reply_len, VMS_SESSION_MSG_MAX);
 		goto out_free_conn;
 	}
 	if (timeout_ms <= 0) {

@@ -13,7 +13,7 @@
  *     vms_tls_client() returns  <---------  REPLY  (vms_tls_server_reply())
  *
  * Each message is framed inside TLS as u32 length (little-endian) + bytes,
- * 0..VMS_TLS_MSG_MAX bytes, in one TLS record. Then both sides stop using TLS
+ * 0..VMS_SESSION_MSG_MAX bytes, in one TLS record. Then both sides stop using TLS
  * and the socket is a raw byte stream again, from the next byte on:
  *  - OpenSSL never reads ahead (read-ahead off: it reads a record header, then
  *    exactly that record), and no TLS byte is written after the REPLY (no
@@ -43,7 +43,7 @@
  *               peer is not speaking TLS, or any other TLS protocol failure
  *  VMS_ENET     connection closed or reset by the peer
  *  VMS_ETIMEOUT the deadline passed
- *  VMS_EPROTO   HELLO/REPLY frame longer than VMS_TLS_MSG_MAX or than the
+ *  VMS_EPROTO   HELLO/REPLY frame longer than VMS_SESSION_MSG_MAX or than the
  *               caller's buffer, bytes after the frame inside its record,
  *               or a KeyUpdate from the peer
  *  VMS_EINVAL   bad arguments; bad credential files (named in the message)
@@ -59,10 +59,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "base/limits.h"
 
-#define VMS_TLS_MSG_MAX 4096        /* HELLO / REPLY bytes, framing excluded */
 #define VMS_TLS_PSK_LEN 32          /* external PSK length */
-#define VMS_TLS_IDENTITY_MAX 128    /* PSK identity bytes (printable ASCII) */
 #define VMS_TLS_IDENTITY_DEFAULT "vmstream"
 #define VMS_TLS_EXPORTER_LABEL "EXPORTER-vmstream-v1"
 #define VMS_TLS_IKM_LEN 32
@@ -102,7 +101,7 @@ struct vms_tls_info {
 };
 
 /* Client: handshake on the connected socket fd, send hello[0..hello_len)
- * (hello_len <= VMS_TLS_MSG_MAX), read the reply into reply[0..reply_cap)
+ * (hello_len <= VMS_SESSION_MSG_MAX), read the reply into reply[0..reply_cap)
  * and its length into *reply_len, export the lane's two IKMs. info may be
  * NULL. On success the next byte on fd in each direction is raw. */
 int vms_tls_client(struct vms_tls_creds *c, int fd, const void *hello, size_t hello_len,
@@ -120,7 +119,7 @@ struct vms_tls_conn;
 int vms_tls_server_accept(struct vms_tls_creds *c, int fd, void *hello, size_t hello_cap,
 			  size_t *hello_len, int timeout_ms, struct vms_tls_conn **conn);
 
-/* Send reply[0..reply_len) (<= VMS_TLS_MSG_MAX) and export the IKMs of
+/* Send reply[0..reply_len) (<= VMS_SESSION_MSG_MAX) and export the IKMs of
  * `lane`. Frees conn in all cases. On success the next byte on the fd in
  * each direction is raw (raw bytes from the client may already be waiting). */
 int vms_tls_server_reply(struct vms_tls_conn *conn, const void *reply, size_t reply_len,

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <stdio.h>
 #include <string.h>
-#include "core/error.h"
+#include "base/error.h"
 
 static _Thread_local char errbuf[VMS_MSG_MAX];
 

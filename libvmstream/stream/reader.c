@@ -19,21 +19,21 @@
 #include <time.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include "core/error.h"
-#include "core/fdio.h"
-#include "core/internal.h"
+#include "base/clock.h"
+#include "base/alloc.h"
+#include "base/error.h"
+#include "io/fdio.h"
+#include "stream/internal.h"
 #include "crypto/keys.h"
 #include "format/ack.h"
 #include "format/cursor.h"
 #include "format/format.h"
-#include "hash/hash.h"
+#include "base/hash.h"
 #include "io/engine.h"
 #include "pipeline/ring.h"
 #include "stage/stage.h"
 
-#define READER_MAX_DEVICES 65536u
 #define READER_INBUF (64u << 10)
-#define MAX_THREADS 64
 #define JOB_MSG 240
 
 struct rdev {            /* delivery side: payload-level state */
@@ -85,11 +85,11 @@ struct vms_reader {
 	struct vms_transport t;
 	struct vms_engine *eng;
 	int cancel_fd;       /* eventfd: wakes the input thread for good */
-	struct lane_in lanes[VMS_LANES_MAX_T];
+	struct lane_in lanes[VMS_LANES_MAX];
 	struct vms_in *in;   /* lanes[0].in: the preamble's lane */
 	struct vms_reader_opts o;
 	struct vms_preamble pre;
-	struct vms_keysched ks[VMS_LANES_MAX_T];
+	struct vms_keysched ks[VMS_LANES_MAX];
 	bool ack_sent;
 	char codec_list[VMS_MAX_CODECS * (VMS_CODEC_NAME_MAX + 6)];
 	int32_t *dev_result;   /* per-device load result for the ACK (or NULL) */
@@ -168,7 +168,7 @@ static int input_device_rules(struct vms_reader *r, struct rjob *j)
 	case VMS_REC_DEVICE_BEGIN:
 		if (h->device != r->nidev)
 			return jfail(j, VMS_EDEVICE, h->seq, "DEVICE_BEGIN index is not the next device");
-		if (r->nidev >= READER_MAX_DEVICES)
+		if (r->nidev >= VMS_DEVICES_MAX)
 			return jfail(j, VMS_EDEVICE, h->seq, "too many devices (limit 65536)");
 		if (r->nidev == r->capidev) {
 			uint32_t ncap = r->capidev ? r->capidev * 2 : 8;
@@ -279,7 +279,7 @@ static int pick_lane(struct vms_reader *r, struct rjob *j, unsigned *lane)
 		return 0;
 	}
 	for (;;) {
-		struct pollfd pf[VMS_LANES_MAX_T + 1];
+		struct pollfd pf[VMS_LANES_MAX + 1];
 		unsigned np = 0, live = 0;
 		int rc;
 
@@ -830,8 +830,8 @@ static int setup_pipeline(struct vms_reader *r)
 	int err;
 
 	r->nthreads = r->o.threads == VMS_THREADS_AUTO ? vms_online_cpus() : r->o.threads;
-	if (r->nthreads > MAX_THREADS)
-		return vms_fail(VMS_EINVAL, "threads %u above the limit %d", r->nthreads, MAX_THREADS);
+	if (r->nthreads > VMS_THREADS_MAX)
+		return vms_fail(VMS_EINVAL, "threads %u above the limit %d", r->nthreads, VMS_THREADS_MAX);
 	if (r->headers_only)
 		r->nthreads = 0;
 	/* producer fills one, workers hold one each, the caller holds one. */
@@ -1220,7 +1220,7 @@ static void stop_input(struct vms_reader *r)
 static void drain_lanes(struct vms_reader *r, int max_ms)
 {
 	uint64_t deadline = vms_now_ns() + (uint64_t)max_ms * 1000000u;
-	bool open[VMS_LANES_MAX_T];
+	bool open[VMS_LANES_MAX];
 	unsigned live = r->t.nlanes;
 	char junk[16384];
 
@@ -1229,8 +1229,8 @@ static void drain_lanes(struct vms_reader *r, int max_ms)
 		shutdown(r->t.fds[l], SHUT_WR);
 	}
 	while (live > 0 && vms_now_ns() < deadline) {
-		struct pollfd pf[VMS_LANES_MAX_T];
-		unsigned map[VMS_LANES_MAX_T], np = 0;
+		struct pollfd pf[VMS_LANES_MAX];
+		unsigned map[VMS_LANES_MAX], np = 0;
 
 		for (unsigned l = 0; l < r->t.nlanes; l++) {
 			if (!open[l])
@@ -1330,7 +1330,7 @@ void vms_reader_free(struct vms_reader *r)
 	free(r->jobptrs);
 	free(r->workers);
 	free(r->wctx);
-	for (unsigned l = 0; l < VMS_LANES_MAX_T; l++) {
+	for (unsigned l = 0; l < VMS_LANES_MAX; l++) {
 		vms_keysched_wipe(&r->ks[l]);
 		vms_in_free(&r->lanes[l].in);
 	}

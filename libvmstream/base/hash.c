@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "hash/hash.h"
+#include "base/hash.h"
 
 static const uint8_t zeros[64 * 1024];
 

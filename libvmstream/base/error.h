@@ -3,9 +3,8 @@
 #define VMS_ERROR_H
 
 #include <stdarg.h>
-#include "vmstream.h"
+#include "base/limits.h"
 
-#define VMS_MSG_MAX 512
 
 /* Record code + formatted message as this thread's last error; returns code. */
 int vms_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -19,19 +19,20 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
-#include "core/error.h"
-#include "core/fdio.h"
-#include "core/internal.h"
+#include "base/clock.h"
+#include "base/alloc.h"
+#include "base/error.h"
+#include "io/fdio.h"
+#include "stream/internal.h"
 #include "crypto/keys.h"
 #include "format/ack.h"
 #include "format/cursor.h"
 #include "format/format.h"
-#include "hash/hash.h"
+#include "base/hash.h"
 #include "io/engine.h"
 #include "pipeline/ring.h"
 #include "stage/stage.h"
 
-#define MAX_THREADS 64
 #define JOB_MSG 200
 /* Adaptive level range for "auto" and the measuring window. */
 #define AUTO_LEVEL_MIN (-7)
@@ -101,7 +102,7 @@ struct vms_writer {
 	struct vms_writer_opts o;
 	struct vms_preamble pre;
 	uint8_t key[VMS_KEY_LEN];
-	struct vms_keysched ks[VMS_LANES_MAX_T];
+	struct vms_keysched ks[VMS_LANES_MAX];
 	const struct vms_stage *codec;
 	const struct vms_stage *cipher;
 	bool adaptive;
@@ -939,8 +940,8 @@ static int setup_pipeline(struct vms_writer *w, const struct vms_writer_opts *o)
 	int err;
 
 	w->nthreads = o->threads == VMS_THREADS_AUTO ? vms_online_cpus() : o->threads;
-	if (w->nthreads > MAX_THREADS)
-		return vms_fail(VMS_EINVAL, "threads %u above the limit %d", w->nthreads, MAX_THREADS);
+	if (w->nthreads > VMS_THREADS_MAX)
+		return vms_fail(VMS_EINVAL, "threads %u above the limit %d", w->nthreads, VMS_THREADS_MAX);
 	/* Enough slots to keep every worker busy while the producer fills one
 	 * and the emitter writes one; more only adds memory. */
 	want = (w->nthreads ? 2 * w->nthreads + 2 : 1) + PENDING_DEVICES - 1;
@@ -1723,7 +1724,7 @@ void vms_writer_free(struct vms_writer *w)
 	free(w->jobptrs);
 	free(w->workers);
 	free(w->wctx);
-	for (unsigned l = 0; l < VMS_LANES_MAX_T; l++)
+	for (unsigned l = 0; l < VMS_LANES_MAX; l++)
 		vms_keysched_wipe(&w->ks[l]);
 	vms_wipe(w->key, sizeof(w->key));
 	pthread_mutex_destroy(&w->stats_mu);

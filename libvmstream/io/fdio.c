@@ -6,7 +6,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include "core/fdio.h"
+#include "io/fdio.h"
 
 /* A payload read waits until this much of it (or all of it, if less) is
  * queued, instead of waking for every segment that arrives. */

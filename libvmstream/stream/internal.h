@@ -6,35 +6,30 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "vmstream.h"
+#include "base/abi.h"
 
-/* Buffers for the hot path: allocated once, touched once so that no page
- * fault happens while data flows (DESIGN.md "I/O and performance"). */
-void *vms_alloc_prefault(size_t len);
-void vms_free_prefault(void *p, size_t len);
-size_t vms_page_round(size_t n);
-/* VMS_THREADS_AUTO: one worker per online CPU (at most 64). */
-unsigned vms_online_cpus(void);
-/* Copy stats out to a caller's struct of any (older) size. */
-int vms_stats_copy_out(struct vms_stats *dst, const struct vms_stats *src);
+/* Copy stats out to a caller's struct of any (older or newer) size. */
+static inline int vms_stats_copy_out(struct vms_stats *dst, const struct vms_stats *src)
+{
+	return vms_struct_out(dst, src, sizeof(*src), sizeof(uint32_t), "stats");
+}
 
 /* Tests only: rotate the key epoch after `bytes` sealed bytes instead of
  * FORMAT.md's 2^34, so rotation can be exercised on small streams. */
 void vms_writer_set_epoch_limit(struct vms_writer *w, uint64_t bytes);
 
-#define VMS_LANES_MAX_T 64
-
 /* Where a stream goes to or comes from: one fd (file, pipe, stdin/stdout)
  * or the lanes of an authenticated network session. */
 struct vms_transport {
 	unsigned nlanes;
-	int fds[VMS_LANES_MAX_T];
+	int fds[VMS_LANES_MAX];
 	bool own_fds;              /* close them on free */
 	bool session;              /* network session: ACK, half-close */
 	bool keyed;                /* session keys below are valid */
 	bool allow_plaintext;      /* receiver accepts unencrypted records */
 	uint8_t salt[VMS_SALT_LEN];/* session salt (sender's choice, in HELLO) */
-	uint8_t ikm_c2s[VMS_LANES_MAX_T][VMS_KEY_LEN];
-	uint8_t ikm_s2c[VMS_LANES_MAX_T][VMS_KEY_LEN];
+	uint8_t ikm_c2s[VMS_LANES_MAX][VMS_KEY_LEN];
+	uint8_t ikm_s2c[VMS_LANES_MAX][VMS_KEY_LEN];
 	uint32_t engine;           /* enum vms_io_kind */
 	int idle_timeout_ms;       /* -1 = none */
 	uint64_t rate_limit;

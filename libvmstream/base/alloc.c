@@ -3,8 +3,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
-#include "core/error.h"
-#include "core/internal.h"
+#include "base/alloc.h"
+#include "base/error.h"
+#include "base/alloc.h"
 
 #define HUGE_2M (2u << 20)
 
@@ -55,13 +56,4 @@ unsigned vms_online_cpus(void)
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 
 	return n < 1 ? 1 : (n > 64 ? 64 : (unsigned)n);
-}
-
-int vms_stats_copy_out(struct vms_stats *dst, const struct vms_stats *src)
-{
-	if (!dst || dst->size < sizeof(uint32_t))
-		return vms_fail(VMS_EINVAL, "stats: bad size field");
-	memcpy((char *)dst + sizeof(uint32_t), (const char *)src + sizeof(uint32_t),
-	       (dst->size < sizeof(*src) ? dst->size : sizeof(*src)) - sizeof(uint32_t));
-	return 0;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <string.h>
 #include <unistd.h>
-#include "core/internal.h"
+#include "stream/internal.h"
 
 void vms_transport_init_fd(struct vms_transport *t, int fd)
 {
