@@ -23,7 +23,7 @@
 #include <sys/mman.h>
 #include "vmstream.h"
 #include "format/format.h"
-#include "hash/hash.h"
+#include "base/hash.h"
 
 #define MIB (1024u * 1024u)
 

@@ -14,7 +14,7 @@
 #include <zstd.h>
 
 #include "testutil.h"
-#include "core/internal.h"
+#include "stream/internal.h"
 #include "crypto/keys.h"
 #include "vectors_stages/refcrypto.h"
 #include "vectors_stages/vectors_stages.h"

@@ -37,7 +37,7 @@
 #include <time.h>
 
 #include "testutil.h"
-#include "core/internal.h"
+#include "stream/internal.h"
 #include "io/engine.h"
 #include "io/engine_internal.h"
 

@@ -242,9 +242,9 @@ struct side {
 	int fd;
 	int timeout_ms;
 	uint16_t lane;             /* client: its lane; server: learnt from the HELLO */
-	uint8_t msg[VMS_TLS_MSG_MAX];
+	uint8_t msg[VMS_SESSION_MSG_MAX];
 	size_t msg_len;            /* HELLO (client) / REPLY (server) */
-	uint8_t got[VMS_TLS_MSG_MAX];
+	uint8_t got[VMS_SESSION_MSG_MAX];
 	size_t got_cap, got_len;
 	uint8_t c2s[32], s2c[32];
 	struct vms_tls_info info;
@@ -508,7 +508,7 @@ struct rogue {
 	int handshake_ok;
 	int send_ok;             /* our frame went out */
 	int frame_rc;            /* 1 if the peer's frame was read */
-	uint8_t got[VMS_TLS_MSG_MAX];
+	uint8_t got[VMS_SESSION_MSG_MAX];
 	size_t got_len;
 	int raw_after_rc;
 };
@@ -590,10 +590,10 @@ static SSL *rogue_ssl(struct rogue *r)
  * record; with raw_len, the record and the raw bytes leave in one send(). */
 static void rogue_send_frame(struct rogue *r, SSL *ssl)
 {
-	uint8_t frame[4 + 2 * VMS_TLS_MSG_MAX];
+	uint8_t frame[4 + 2 * VMS_SESSION_MSG_MAX];
 	uint32_t claim = r->claim ? r->claim : (uint32_t)r->msg_len;
 
-	ck_assert_uint_le(r->msg_len, 2 * VMS_TLS_MSG_MAX);
+	ck_assert_uint_le(r->msg_len, 2 * VMS_SESSION_MSG_MAX);
 	frame[0] = (uint8_t)claim;
 	frame[1] = (uint8_t)(claim >> 8);
 	frame[2] = (uint8_t)(claim >> 16);
@@ -723,7 +723,7 @@ static void expect_creds_fail(const struct vms_tls_conf *conf, int server, int c
 START_TEST(test_creds_errors)
 {
 	struct vms_tls_conf conf;
-	uint8_t longid[VMS_TLS_IDENTITY_MAX + 2];
+	uint8_t longid[VMS_PSK_IDENTITY_MAX + 2];
 
 	for (int server = 0; server <= 1; server++) {
 		const char *missing = cp("no-such-file.pem");
@@ -783,14 +783,14 @@ START_TEST(test_bad_args)
 	struct vms_tls_creds *cc = creds_psk(psk_a, NULL, 0);
 	struct vms_tls_creds *sc = creds_psk(psk_a, NULL, 1);
 	struct vms_tls_conn *conn = (struct vms_tls_conn *)&conn;
-	uint8_t buf[VMS_TLS_MSG_MAX + 1] = { 0 }, c2s[32], s2c[32];
+	uint8_t buf[VMS_SESSION_MSG_MAX + 1] = { 0 }, c2s[32], s2c[32];
 	size_t len;
 	int c, s, p[2];
 
 	tcp_pair(&c, &s);
 	memset(c2s, 0x55, 32);
 	/* over-long HELLO is the caller's mistake: VMS_EINVAL before any I/O */
-	ck_assert_int_eq(vms_tls_client(cc, c, buf, VMS_TLS_MSG_MAX + 1, buf, 10, &len, 0, c2s, s2c,
+	ck_assert_int_eq(vms_tls_client(cc, c, buf, VMS_SESSION_MSG_MAX + 1, buf, 10, &len, 0, c2s, s2c,
 					1000, NULL), VMS_EINVAL);
 	ck_assert(c2s[0] == 0 && c2s[31] == 0); /* outputs wiped on failure */
 	ck_assert_int_eq(vms_tls_client(cc, c, buf, 1, buf, 10, &len, 0, c2s, s2c, 0, NULL),
@@ -828,8 +828,8 @@ START_TEST(test_psk_ok)
 	side_init(&cl, cc, -1, 0);
 	side_init(&sv, sc, -1, 1);
 	pair_fds(&cl, &sv);
-	client_hello(&cl, 0, VMS_TLS_MSG_MAX); /* the largest HELLO */
-	sv.msg_len = VMS_TLS_MSG_MAX;          /* and the largest REPLY */
+	client_hello(&cl, 0, VMS_SESSION_MSG_MAX); /* the largest HELLO */
+	sv.msg_len = VMS_SESSION_MSG_MAX;          /* and the largest REPLY */
 	run_pair(&cl, &sv);
 	assert_ok_pair(&cl, &sv);
 	ck_assert_str_eq(cl.info.peer, "psk:vmstream");
@@ -1028,7 +1028,7 @@ START_TEST(test_raw_switch_in_flight)
 		side_init(&sv, sc, -1, 1);
 		pair_fds(&cl, &sv);
 		client_hello(&cl, (uint16_t)round, 100);
-		sv.msg_len = VMS_TLS_MSG_MAX;
+		sv.msg_len = VMS_SESSION_MSG_MAX;
 		cl.spy = 1;
 		cl.go = sv.go = &go;
 		cl.raw_out = sv.raw_in = RAW_BIG;
@@ -1570,14 +1570,14 @@ static void server_vs_rogue_frame(uint32_t claim, size_t msg_len, size_t cap, in
 START_TEST(test_oversize_hello)
 {
 	/* 4097 bytes announced and sent */
-	server_vs_rogue_frame(VMS_TLS_MSG_MAX + 1, VMS_TLS_MSG_MAX + 1, VMS_TLS_MSG_MAX, VMS_EPROTO,
+	server_vs_rogue_frame(VMS_SESSION_MSG_MAX + 1, VMS_SESSION_MSG_MAX + 1, VMS_SESSION_MSG_MAX, VMS_EPROTO,
 			      "the limit is 4096");
 	/* a huge length field, nothing behind it */
-	server_vs_rogue_frame(0xffffffffu, 0, VMS_TLS_MSG_MAX, VMS_EPROTO, "the limit is 4096");
+	server_vs_rogue_frame(0xffffffffu, 0, VMS_SESSION_MSG_MAX, VMS_EPROTO, "the limit is 4096");
 	/* within the limit but beyond the caller's buffer */
 	server_vs_rogue_frame(100, 100, 50, VMS_EPROTO, "the buffer holds 50");
 	/* more bytes in the record than the frame says */
-	server_vs_rogue_frame(5, 10, VMS_TLS_MSG_MAX, VMS_EPROTO, "unexpected bytes after the HELLO");
+	server_vs_rogue_frame(5, 10, VMS_SESSION_MSG_MAX, VMS_EPROTO, "unexpected bytes after the HELLO");
 }
 END_TEST
 
@@ -1586,9 +1586,9 @@ START_TEST(test_oversize_reply)
 	struct vms_tls_creds *cc = creds_psk(psk_a, NULL, 0);
 	struct vms_tls_creds *sc = creds_psk(psk_a, NULL, 1);
 	struct rogue r = { .is_server = 1, .auth = R_PSK, .psk = psk_a, .identity = "vmstream",
-			   .msg_len = VMS_TLS_MSG_MAX + 1 };
+			   .msg_len = VMS_SESSION_MSG_MAX + 1 };
 	struct vms_tls_conn *conn = NULL;
-	uint8_t buf[VMS_TLS_MSG_MAX + 1] = { 0 }, c2s[32], s2c[32];
+	uint8_t buf[VMS_SESSION_MSG_MAX + 1] = { 0 }, c2s[32], s2c[32];
 	struct side cl;
 	size_t n;
 	int c, s, rc;
@@ -1614,7 +1614,7 @@ START_TEST(test_oversize_reply)
 			die("pthread_create");
 		rc = vms_tls_server_accept(sc, s, buf, sizeof(buf), &n, OK_TIMEOUT, &conn);
 		ck_assert_msg(rc == 0, "%s", vms_last_error());
-		rc = vms_tls_server_reply(conn, buf, VMS_TLS_MSG_MAX + 1, 0, c2s, s2c, OK_TIMEOUT);
+		rc = vms_tls_server_reply(conn, buf, VMS_SESSION_MSG_MAX + 1, 0, c2s, s2c, OK_TIMEOUT);
 		ck_assert_int_eq(rc, VMS_EINVAL);
 		close(s);
 		pthread_join(t, NULL);

@@ -369,7 +369,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #ifdef GEN_CORPUS
 /* ---- seed corpus ------------------------------------------------------------------------- */
 
-#include "core/internal.h"
+#include "stream/internal.h"
 
 struct seed {
 	const char *name;

@@ -11,7 +11,7 @@
 #define VMS_VECTORS_STAGES_H
 
 #include "testutil.h"
-#include "core/internal.h"
+#include "stream/internal.h"
 
 /* Fixed inputs (README.md "Inputs"). */
 static const uint8_t vs_stream_id[16] = "vmstream vectors";
