@@ -129,7 +129,7 @@ static double encode(int fd, const uint8_t *src, size_t size, uint32_t chunk, ui
 static double decode(int fd, size_t size, const uint8_t *check)
 {
 	struct vms_reader *r;
-	struct vms_event ev;
+	struct vms_event ev = VMS_EVENT_INIT;
 	uint64_t got = 0;
 	double t0;
 	int rc;

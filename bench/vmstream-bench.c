@@ -747,7 +747,7 @@ static int m_decode(struct ctx *c, struct row *r, struct sample *s)
 	struct vms_reader_opts o = VMS_READER_OPTS_INIT;
 	struct vms_stats st = { .size = sizeof(st) };
 	struct vms_reader *rd = NULL;
-	struct vms_event ev;
+	struct vms_event ev = VMS_EVENT_INIT;
 	uint64_t raw = 0;
 	double t0, c0;
 	int fd = r->pd->sfd[r->cfg], err;

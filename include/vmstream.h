@@ -136,6 +136,7 @@ typedef void (*vms_log_fn)(void *user, int level, const char *msg);
 #define VMS_MEMORY_MAX (1ull << 40)   /* memory budget (1 TiB) */
 #define VMS_TIMEOUT_MAX_MS 86400000   /* timeouts in ms: one day at most */
 #define VMS_ROUNDS_MAX 100000u        /* precopy rounds of a migration */
+#define VMS_RATE_MAX (1ull << 40)     /* rate limit, bytes per second */
 #define VMS_DEVICE_NONE 0xffffffffu   /* device field of stream-level records */
 
 enum vms_rec_type {
@@ -473,8 +474,10 @@ VMS_API int vms_reader_info(const struct vms_reader *r,
 			    struct vms_stream_info *info);
 
 /* One verified record. Pointers are valid until the next vms_reader_next()
- * or vms_reader_free() on the same reader. */
+ * or vms_reader_free() on the same reader. Set size before the first call
+ * (VMS_EVENT_INIT); the reader keeps it. */
 struct vms_event {
+	uint32_t size;        /* sizeof(struct vms_event), set by the caller */
 	uint32_t type;        /* enum vms_rec_type (or unknown ignorable type) */
 	uint32_t flags;       /* record flags */
 	uint32_t codec;       /* codec id of the payload on the wire */
@@ -516,7 +519,10 @@ struct vms_event {
 	} u;
 };
 
-/* Return 1 and fill *ev with the next verified record; 0 once the stream has
+#define VMS_EVENT_INIT { sizeof(struct vms_event), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, { { NULL, 0 } } }
+
+/* Return 1 and fill *ev with the next verified record (ev->size below
+ * sizeof(struct vms_event) is VMS_EINVAL); 0 once the stream has
  * ended cleanly (after the EOS event has been returned and no byte follows);
  * or a negative error. An ABORT record is returned as an event and the next
  * call returns VMS_EPEERABORT. After an error every later call returns the

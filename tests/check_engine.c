@@ -1772,7 +1772,7 @@ START_TEST(test_reader_lanes_short_record_after_payload)
 	struct vms_reader_opts o = VMS_READER_OPTS_INIT;
 	struct vms_transport t;
 	struct vms_reader *r = NULL;
-	struct vms_event ev;
+	struct vms_event ev = VMS_EVENT_INIT;
 	int rfd[2], sv[2][2], rc, ends = 0;
 	double end_at = 0;
 	pthread_t th;

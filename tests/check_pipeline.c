@@ -770,7 +770,7 @@ START_TEST(test_reader_free_mid_stream)
 	uint8_t *data = make_data(P_MIXED, 300 * SMALL_CHUNK, SMALL_CHUNK), *s;
 	struct vms_reader_opts o = VMS_READER_OPTS_INIT;
 	struct vms_reader *rd;
-	struct vms_event ev;
+	struct vms_event ev = VMS_EVENT_INIT;
 	int fd = tu_memfd_new();
 	size_t sn;
 
@@ -844,7 +844,7 @@ START_TEST(test_reader_free_stalled_pipe)
 	uint8_t *data = make_data(P_TEXT, 10 * SMALL_CHUNK, SMALL_CHUNK), *s;
 	struct vms_reader_opts o = VMS_READER_OPTS_INIT;
 	struct vms_reader *rd;
-	struct vms_event ev;
+	struct vms_event ev = VMS_EVENT_INIT;
 	struct tu_ed ed;
 	size_t sn, part;
 	int p[2];

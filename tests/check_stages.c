@@ -544,7 +544,7 @@ START_TEST(test_register_after_reader_open)
 	size_t n;
 	uint8_t *s = hand_empty_stream(&n);
 	int fd = tu_memfd_new();
-	struct vms_event ev;
+	struct vms_event ev = VMS_EVENT_INIT;
 
 	tu_memfd_set(fd, s, n);
 	ck_assert_int_eq(vms_reader_open_fd(&r, fd, NULL), 0);

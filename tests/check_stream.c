@@ -797,7 +797,7 @@ END_TEST
 START_TEST(reader_end_is_sticky)
 {
 	struct vms_reader *rd;
-	struct vms_event ev;
+	struct vms_event ev = VMS_EVENT_INIT;
 	size_t n;
 	uint8_t *b = small_stream(&n);
 	int fd = tu_memfd_new();

@@ -256,7 +256,7 @@ static inline int tu_run_fd(int fd, const struct vms_reader_opts *opts, struct t
 	if (vms_reader_info(rd, &r->info) != 0)
 		tu_die("vms_reader_info failed");
 	for (;;) {
-		struct vms_event e;
+		struct vms_event e = VMS_EVENT_INIT;
 		struct tu_ev *t;
 		int rc = vms_reader_next(rd, &e);
 
@@ -327,7 +327,7 @@ static inline int tu_run_fd(int fd, const struct vms_reader_opts *opts, struct t
 	}
 	/* Errors and the end are sticky: the next call must say the same. */
 	{
-		struct vms_event e;
+		struct vms_event e = VMS_EVENT_INIT;
 
 		r->again = vms_reader_next(rd, &e);
 	}

@@ -1767,8 +1767,13 @@ int vms_tool_device_add(struct vms_tool *t, struct vms_tool_devset *s, const cha
 {
 	struct vms_tool_dev *nd, *d;
 
-	if (s->n >= 65536)
-		return vms_tool_usage_error(t, "more than 65536 --device options");
+	if (s->n >= VMS_DEVICES_MAX) {
+		/* the code a receiver gives for the device that crosses the cap,
+		 * before anything connects or opens */
+		vms_tool_fail(t, VMS_EDEVICE, "more than %u --device options: a stream carries at most %u devices",
+			      VMS_DEVICES_MAX, VMS_DEVICES_MAX);
+		return vms_tool_report(t);
+	}
 	nd = realloc(s->dev, (s->n + 1) * sizeof(*s->dev));
 	if (!nd)
 		return vms_tool_fail(t, VMS_ENOMEM, "out of memory");
@@ -1791,17 +1796,39 @@ int vms_tool_device_add(struct vms_tool *t, struct vms_tool_devset *s, const cha
 				       "fault, fault_at, slow, name)", spec);
 }
 
+static int dev_name_cmp(const void *a, const void *b)
+{
+	const struct vms_tool_dev *x = *(const struct vms_tool_dev *const *)a;
+	const struct vms_tool_dev *y = *(const struct vms_tool_dev *const *)b;
+	int c = strcmp(x->name, y->name);
+
+	/* equal names keep their command-line order */
+	return c ? c : (x < y ? -1 : x > y);
+}
+
 int vms_tool_devices_check(struct vms_tool *t, struct vms_tool_devset *s)
 {
+	struct vms_tool_dev **by_name;
+	int err = 0;
+
+	if (s->n < 2)
+		return 0;
+	by_name = malloc(s->n * sizeof(*by_name));
+	if (!by_name) {
+		vms_tool_fail(t, VMS_ENOMEM, "out of memory");
+		return vms_tool_report(t);
+	}
 	for (unsigned i = 0; i < s->n; i++)
-		for (unsigned j = 0; j < i; j++)
-			if (strcmp(s->dev[i].name, s->dev[j].name) == 0)
-				return vms_tool_usage_error(t, "--device '%s' and --device '%s' are "
-							       "both named '%s' (devices are "
-							       "matched by name: use name=)",
-							    s->dev[j].spec, s->dev[i].spec,
-							    s->dev[i].name);
-	return 0;
+		by_name[i] = &s->dev[i];
+	qsort(by_name, s->n, sizeof(*by_name), dev_name_cmp);
+	for (unsigned i = 1; i < s->n && !err; i++)
+		if (strcmp(by_name[i - 1]->name, by_name[i]->name) == 0)
+			err = vms_tool_usage_error(t, "--device '%s' and --device '%s' are "
+						      "both named '%s' (devices are "
+						      "matched by name: use name=)",
+						   by_name[i - 1]->spec, by_name[i]->spec, by_name[i]->name);
+	free(by_name);
+	return err;
 }
 
 static int dev_open_one(struct vms_tool *t, struct vms_tool_dev *d, struct vms_device **out)

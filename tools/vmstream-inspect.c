@@ -293,7 +293,7 @@ static int run_inspect(struct vms_tool *t, const struct inspect_args *a, const c
 	struct vms_reader_opts ro = VMS_READER_OPTS_INIT;
 	struct vms_stream_info info = { .size = sizeof(info) };
 	struct vms_stats st = { .size = sizeof(st) };
-	struct vms_event ev;
+	struct vms_event ev = VMS_EVENT_INIT;
 	uint8_t key[VMS_KEY_LEN];
 	bool listing = false;
 	int fd = -1, rc;

@@ -381,7 +381,7 @@ static int pump(struct recv_run *rr)
 {
 	struct vms_reader_opts ro = VMS_READER_OPTS_INIT;
 	struct vms_tool *t = rr->t;
-	struct vms_event ev;
+	struct vms_event ev = VMS_EVENT_INIT;
 	int rc;
 
 	ro.progress = vms_progress_cb;

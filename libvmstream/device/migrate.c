@@ -495,7 +495,7 @@ int vms_migrate_recv(struct vms_reader *r, struct vms_device *const *devs, unsig
 	int mode = MATCH_UNSET;
 	char first[VMS_NAME_MAX + 1] = "";
 	uint64_t t0 = vms_now_ns();
-	struct vms_event ev;
+	struct vms_event ev = VMS_EVENT_INIT;
 	char msg[VMS_MSG_MAX];
 	int err, rc;
 

@@ -1398,7 +1398,8 @@ static void load_wait(struct sim *s, struct load *ld)
 
 static void free_load(struct load *ld)
 {
-	close(ld->rfd);
+	if (ld->rfd >= 0)
+		close(ld->rfd);
 	free(ld->v.ver);
 	free(ld);
 }
@@ -1409,17 +1410,41 @@ static void abort_load(struct sim *s)
 
 	if (!ld)
 		return;
-	close(ld->wfd); /* the end of the input for whoever reads it */
+	if (ld->wfd >= 0)
+		close(ld->wfd); /* the end of the input for whoever reads it */
 	load_wait(s, ld);
 	free_load(ld);
 }
 
-static int start_load(struct sim *s)
+/* The load's pipe, made when the data session is first used: a VMM
+ * moves every destination device to RESUMING when the stream announces it,
+ * and thousands of devices waiting for their bytes must not hold two
+ * descriptors each. 0, or a negative enum vms_err (the load is aborted). */
+static int load_open(struct sim *s, struct load *ld)
 {
 	bool big = s->g.c.size > INLINE_SIZE;
-	struct load *ld;
-	size_t cap;
+	size_t cap = 0;
 	int fds[2], r;
+
+	if (ld->wfd >= 0)
+		return 0;
+	r = make_pipe(fds, false, big, &cap);
+	if (r < 0)
+		return thread_fail(r, "start loading");
+	ld->rfd = fds[0];
+	ld->wfd = fds[1];
+	ld->cap_pages = cap / PAGE;
+	if (big) { /* will not fit the pipe: validated as it arrives */
+		r = load_to_thread(s, ld);
+		if (r < 0)
+			return thread_fail(r, "start loading");
+	}
+	return 0;
+}
+
+static int start_load(struct sim *s)
+{
+	struct load *ld;
 
 	ld = calloc(1, sizeof(*ld));
 	if (!ld)
@@ -1430,25 +1455,10 @@ static int start_load(struct sim *s)
 		return vms_fail(VMS_ENOMEM, "sim: out of memory");
 	}
 	ld->v.g = &s->g;
-	r = make_pipe(fds, false, big, &cap);
-	if (r < 0) {
-		free(ld->v.ver);
-		free(ld);
-		return thread_fail(r, "start loading");
-	}
-	ld->rfd = fds[0];
-	ld->wfd = fds[1];
-	ld->cap_pages = cap / PAGE;
+	ld->rfd = ld->wfd = -1;
 	pthread_mutex_lock(&s->mu);
 	s->ld = ld;
 	pthread_mutex_unlock(&s->mu);
-	if (big) { /* will not fit the pipe: validated as it arrives */
-		r = load_to_thread(s, ld);
-		if (r < 0) {
-			abort_load(s);
-			return thread_fail(r, "start loading");
-		}
-	}
 	return 0;
 }
 
@@ -1460,7 +1470,8 @@ static int finish_load(struct sim *s)
 	bool thread;
 	int r = 0;
 
-	close(ld->wfd);
+	if (ld->wfd >= 0)
+		close(ld->wfd);
 	pthread_mutex_lock(&s->mu);
 	thread = ld->thread;
 	pthread_mutex_unlock(&s->mu);
@@ -1471,7 +1482,7 @@ static int finish_load(struct sim *s)
 		uint8_t buf[16384];
 		ssize_t n;
 
-		while ((n = read(ld->rfd, buf, sizeof(buf))) != 0) {
+		while (ld->rfd >= 0 && (n = read(ld->rfd, buf, sizeof(buf))) != 0) {
 			if (n > 0) {
 				val_feed(&ld->v, buf, (size_t)n);
 			} else if (errno != EINTR) {
@@ -1656,6 +1667,12 @@ static long sim_write(void *impl, const void *buf, size_t len)
 		return vms_fail_msg(s->derr, s->dmsg);
 	if (!ld)
 		return vms_fail(VMS_EDEVIO, "sim: write without a data session");
+	if (ld->wfd < 0) {
+		int r = load_open(s, ld);
+
+		if (r < 0)
+			return data_fail(s, r, "%s", vms_last_error());
+	}
 	if (!ld->thread) {
 		/* A write of k bytes takes at most ceil(k / page) pipe pages.
 		 * While they all fit, the bytes wait in the pipe (no reader
@@ -1754,7 +1771,7 @@ static int sim_data_fd(void *impl)
 	if (s->sv)
 		return s->sv->rfd;
 	if (s->ld)
-		return s->ld->wfd;
+		return load_open(s, s->ld) < 0 ? -1 : s->ld->wfd;
 	return -1;
 }
 

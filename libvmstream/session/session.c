@@ -21,6 +21,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include "base/clock.h"
+#include "base/abi.h"
 #include "base/error.h"
 #include "stream/internal.h"
 #include "format/cursor.h"
@@ -368,26 +369,45 @@ static bool net_authenticated(const struct vms_net_opts *n)
 	return n->psk || n->cert_file || n->key_file || n->ca_file;
 }
 
+#define NET_FLAGS (VMS_NET_F_INSECURE | VMS_NET_F_ALLOW_PLAINTEXT)
+
+static int timeout_take(const char *name, int *ms, int def)
+{
+	if (*ms < 0 || *ms > VMS_TIMEOUT_MAX_MS)
+		return vms_fail(VMS_EINVAL, "network options: %s %d ms outside [0, %d] (0 = %d)", name,
+				*ms, VMS_TIMEOUT_MAX_MS, def);
+	if (*ms == 0)
+		*ms = def;
+	return 0;
+}
+
+/* Take in network options: size field, defaults, every bound. */
 static int net_opts_copy(struct vms_net_opts *dst, const struct vms_net_opts *src)
 {
 	struct vms_net_opts def = VMS_NET_OPTS_INIT;
+	int err = vms_opts_take(&def, sizeof(def), src, sizeof(def), "network options");
 
-	if (src) {
-		if (src->size < offsetof(struct vms_net_opts, flags) + sizeof(uint32_t) ||
-		    src->size > sizeof(def))
-			return vms_fail(VMS_EINVAL, "network options: bad size field %u", src->size);
-		memcpy(&def, src, src->size);
-	}
+	if (err)
+		return err;
 	if (def.lanes == 0)
 		def.lanes = 1;
 	if (def.lanes > VMS_LANES_MAX)
-		return vms_fail(VMS_EINVAL, "lanes must be 1..%d", VMS_LANES_MAX);
-	if (def.connect_timeout_ms <= 0)
-		def.connect_timeout_ms = DEFAULT_CONNECT_MS;
-	if (def.idle_timeout_ms <= 0)
-		def.idle_timeout_ms = DEFAULT_IDLE_MS;
+		return vms_fail(VMS_EINVAL, "network options: lanes %u outside [1, %u]", def.lanes,
+				VMS_LANES_MAX);
+	err = timeout_take("connect_timeout_ms", &def.connect_timeout_ms, DEFAULT_CONNECT_MS);
+	if (!err)
+		err = timeout_take("idle_timeout_ms", &def.idle_timeout_ms, DEFAULT_IDLE_MS);
+	if (err)
+		return err;
 	if (def.io > VMS_IO_POSIX)
-		return vms_fail(VMS_EINVAL, "unknown I/O engine %u", def.io);
+		return vms_fail(VMS_EINVAL, "network options: unknown I/O engine %u", def.io);
+	if (def.rate_limit > VMS_RATE_MAX)
+		return vms_fail(VMS_EINVAL, "network options: rate_limit %llu above %llu bytes/s",
+				(unsigned long long)def.rate_limit, (unsigned long long)VMS_RATE_MAX);
+	if (def.flags & ~(uint32_t)NET_FLAGS)
+		return vms_fail(VMS_EINVAL, "network options: unknown flags 0x%x",
+				def.flags & ~(uint32_t)NET_FLAGS);
+	/* the PSK identity is checked where the credentials are made (tls.c) */
 	if (def.psk && (def.cert_file || def.key_file || def.ca_file))
 		return vms_fail(VMS_EINVAL, "choose either a PSK or certificates, not both");
 	if (!def.psk && (def.cert_file || def.key_file || def.ca_file) &&
@@ -418,7 +438,7 @@ static int creds_for(const struct vms_net_opts *n, int is_server, struct vms_tls
 int vms_writer_connect(struct vms_writer **out, const char *addr, const struct vms_net_opts *nopts,
 		       const struct vms_writer_opts *opts)
 {
-	struct vms_writer_opts wo = VMS_WRITER_OPTS_INIT;
+	struct vms_writer_opts wo;
 	struct vms_net_opts net;
 	struct vms_transport t;
 	struct vms_tls_creds *creds = NULL;
@@ -434,11 +454,9 @@ int vms_writer_connect(struct vms_writer **out, const char *addr, const struct v
 	err = net_opts_copy(&net, nopts);
 	if (err)
 		return err;
-	if (opts) {
-		if (opts->size < offsetof(struct vms_writer_opts, stream_id) || opts->size > sizeof(wo))
-			return vms_fail(VMS_EINVAL, "writer options: bad size field %u", opts->size);
-		memcpy(&wo, opts, opts->size);
-	}
+	err = vms_writer_opts_take(&wo, opts);
+	if (err)
+		return err;
 	if (wo.cipher != VMS_CIPHER_NONE && !net_authenticated(&net))
 		return vms_fail(VMS_EKEY, "encryption needs an authenticated session: give a PSK or certificates");
 	err = split_addr(addr, host, sizeof(host), port, sizeof(port), false);

@@ -39,6 +39,14 @@ struct vms_transport {
 void vms_transport_init_fd(struct vms_transport *t, int fd);
 void vms_transport_release(struct vms_transport *t); /* wipe keys, close owned fds */
 
+/* Take in options (stream/options.c): size field, defaults, every bound. */
+int vms_writer_opts_take(struct vms_writer_opts *o, const struct vms_writer_opts *in);
+int vms_reader_opts_take(struct vms_reader_opts *o, const struct vms_reader_opts *in);
+/* Buffer slots of `slot` bytes within a memory budget (0 = the default,
+ * grown to min_slots); at most `want`. VMS_EINVAL naming the budget needed. */
+int vms_budget_slots(uint64_t memory, size_t slot, unsigned min_slots, unsigned want,
+		     const char *what, unsigned *nslots);
+
 int vms_writer_open_transport(struct vms_writer **out, struct vms_transport *t,
 			      const struct vms_writer_opts *opts);
 int vms_reader_open_transport(struct vms_reader **out, struct vms_transport *t,

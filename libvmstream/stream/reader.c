@@ -168,6 +168,7 @@ static int input_device_rules(struct vms_reader *r, struct rjob *j)
 	case VMS_REC_DEVICE_BEGIN:
 		if (h->device != r->nidev)
 			return jfail(j, VMS_EDEVICE, h->seq, "DEVICE_BEGIN index is not the next device");
+		_Static_assert(VMS_DEVICES_MAX == 65536u, "the message names the limit");
 		if (r->nidev >= VMS_DEVICES_MAX)
 			return jfail(j, VMS_EDEVICE, h->seq, "too many devices (limit 65536)");
 		if (r->nidev == r->capidev) {
@@ -703,7 +704,7 @@ static int deliver(struct vms_reader *r, const struct rjob *j, struct vms_event 
 		vms_log(r->o.log, r->o.log_user, r->o.log_level, VMS_LOG_ERROR, "%s", r->msg);
 		return vms_fail_msg(r->err, r->msg);
 	}
-	memset(ev, 0, sizeof(*ev));
+	memset((char *)ev + sizeof(ev->size), 0, sizeof(*ev) - sizeof(ev->size));
 	ev->type = h->type;
 	ev->flags = h->flags;
 	ev->codec = h->codec;
@@ -822,26 +823,23 @@ static int read_preamble(struct vms_reader *r, const uint8_t *key)
 
 static int setup_pipeline(struct vms_reader *r)
 {
-	uint64_t budget = r->o.memory ? r->o.memory : VMS_MEMORY_DEFAULT;
 	size_t wire_cap = vms_page_round((size_t)r->pre.chunk_cap + VMS_AEAD_OVERHEAD);
 	size_t raw_cap = r->pre.ncodecs ? vms_page_round(r->pre.chunk_cap) : 0;
 	size_t slot = wire_cap + raw_cap;
-	unsigned want, fit;
+	char what[96];
+	unsigned want;
 	int err;
 
 	r->nthreads = r->o.threads == VMS_THREADS_AUTO ? vms_online_cpus() : r->o.threads;
-	if (r->nthreads > VMS_THREADS_MAX)
-		return vms_fail(VMS_EINVAL, "threads %u above the limit %d", r->nthreads, VMS_THREADS_MAX);
 	if (r->headers_only)
 		r->nthreads = 0;
 	/* producer fills one, workers hold one each, the caller holds one. */
 	want = r->nthreads ? 2 * r->nthreads + 3 : 1;
-	fit = (unsigned)(budget / slot > 1024 ? 1024 : budget / slot);
-	if (fit < (r->nthreads ? 3u : 1u))
-		return vms_fail(VMS_EINVAL,
-				"memory budget %llu bytes is too small for %u-byte chunks (need %zu)",
-				(unsigned long long)budget, r->pre.chunk_cap, slot * (r->nthreads ? 3 : 1));
-	r->nslots = want < fit ? want : fit;
+	snprintf(what, sizeof(what), "the stream's %u-byte chunks%s", r->pre.chunk_cap,
+		 r->pre.ncodecs ? " with a codec" : "");
+	err = vms_budget_slots(r->o.memory, slot, r->nthreads ? 3u : 1u, want, what, &r->nslots);
+	if (err)
+		return err;
 	r->arena_len = slot * r->nslots;
 	r->arena = vms_alloc_prefault(r->arena_len);
 	r->jobs = calloc(r->nslots, sizeof(*r->jobs));
@@ -899,20 +897,16 @@ static int setup_pipeline(struct vms_reader *r)
 int vms_reader_open_transport(struct vms_reader **out, struct vms_transport *t,
 			      const struct vms_reader_opts *opts)
 {
-	struct vms_reader_opts def = VMS_READER_OPTS_INIT;
+	struct vms_reader_opts def;
 	struct vms_reader *r;
 	int err;
 
 	*out = NULL;
-	if (opts) {
-		if (opts->size < offsetof(struct vms_reader_opts, flags) || opts->size > sizeof(def)) {
-			vms_transport_release(t);
-			return vms_fail(VMS_EINVAL, "reader options: bad size field %u", opts->size);
-		}
-		memcpy(&def, opts, opts->size);
+	err = vms_reader_opts_take(&def, opts);
+	if (err) {
+		vms_transport_release(t);
+		return err;
 	}
-	if (def.max_chunk == 0 || def.max_chunk > VMS_CHUNK_MAX)
-		def.max_chunk = VMS_CHUNK_MAX;
 	vms_stage_freeze();
 	r = calloc(1, sizeof(*r));
 	if (!r) {
@@ -1042,6 +1036,9 @@ int vms_reader_next(struct vms_reader *r, struct vms_event *ev)
 	struct rjob *j;
 	int err;
 
+	if (!ev || ev->size < sizeof(*ev))
+		return vms_fail(VMS_EINVAL, "event: size field %u below %zu (initialise it with VMS_EVENT_INIT)",
+				ev ? ev->size : 0, sizeof(*ev));
 	if (r->holding) {
 		vms_ring_release(&r->ring);
 		r->holding = false;

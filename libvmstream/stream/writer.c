@@ -85,7 +85,9 @@ struct wjob {
 };
 
 #define ACK_TAG ((void *)1)
-#define ACK_BUF (VMS_ACK_FRAME_HDR + 64 * 1024)
+/* Room for a refusal (no device entries); an acknowledgement of n devices
+ * grows the buffer to exactly its size when its header arrives. */
+#define ACK_BUF_MIN (VMS_ACK_FRAME_HDR + VMS_ACK_BODY_FIXED + VMS_ACK_TEXT_MAX + VMS_ACK_TRAILER_MAX)
 #define ENGINE_DEPTH 64
 #define DONE_BATCH 32
 
@@ -145,6 +147,7 @@ struct vms_writer {
 	bool ack_watch;             /* a receive on lane 0 is queued */
 	bool ack_eof;
 	uint8_t *ackbuf;
+	size_t ackcap;
 	size_t ack_len;
 	bool acked;
 	struct vms_ack ack;
@@ -430,6 +433,31 @@ static void shutdown_lanes(struct vms_writer *w)
 		shutdown(w->t.fds[l], SHUT_RDWR);
 }
 
+/* An acknowledgement announces body_len: it may be at most what this
+ * stream's devices need (every device begun has an entry; a refusal has
+ * none), and the buffer grows to hold exactly that. No receive is in flight
+ * while this runs. 0, or the failure recorded. */
+static int ack_reserve(struct vms_writer *w, uint32_t body_len)
+{
+	size_t most = vms_ack_body_len(w->ndev, VMS_ACK_TEXT_MAX);
+	size_t need = VMS_ACK_FRAME_HDR + (size_t)body_len + VMS_ACK_TRAILER_MAX;
+	uint8_t *nb;
+
+	_Static_assert(ACK_BUF_MIN <= VMS_ACK_FRAME_MAX, "refusal fits the frame bound");
+	if (body_len > most)
+		return wfail(w, VMS_EPROTO,
+			     "acknowledgement too long (%u bytes; %u devices need at most %zu)",
+			     body_len, w->ndev, most);
+	if (need <= w->ackcap)
+		return 0;
+	nb = realloc(w->ackbuf, need);
+	if (!nb)
+		return wfail(w, VMS_ENOMEM, "out of memory for a %zu-byte acknowledgement", need);
+	w->ackbuf = nb;
+	w->ackcap = need;
+	return 0;
+}
+
 /* Bytes from the receiver on lane 0: its acknowledgement, or a refusal
  * sent early. Complete frames are verified (AEAD or checksum). */
 static void ack_input(struct vms_writer *w, long res)
@@ -464,10 +492,8 @@ static void ack_input(struct vms_writer *w, long res)
 	}
 	body_len = (uint32_t)(vms_get_u64(w->ackbuf) >> 32);
 	frame = VMS_ACK_FRAME_HDR + (size_t)body_len + (w->t.keyed ? VMS_AEAD_TAG : 8);
-	if (body_len > ACK_BUF - VMS_ACK_FRAME_HDR - VMS_AEAD_TAG - 8) {
-		wfail(w, VMS_EPROTO, "acknowledgement too long (%u bytes)", body_len);
+	if (ack_reserve(w, body_len))
 		return;
-	}
 	if (w->ack_len < frame)
 		return;
 	if (w->t.keyed) {
@@ -502,9 +528,9 @@ static void ack_input(struct vms_writer *w, long res)
 static void ack_watch(struct vms_writer *w)
 {
 	if (!w->t.session || w->ack_watch || w->ack_eof || w->acked ||
-	    w->ack_len >= ACK_BUF)
+	    w->ack_len >= w->ackcap)
 		return;
-	if (vms_engine_recv(w->eng, w->t.fds[0], w->ackbuf + w->ack_len, ACK_BUF - w->ack_len,
+	if (vms_engine_recv(w->eng, w->t.fds[0], w->ackbuf + w->ack_len, w->ackcap - w->ack_len,
 			    ACK_TAG) == 0)
 		w->ack_watch = true;
 }
@@ -931,26 +957,23 @@ static int setup_stages(struct vms_writer *w, const struct vms_writer_opts *o)
 
 static int setup_pipeline(struct vms_writer *w, const struct vms_writer_opts *o)
 {
-	uint64_t budget = o->memory ? o->memory : VMS_MEMORY_DEFAULT;
 	size_t raw_cap = vms_page_round((size_t)w->pre.chunk_cap + VMS_AEAD_OVERHEAD);
 	size_t out_cap = w->codec ? vms_page_round(w->codec->bound(w->pre.chunk_cap) + VMS_AEAD_OVERHEAD)
 				  : 0;
 	size_t slot = raw_cap + out_cap;
-	unsigned want, fit;
+	char what[96];
+	unsigned want;
 	int err;
 
 	w->nthreads = o->threads == VMS_THREADS_AUTO ? vms_online_cpus() : o->threads;
-	if (w->nthreads > VMS_THREADS_MAX)
-		return vms_fail(VMS_EINVAL, "threads %u above the limit %d", w->nthreads, VMS_THREADS_MAX);
 	/* Enough slots to keep every worker busy while the producer fills one
 	 * and the emitter writes one; more only adds memory. */
 	want = (w->nthreads ? 2 * w->nthreads + 2 : 1) + PENDING_DEVICES - 1;
-	fit = (unsigned)(budget / slot > 1024 ? 1024 : budget / slot);
-	if (fit < 2u)
-		return vms_fail(VMS_EINVAL,
-				"memory budget %llu bytes is too small for %u-byte chunks (need %zu)",
-				(unsigned long long)budget, w->pre.chunk_cap, slot * 2);
-	w->nslots = want < fit ? want : fit;
+	snprintf(what, sizeof(what), "%u-byte chunks%s", w->pre.chunk_cap,
+		 w->codec ? " with a codec" : "");
+	err = vms_budget_slots(o->memory, slot, 2, want, what, &w->nslots);
+	if (err)
+		return err;
 	/* keep at least one job free of partial chunks (and a second one in
 	 * flight when threads run) */
 	w->max_pending = w->nslots > PENDING_DEVICES + 1 ? PENDING_DEVICES : w->nslots - 1;
@@ -999,7 +1022,8 @@ static int setup_pipeline(struct vms_writer *w, const struct vms_writer_opts *o)
 	if (err)
 		return err;
 	if (w->t.session) {
-		w->ackbuf = malloc(ACK_BUF);
+		w->ackcap = ACK_BUF_MIN;
+		w->ackbuf = malloc(w->ackcap);
 		if (!w->ackbuf)
 			return vms_fail(VMS_ENOMEM, "out of memory for the acknowledgement buffer");
 	}
@@ -1081,25 +1105,15 @@ static int write_preamble(struct vms_writer *w, const struct vms_writer_opts *o)
 int vms_writer_open_transport(struct vms_writer **out, struct vms_transport *t,
 			      const struct vms_writer_opts *opts)
 {
-	struct vms_writer_opts def = VMS_WRITER_OPTS_INIT;
+	struct vms_writer_opts def;
 	struct vms_writer *w;
 	int err;
 
 	*out = NULL;
-	if (opts) {
-		if (opts->size < offsetof(struct vms_writer_opts, stream_id) ||
-		    opts->size > sizeof(def)) {
-			vms_transport_release(t);
-			return vms_fail(VMS_EINVAL, "writer options: bad size field %u", opts->size);
-		}
-		memcpy(&def, opts, opts->size);
-	}
-	if (def.chunk_size == 0)
-		def.chunk_size = VMS_CHUNK_DEFAULT;
-	if (def.chunk_size < VMS_CHUNK_MIN || def.chunk_size > VMS_CHUNK_MAX) {
+	err = vms_writer_opts_take(&def, opts);
+	if (err) {
 		vms_transport_release(t);
-		return vms_fail(VMS_EINVAL, "chunk size %u outside [%u, %u]", def.chunk_size,
-				VMS_CHUNK_MIN, VMS_CHUNK_MAX);
+		return err;
 	}
 	vms_stage_freeze();
 	w = calloc(1, sizeof(*w));
@@ -1252,6 +1266,14 @@ int vms_writer_begin_device(struct vms_writer *w, const struct vms_device_desc *
 	memcpy(j->raw, body, j->len);
 
 	pthread_mutex_lock(&w->prod_mu);
+	if (w->ndev >= VMS_DEVICES_MAX) {
+		/* the receiver refuses the same device with the same code */
+		pthread_mutex_unlock(&w->prod_mu);
+		vms_ring_unacquire(&w->ring, j);
+		free(d->dg);
+		free(d);
+		return vms_fail(VMS_EDEVICE, "too many devices (limit 65536)");
+	}
 	if (w->ndev == w->capdev) {
 		uint32_t ncap = w->capdev ? w->capdev * 2 : 8;
 		struct wdev **nd = ncap < w->capdev ? NULL : realloc(w->devs, ncap * sizeof(*nd));

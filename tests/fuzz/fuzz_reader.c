@@ -100,7 +100,7 @@ static void run(const uint8_t *data, size_t size, uint32_t flags)
 	struct hdev devs[HARNESS_DEVICES];
 	bool headers_only = (flags & VMS_READER_F_HEADERS_ONLY) != 0;
 	struct vms_reader *r = NULL;
-	struct vms_event ev;
+	struct vms_event ev = VMS_EVENT_INIT;
 	uint64_t raw_total = 0, last_pos = 0, nev = 0;
 	uint32_t ndev = 0;
 	int rc;

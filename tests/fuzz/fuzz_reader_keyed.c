@@ -197,7 +197,7 @@ static void run(const uint8_t *data, size_t size, uint32_t threads, struct outco
 	struct vms_reader_opts o = VMS_READER_OPTS_INIT;
 	struct hdev devs[HARNESS_DEVICES];
 	struct vms_reader *r = NULL;
-	struct vms_event ev;
+	struct vms_event ev = VMS_EVENT_INIT;
 	XXH3_state_t *dig = XXH3_createState();
 	uint64_t raw_total = 0, last_pos = 0;
 	uint32_t ndev = 0;
