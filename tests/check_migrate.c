@@ -486,6 +486,74 @@ START_TEST(stop_copy_arc_fails)
 }
 END_TEST
 
+/* ---- stop-copy threads ---- */
+
+/* Eight small devices into a memfd stream with `threads` stop-copy
+ * threads, then loaded back; every device must verify. */
+static int eight_devices(uint32_t threads, struct side *src, struct side *dst)
+{
+	struct vms_writer_opts wo = VMS_WRITER_OPTS_INIT;
+	struct vms_migrate_opts mo = VMS_MIGRATE_OPTS_INIT;
+	static const char *const names[8] = { "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7" };
+	struct vms_writer *w;
+	struct vms_reader *r;
+	int fd = memfd_create("eight", 0), err;
+
+	ck_assert_int_ge(fd, 0);
+	for (struct side *s = src; s; s = s == src ? dst : NULL) {
+		s->n = 8;
+		for (unsigned i = 0; i < 8; i++) {
+			snprintf(s->specbuf[i], sizeof(s->specbuf[i]),
+				 "size=%uK,profile=text,seed=%u,precopy=0", 4 + 4 * i, 100 + i);
+			s->specs[i] = s->specbuf[i];
+			s->names[i] = names[i];
+		}
+		open_side(s);
+	}
+	wo.threads = 0;
+	mo.threads = threads;
+	mo.flags = VMS_MIGRATE_F_NO_PRECOPY;
+	ck_assert_int_eq(vms_writer_open_fd(&w, fd, &wo), 0);
+	err = vms_migrate_send(w, src->devs, src->n, &mo, &src->rep);
+	snprintf(src->msg, sizeof(src->msg), "%s", vms_last_error());
+	vms_writer_free(w);
+	if (!err) {
+		ck_assert_int_eq((int)lseek(fd, 0, SEEK_SET), 0);
+		ck_assert_int_eq(vms_reader_open_fd(&r, fd, NULL), 0);
+		dst->err = vms_migrate_recv(r, dst->devs, dst->n, NULL, &dst->rep);
+		snprintf(dst->msg, sizeof(dst->msg), "%s", vms_last_error());
+		vms_reader_free(r);
+	}
+	close_side(src);
+	close_side(dst);
+	close(fd);
+	return err;
+}
+
+/* More stop-copy threads than devices, and more than the default 4: as
+ * many threads as devices run (the rest would have nothing to do). This
+ * once wrote past a 4-entry thread array (UBSan: index out of bounds). */
+START_TEST(stop_copy_threads_above_devices)
+{
+	static const uint32_t counts[] = { 12, 8, 5, 1, VMS_THREADS_MAX };
+
+	for (unsigned k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
+		struct side src = { 0 }, dst = { 0 };
+
+		ck_assert_msg(eight_devices(counts[k], &src, &dst) == 0, "threads=%u: %s", counts[k],
+			      src.msg);
+		ck_assert_msg(dst.err == 0, "threads=%u: %s", counts[k], dst.msg);
+		ck_assert_uint_eq(src.rep.ndev, 8);
+		for (unsigned i = 0; i < 8; i++) {
+			ck_assert_int_eq(src.dr[i].result, 0);
+			ck_assert_uint_eq(src.dr[i].stopcopy_bytes, (4 + 4 * i) << 10);
+			ck_assert_uint_eq(dst.dr[i].stopcopy_bytes, src.dr[i].stopcopy_bytes);
+			ck_assert_uint_eq(dst.state_after[i], VMS_DEV_STOP);
+		}
+	}
+}
+END_TEST
+
 /* ---- destination matching: all by name, or all by position ---- */
 
 static int stream_fd = -1;
@@ -622,6 +690,7 @@ int main(void)
 	tcase_add_test(tc, through_a_file);
 	tcase_add_test(tc, p2p_quiesce_first);
 	tcase_add_test(tc, stop_copy_arc_fails);
+	tcase_add_test(tc, stop_copy_threads_above_devices);
 	tcase_add_test(tc, match_by_name_or_position);
 	tcase_add_test(tc, match_mismatches);
 	suite_add_tcase(s, tc);
