@@ -753,18 +753,28 @@ typedef int (*vms_round_fn)(void *user, const struct vms_round_info *ri);
  * switchover: the source VM runs on). Return 0 or a negative error. */
 typedef int (*vms_vm_fn)(void *user);
 
+/* Every field is checked when vms_migrate_send/recv take the struct in,
+ * before anything is sent or any device changes state: a value outside its
+ * range is VMS_EINVAL. A field at 0 takes the default given. */
 struct vms_migrate_opts {
 	uint32_t size;              /* sizeof(struct vms_migrate_opts) */
-	uint32_t max_rounds;        /* precopy rounds at most; 0 = 30 */
+	uint32_t max_rounds;        /* precopy rounds at most, up to
+				       VMS_ROUNDS_MAX; 0 = 30 */
 	double downtime_limit_ms;   /* without on_round: switch over once the
-				       estimate is below this; 0 = 300 */
+				       estimate is below this; up to
+				       VMS_TIMEOUT_MAX_MS, 0 = 300; negative,
+				       NaN and infinite values are VMS_EINVAL */
 	vms_round_fn on_round;
 	vms_vm_fn stop_vm;
 	vms_vm_fn resume_vm;
 	void *user;
-	uint32_t threads;           /* devices read concurrently in stop-copy;
-				       0 = min(devices, 4) */
-	uint32_t flags;             /* VMS_MIGRATE_F_* */
+	uint32_t threads;           /* devices read concurrently in stop-copy,
+				       up to VMS_THREADS_MAX (clamped to the
+				       number of devices: one thread per
+				       device at most); 0 or VMS_THREADS_AUTO
+				       = min(devices, 4) */
+	uint32_t flags;             /* VMS_MIGRATE_F_*; other bits are
+				       VMS_EINVAL */
 };
 #define VMS_MIGRATE_OPTS_INIT                                                 \
 	{ sizeof(struct vms_migrate_opts), 0, 0.0, NULL, NULL, NULL, NULL, 0,  \
@@ -781,6 +791,9 @@ struct vms_migrate_dev_report {
 	int32_t result;             /* 0, or the device's error */
 };
 
+/* Checked like the options: size must be sizeof(struct
+ * vms_migrate_report), devs_cap at most VMS_DEVICES_MAX and non-zero only
+ * with devs (devs with devs_cap 0 gets no entries); else VMS_EINVAL. */
 struct vms_migrate_report {
 	uint32_t size;              /* sizeof(struct vms_migrate_report) */
 	uint32_t rounds;
@@ -800,7 +813,10 @@ struct vms_migrate_report {
  * device loaded; the source may then be released. On failure the stream is
  * aborted, source devices go back to RUNNING and resume_vm is called (if the
  * VM was stopped); the error names the device. The writer is finished (or
- * aborted) on return. */
+ * aborted) on return, except after bad arguments: VMS_EINVAL for the
+ * options or report (see above), more than VMS_DEVICES_MAX devices, a NULL
+ * device or array, or a device given twice, is returned before anything is
+ * written, with the writer and every device as they were. */
 VMS_API int vms_migrate_send(struct vms_writer *w, struct vms_device *const *devs, unsigned n,
 			     const struct vms_migrate_opts *opts,
 			     struct vms_migrate_report *report);
@@ -810,7 +826,8 @@ VMS_API int vms_migrate_send(struct vms_writer *w, struct vms_device *const *dev
  * partial match is VMS_EDEVICE naming both devices), each in offset order, moving it to STOP (which validates the
  * image) only after its DEVICE_END verified; then acknowledge every device's
  * result to the sender. On failure every device that was being loaded is
- * reset and the sender gets the error. */
+ * reset and the sender gets the error. Bad arguments (as for
+ * vms_migrate_send) are VMS_EINVAL before anything is read. */
 VMS_API int vms_migrate_recv(struct vms_reader *r, struct vms_device *const *devs, unsigned n,
 			     const struct vms_migrate_opts *opts,
 			     struct vms_migrate_report *report);

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <vmstream.h>
 
 #define MAXDEV 8
@@ -554,6 +556,258 @@ START_TEST(stop_copy_threads_above_devices)
 }
 END_TEST
 
+/* ---- what vms_migrate_send/recv take in: every field at its bounds and
+ * one past them ---- */
+
+static int sent_rounds;
+
+static int switch_at_1(void *u, const struct vms_round_info *ri)
+{
+	(void)u;
+	sent_rounds = (int)ri->round;
+	return 1;
+}
+
+/* One small precopy sim device (or the caller's devices) sent into a
+ * memfd stream with `mo` and `rep`. Returns vms_migrate_send's result; on
+ * VMS_EINVAL asserts that nothing reached the sink and that the device
+ * did not move. */
+static int send_with(const struct vms_migrate_opts *mo, struct vms_migrate_report *rep,
+		     struct vms_device *const *devs, unsigned n)
+{
+	struct vms_writer_opts wo = VMS_WRITER_OPTS_INIT;
+	struct vms_device *own = NULL;
+	struct vms_writer *w;
+	struct stat before, after;
+	uint32_t st;
+	int fd = memfd_create("bounds", 0), err;
+
+	ck_assert_int_ge(fd, 0);
+	if (!devs) {
+		ck_assert_int_eq(vms_device_open_sim(&own, "dev", "size=8K,dirty=4K,seed=5"), 0);
+		devs = &own;
+		n = 1;
+	}
+	wo.threads = 0;
+	ck_assert_int_eq(vms_writer_open_fd(&w, fd, &wo), 0);
+	ck_assert_int_eq(fstat(fd, &before), 0);
+	err = vms_migrate_send(w, devs, n, mo, rep);
+	ck_assert_int_eq(fstat(fd, &after), 0);
+	if (err == VMS_EINVAL) {
+		ck_assert_int_eq((int)after.st_size, (int)before.st_size);
+		if (own) {
+			ck_assert_int_eq(vms_device_state(own, &st), 0);
+			ck_assert_uint_eq(st, VMS_DEV_RUNNING);
+		}
+	}
+	vms_writer_free(w);
+	vms_device_free(own);
+	close(fd);
+	return err;
+}
+
+static int send_opts(const struct vms_migrate_opts *mo)
+{
+	return send_with(mo, NULL, NULL, 0);
+}
+
+START_TEST(migrate_opts_bounds)
+{
+	struct vms_migrate_opts mo = VMS_MIGRATE_OPTS_INIT;
+	const struct vms_migrate_opts def = VMS_MIGRATE_OPTS_INIT;
+	struct vms_migrate_dev_report dr[1];
+	struct vms_migrate_report rep = { .size = sizeof(rep), .devs = dr, .devs_cap = 1 };
+
+	/* size: exactly this header's struct */
+	ck_assert_int_eq(send_opts(NULL), 0);
+	ck_assert_int_eq(send_opts(&mo), 0);
+	mo.size = sizeof(mo) + 1;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vms_last_error(), "size field"));
+	mo.size = sizeof(mo) - 1;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+	mo.size = 0;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+
+	/* max_rounds: 0 = 30, 1 .. VMS_ROUNDS_MAX */
+	mo = def;
+	mo.downtime_limit_ms = 1e-9; /* never by the estimate: every round */
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), 0);
+	ck_assert_uint_eq(rep.rounds, 30);
+	mo.max_rounds = 1;
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), 0);
+	ck_assert_uint_eq(rep.rounds, 1);
+	mo.max_rounds = VMS_ROUNDS_MAX;
+	mo.on_round = switch_at_1;
+	sent_rounds = 0;
+	ck_assert_int_eq(send_opts(&mo), 0);
+	ck_assert_int_eq(sent_rounds, 1);
+	mo.max_rounds = VMS_ROUNDS_MAX + 1;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vms_last_error(), "max_rounds 100001"));
+	mo.max_rounds = UINT32_MAX;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+
+	/* downtime_limit_ms: [0, VMS_TIMEOUT_MAX_MS], 0 = 300 */
+	mo = def;
+	mo.downtime_limit_ms = 0.0;
+	ck_assert_int_eq(send_opts(&mo), 0);
+	mo.downtime_limit_ms = -0.0;
+	ck_assert_int_eq(send_opts(&mo), 0);
+	mo.downtime_limit_ms = 4.9e-324; /* the smallest positive double */
+	ck_assert_int_eq(send_opts(&mo), 0);
+	mo.downtime_limit_ms = VMS_TIMEOUT_MAX_MS;
+	ck_assert_int_eq(send_opts(&mo), 0);
+	mo.downtime_limit_ms = nextafter(VMS_TIMEOUT_MAX_MS, INFINITY);
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vms_last_error(), "downtime_limit_ms"));
+	mo.downtime_limit_ms = -4.9e-324;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+	mo.downtime_limit_ms = -1;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+	mo.downtime_limit_ms = NAN;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vms_last_error(), "nan"));
+	mo.downtime_limit_ms = INFINITY;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+	mo.downtime_limit_ms = -INFINITY;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+
+	/* threads: 0 .. VMS_THREADS_MAX, and VMS_THREADS_AUTO */
+	mo = def;
+	mo.flags = VMS_MIGRATE_F_NO_PRECOPY;
+	mo.threads = VMS_THREADS_MAX;
+	ck_assert_int_eq(send_opts(&mo), 0);
+	mo.threads = VMS_THREADS_AUTO;
+	ck_assert_int_eq(send_opts(&mo), 0);
+	mo.threads = VMS_THREADS_MAX + 1;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vms_last_error(), "threads 65"));
+	mo.threads = VMS_THREADS_AUTO - 1;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+
+	/* flags: only the known bits */
+	mo = def;
+	mo.flags = VMS_MIGRATE_F_NO_PRECOPY;
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), 0);
+	ck_assert_uint_eq(rep.rounds, 0);
+	mo.flags = VMS_MIGRATE_F_NO_PRECOPY << 1;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+	ck_assert_str_eq(vms_last_error(), "migration options: unknown flags 0x2");
+	mo.flags = 0x80000000u | VMS_MIGRATE_F_NO_PRECOPY;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+}
+END_TEST
+
+START_TEST(migrate_report_and_devices_bounds)
+{
+	struct vms_migrate_opts mo = VMS_MIGRATE_OPTS_INIT;
+	struct vms_migrate_dev_report dr[2];
+	struct vms_migrate_report rep = { .size = sizeof(rep), .devs = dr, .devs_cap = 1 };
+	struct vms_migrate_dev_report *many = calloc(VMS_DEVICES_MAX, sizeof(*many));
+	struct vms_device *a, *b, *pair[2];
+	struct vms_reader *r;
+	int fd;
+
+	ck_assert_ptr_nonnull(many);
+	mo.flags = VMS_MIGRATE_F_NO_PRECOPY;
+	/* size: exactly this header's struct */
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), 0);
+	ck_assert_uint_eq(rep.ndev, 1);
+	rep.size = sizeof(rep) - 1;
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), VMS_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vms_last_error(), "migration report: size field"));
+	rep.size = sizeof(rep) + 1;
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), VMS_EINVAL);
+	rep.size = 0;
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), VMS_EINVAL);
+	/* devs_cap: 0 .. VMS_DEVICES_MAX, non-zero only with devs */
+	rep.size = sizeof(rep);
+	rep.devs_cap = 0;
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), 0);
+	ck_assert_uint_eq(rep.ndev, 0);
+	rep.devs = NULL;
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), 0);
+	rep.devs_cap = 1;
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), VMS_EINVAL);
+	ck_assert_str_eq(vms_last_error(), "migration report: devs is NULL but devs_cap is 1");
+	rep.devs = many;
+	rep.devs_cap = VMS_DEVICES_MAX;
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), 0);
+	ck_assert_uint_eq(rep.ndev, 1);
+	rep.devs_cap = VMS_DEVICES_MAX + 1;
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), VMS_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vms_last_error(), "devs_cap 65537"));
+
+	/* devices: at most VMS_DEVICES_MAX, none NULL, none twice */
+	ck_assert_int_eq(vms_device_open_sim(&a, "a", "size=4K"), 0);
+	ck_assert_int_eq(vms_device_open_sim(&b, "b", "size=4K"), 0);
+	pair[0] = a;
+	pair[1] = a;
+	ck_assert_int_eq(send_with(&mo, NULL, pair, 2), VMS_EINVAL);
+	ck_assert_str_eq(vms_last_error(), "device 'a' is given twice");
+	pair[1] = NULL;
+	ck_assert_int_eq(send_with(&mo, NULL, pair, 2), VMS_EINVAL);
+	ck_assert_str_eq(vms_last_error(), "device 1 is NULL");
+	ck_assert_int_eq(send_with(&mo, NULL, NULL, 0), 0); /* n = 0 is the helper's own */
+	ck_assert_int_eq(send_with(&mo, NULL, pair, VMS_DEVICES_MAX + 1), VMS_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vms_last_error(), "65537 devices"));
+	pair[1] = b;
+	ck_assert_int_eq(send_with(&mo, NULL, pair, 2), 0);
+	for (unsigned i = 0; i < 2; i++) {
+		uint32_t st;
+
+		ck_assert_int_eq(vms_device_state(pair[i], &st), 0);
+		ck_assert_uint_eq(st, VMS_DEV_STOP);
+	}
+
+	/* the destination takes its arguments in the same way, before it
+	 * reads anything */
+	fd = memfd_create("one", 0);
+	ck_assert_int_ge(fd, 0);
+	{
+		struct vms_writer_opts wo = VMS_WRITER_OPTS_INIT;
+		struct vms_device *c;
+		struct vms_writer *w;
+
+		ck_assert_int_eq(vms_device_open_sim(&c, "c", "size=4K"), 0);
+		wo.threads = 0;
+		ck_assert_int_eq(vms_writer_open_fd(&w, fd, &wo), 0);
+		ck_assert_int_eq(vms_migrate_send(w, &c, 1, &mo, NULL), 0);
+		vms_writer_free(w);
+		vms_device_free(c);
+	}
+	ck_assert_int_eq((int)lseek(fd, 0, SEEK_SET), 0);
+	ck_assert_int_eq(vms_reader_open_fd(&r, fd, NULL), 0);
+	mo.downtime_limit_ms = NAN;
+	ck_assert_int_eq(vms_migrate_recv(r, pair, 2, &mo, NULL), VMS_EINVAL);
+	mo.downtime_limit_ms = 0;
+	rep.devs = NULL;
+	rep.devs_cap = 1;
+	ck_assert_int_eq(vms_migrate_recv(r, pair, 2, &mo, &rep), VMS_EINVAL);
+	pair[1] = a;
+	ck_assert_int_eq(vms_migrate_recv(r, pair, 2, NULL, NULL), VMS_EINVAL);
+	ck_assert_str_eq(vms_last_error(), "device 'a' is given twice");
+	ck_assert_int_eq(vms_migrate_recv(r, NULL, 1, NULL, NULL), VMS_EINVAL);
+	{
+		/* nothing was read: the stream still loads */
+		struct vms_device *c;
+		uint32_t st;
+
+		ck_assert_int_eq(vms_device_open_sim(&c, "c", "size=4K"), 0);
+		ck_assert_int_eq(vms_migrate_recv(r, &c, 1, NULL, NULL), 0);
+		ck_assert_int_eq(vms_device_state(c, &st), 0);
+		ck_assert_uint_eq(st, VMS_DEV_STOP);
+		vms_device_free(c);
+	}
+	vms_reader_free(r);
+	close(fd);
+	vms_device_free(a);
+	vms_device_free(b);
+	free(many);
+}
+END_TEST
+
 /* ---- destination matching: all by name, or all by position ---- */
 
 static int stream_fd = -1;
@@ -691,6 +945,8 @@ int main(void)
 	tcase_add_test(tc, p2p_quiesce_first);
 	tcase_add_test(tc, stop_copy_arc_fails);
 	tcase_add_test(tc, stop_copy_threads_above_devices);
+	tcase_add_test(tc, migrate_opts_bounds);
+	tcase_add_test(tc, migrate_report_and_devices_bounds);
 	tcase_add_test(tc, match_by_name_or_position);
 	tcase_add_test(tc, match_mismatches);
 	suite_add_tcase(s, tc);

@@ -19,20 +19,20 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/abi.h"
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/limits.h"
 #include "stream/internal.h"
 #include "device/device.h"
 #include "pipeline/ring.h"
 
-#define DEFAULT_ROUNDS 30
-#define DEFAULT_DOWNTIME_MS 300.0
-#define MAX_STOPCOPY_THREADS 4
 /* Fixed cost per device at switchover (state change + records), for the
  * estimate; measured by bench as well. */
 #define PER_DEVICE_OVERHEAD_MS 0.05
@@ -60,22 +60,114 @@ struct stopcopy {
 	pthread_mutex_t mu;
 };
 
-static int opts_copy(struct vms_migrate_opts *o, const struct vms_migrate_opts *in)
+/* The first release's struct vms_migrate_opts (a caller's size field may
+ * not say less). */
+#define OPTS_MIN (offsetof(struct vms_migrate_opts, flags) + sizeof(uint32_t))
+#define KNOWN_FLAGS VMS_MIGRATE_F_NO_PRECOPY
+
+/* Take in the caller's options (NULL = every default): each field checked
+ * against its bound here, once (vmstream.h documents the bounds), and the
+ * 0 = default fields resolved. */
+static int opts_take(struct vms_migrate_opts *o, const struct vms_migrate_opts *in)
 {
 	struct vms_migrate_opts def = VMS_MIGRATE_OPTS_INIT;
+	int err;
 
-	if (in) {
-		if (in->size < offsetof(struct vms_migrate_opts, flags) + sizeof(uint32_t) ||
-		    in->size > sizeof(def))
-			return vms_fail(VMS_EINVAL, "migration options: bad size field %u", in->size);
-		memcpy(&def, in, in->size);
-	}
-	if (def.max_rounds == 0)
-		def.max_rounds = DEFAULT_ROUNDS;
-	if (def.downtime_limit_ms <= 0)
-		def.downtime_limit_ms = DEFAULT_DOWNTIME_MS;
 	*o = def;
+	err = vms_opts_take(o, sizeof(*o), in, OPTS_MIN, "migration options");
+	if (err)
+		return err;
+	if (o->max_rounds > VMS_ROUNDS_MAX)
+		return vms_fail(VMS_EINVAL, "migration options: max_rounds %u above the limit %u",
+				o->max_rounds, VMS_ROUNDS_MAX);
+	if (o->max_rounds == 0)
+		o->max_rounds = VMS_MIGRATE_ROUNDS_DEFAULT;
+	/* NaN fails every comparison: test for the good range, not the bad */
+	if (!(o->downtime_limit_ms >= 0 && o->downtime_limit_ms <= VMS_TIMEOUT_MAX_MS))
+		return vms_fail(VMS_EINVAL, "migration options: downtime_limit_ms %g outside "
+				"[0, %d] (0 = %g)", o->downtime_limit_ms, VMS_TIMEOUT_MAX_MS,
+				VMS_MIGRATE_DOWNTIME_DEFAULT_MS);
+	if (o->downtime_limit_ms == 0)
+		o->downtime_limit_ms = VMS_MIGRATE_DOWNTIME_DEFAULT_MS;
+	if (o->threads == VMS_THREADS_AUTO)
+		o->threads = 0;
+	if (o->threads > VMS_THREADS_MAX)
+		return vms_fail(VMS_EINVAL, "migration options: threads %u above the limit %u "
+				"(0 or VMS_THREADS_AUTO = min(devices, %d))", o->threads,
+				VMS_THREADS_MAX, VMS_MIGRATE_THREADS_DEFAULT);
+	if (o->flags & ~KNOWN_FLAGS)
+		return vms_fail(VMS_EINVAL, "migration options: unknown flags 0x%x",
+				o->flags & ~KNOWN_FLAGS);
 	return 0;
+}
+
+/* A caller's report: its size, and devs/devs_cap that agree (a capacity
+ * needs an array; an array of capacity 0 gets no entries). NULL is fine:
+ * no report. */
+static int report_check(const struct vms_migrate_report *rep)
+{
+	if (!rep)
+		return 0;
+	if (rep->size != sizeof(*rep))
+		return vms_fail(VMS_EINVAL, "migration report: size field %u is not %zu "
+				"(initialise it with sizeof)", rep->size, sizeof(*rep));
+	if (rep->devs_cap > VMS_DEVICES_MAX)
+		return vms_fail(VMS_EINVAL, "migration report: devs_cap %u above the device "
+				"limit %u", rep->devs_cap, VMS_DEVICES_MAX);
+	if (rep->devs_cap && !rep->devs)
+		return vms_fail(VMS_EINVAL, "migration report: devs is NULL but devs_cap is %u",
+				rep->devs_cap);
+	return 0;
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The caller's device array: at most VMS_DEVICES_MAX devices, none NULL,
+ * none twice (its state would be read, or loaded, twice). */
+static int devices_check(struct vms_device *const *devs, unsigned n)
+{
+	struct vms_device **sorted;
+	int err = 0;
+
+	if (n > VMS_DEVICES_MAX)
+		return vms_fail(VMS_EINVAL, "%u devices: above the limit %u", n, VMS_DEVICES_MAX);
+	if (n && !devs)
+		return vms_fail(VMS_EINVAL, "%u devices but the device array is NULL", n);
+	for (unsigned i = 0; i < n; i++)
+		if (!devs[i])
+			return vms_fail(VMS_EINVAL, "device %u is NULL", i);
+	if (n < 2)
+		return 0;
+	sorted = malloc(n * sizeof(*sorted));
+	if (!sorted)
+		return vms_fail(VMS_ENOMEM, "out of memory");
+	memcpy(sorted, devs, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), cmp_ptr);
+	for (unsigned i = 1; i < n && !err; i++)
+		if (sorted[i] == sorted[i - 1])
+			err = vms_fail(VMS_EINVAL, "device '%s' is given twice",
+				       vms_device_name(sorted[i]));
+	free(sorted);
+	return err;
+}
+
+/* Everything vms_migrate_send/recv take in, checked before any work. */
+static int args_take(struct vms_migrate_opts *o, const struct vms_migrate_opts *in,
+		     struct vms_device *const *devs, unsigned n,
+		     const struct vms_migrate_report *rep)
+{
+	int err = opts_take(o, in);
+
+	if (!err)
+		err = report_check(rep);
+	if (!err)
+		err = devices_check(devs, n);
+	return err;
 }
 
 /* Move up to `limit` bytes (0 = until the device has nothing more / EOF)
@@ -152,7 +244,7 @@ static void *stopcopy_main(void *p)
 static int stop_copy_all(struct vms_writer *w, struct sdev *devs, unsigned n, unsigned nthreads,
 			 uint64_t t_stop)
 {
-	pthread_t tid[MAX_STOPCOPY_THREADS];
+	pthread_t tid[VMS_THREADS_MAX];
 	struct stopcopy sc = { .w = w, .devs = devs, .n = n, .t_stop = t_stop };
 	unsigned started = 0;
 	int err;
@@ -171,8 +263,11 @@ static int stop_copy_all(struct vms_writer *w, struct sdev *devs, unsigned n, un
 			sc.order[j - 1] = t;
 		}
 	pthread_mutex_init(&sc.mu, NULL);
+	/* opts_take bounds nthreads; no more threads than devices to read */
 	if (nthreads > n)
 		nthreads = n;
+	if (nthreads > VMS_THREADS_MAX)
+		nthreads = VMS_THREADS_MAX;
 	for (unsigned t = 1; t < nthreads; t++)
 		if (pthread_create(&tid[started], NULL, stopcopy_main, &sc) == 0)
 			started++;
@@ -222,11 +317,9 @@ int vms_migrate_send(struct vms_writer *w, struct vms_device *const *devs, unsig
 	int err;
 	char msg[VMS_MSG_MAX];
 
-	err = opts_copy(&o, opts);
+	err = args_take(&o, opts, devs, n, rep);
 	if (err)
 		return err;
-	if (rep && rep->size < sizeof(*rep))
-		return vms_fail(VMS_EINVAL, "migration report: bad size field");
 	sd = calloc(n ? n : 1, sizeof(*sd));
 	if (!sd)
 		return vms_fail(VMS_ENOMEM, "out of memory");
@@ -350,9 +443,7 @@ int vms_migrate_send(struct vms_writer *w, struct vms_device *const *devs, unsig
 	if (!err)
 		err = vms_writer_phase(w, VMS_PHASE_STOPCOPY, 0);
 	if (!err)
-		err = stop_copy_all(w, sd, n,
-				    o.threads ? o.threads
-					      : (n < MAX_STOPCOPY_THREADS ? n : MAX_STOPCOPY_THREADS),
+		err = stop_copy_all(w, sd, n, o.threads ? o.threads : VMS_MIGRATE_THREADS_DEFAULT,
 				    t_stop);
 	if (!err)
 		err = vms_writer_finish(w); /* EOS, then the destination's acknowledgement */
@@ -499,7 +590,7 @@ int vms_migrate_recv(struct vms_reader *r, struct vms_device *const *devs, unsig
 	char msg[VMS_MSG_MAX];
 	int err, rc;
 
-	err = opts_copy(&o, opts);
+	err = args_take(&o, opts, devs, n, rep);
 	if (err)
 		return err;
 	used = calloc(n ? n : 1, sizeof(*used));
@@ -582,7 +673,7 @@ int vms_migrate_recv(struct vms_reader *r, struct vms_device *const *devs, unsig
 	rc = vms_reader_ack(r, err, err ? msg : NULL);
 	if (!err && rc)
 		err = rc;
-	if (rep && rep->size >= sizeof(*rep)) {
+	if (rep) {
 		rep->rounds = 0;
 		rep->total_seconds = (double)(vms_now_ns() - t0) / 1e9;
 		rep->ndev = 0;
