@@ -693,11 +693,23 @@ START_TEST(test_new_args)
 	vms_device_free(d);
 	ck_assert_int_eq(vms_device_new(&d, "x", 0, NULL, NULL), VMS_EINVAL);
 	ck_assert_int_eq(vms_device_new(&d, "x", 7, &ops, NULL), VMS_EINVAL);
+	/* ops->size: exactly this header's struct (bounds and one past) */
 	ops.size = 8;
 	ck_assert_int_eq(vms_device_new(&d, "x", 0, &ops, NULL), VMS_EINVAL);
-	ops.size = sizeof(ops) + 8;
+	ops.size = 0;
 	ck_assert_int_eq(vms_device_new(&d, "x", 0, &ops, NULL), VMS_EINVAL);
+	ops.size = sizeof(ops) - 1;
+	ck_assert_int_eq(vms_device_new(&d, "x", 0, &ops, NULL), VMS_EINVAL);
+	ck_assert_msg_has("device 'x': ops: size field");
+	ops.size = sizeof(ops) + 1;
+	ck_assert_int_eq(vms_device_new(&d, "x", 0, &ops, NULL), VMS_EINVAL);
+	ck_assert_ptr_null(d);
 	ops.size = sizeof(ops);
+	/* kind: 0 .. VMS_DEVKIND_VMM */
+	ck_assert_int_eq(vms_device_new(&d, "x", VMS_DEVKIND_VMM, &ops, NULL), 0);
+	vms_device_free(d);
+	ck_assert_int_eq(vms_device_new(&d, "x", VMS_DEVKIND_VMM + 1, &ops, NULL), VMS_EINVAL);
+	ck_assert_msg_has("unknown kind 3");
 	ops.set_state = NULL;
 	ck_assert_int_eq(vms_device_new(&d, "x", 0, &ops, NULL), VMS_EINVAL);
 	ops.set_state = null_set_state;

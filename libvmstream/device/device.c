@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/abi.h"
 #include "base/error.h"
 #include "device/device.h"
 
@@ -113,7 +114,9 @@ int vms_device_create(struct vms_device **out, const char *name, uint32_t kind,
 		      const struct vms_device_ops *ops, void *impl,
 		      const struct vms_device_ext *ext)
 {
+	struct vms_device_ops o = { 0 };
 	struct vms_device *d;
+	char what[VMS_NAME_MAX + 32];
 	int r;
 
 	if (!out)
@@ -124,11 +127,15 @@ int vms_device_create(struct vms_device **out, const char *name, uint32_t kind,
 		return r;
 	if (kind > VMS_DEVKIND_VMM)
 		return vms_fail(VMS_EINVAL, "device '%s': unknown kind %u", name, kind);
-	if (!ops || ops->size < sizeof(struct vms_device_ops) || ops->size > sizeof(*ops))
-		return vms_fail(VMS_EINVAL,
-				"device '%s': ops is NULL or ops->size is not "
-				"sizeof(struct vms_device_ops)", name);
-	if (!ops->set_state)
+	if (!ops)
+		return vms_fail(VMS_EINVAL, "device '%s': ops is NULL", name);
+	/* Only the bytes the caller's size field covers are read (the first
+	 * release's struct is the whole of today's). */
+	snprintf(what, sizeof(what), "device '%s': ops", name);
+	r = vms_opts_take(&o, sizeof(o), ops, sizeof(struct vms_device_ops), what);
+	if (r < 0)
+		return r;
+	if (!o.set_state)
 		return vms_fail(VMS_EINVAL, "device '%s': ops->set_state is required", name);
 	if (ext && ext->state >= VMS_DEV_NSTATES)
 		return vms_fail(VMS_EINVAL, "device '%s': invalid initial state %u", name,
@@ -139,7 +146,7 @@ int vms_device_create(struct vms_device **out, const char *name, uint32_t kind,
 		return vms_fail(VMS_ENOMEM, "device '%s': out of memory", name);
 	memcpy(d->name, name, strlen(name) + 1);
 	d->kind = kind;
-	d->ops = *ops;
+	d->ops = o;
 	d->impl = impl;
 	if (ext)
 		d->ext = *ext;
