@@ -824,8 +824,10 @@ int vms_migrate_recv(struct vms_reader *r, struct vms_device *const *devs, unsig
 	reset_unfinished(&rc, err);
 	/* acknowledge: every device's result, or the stream's error */
 	ack = vms_reader_ack(r, err, err ? msg : NULL);
-	if (!err && ack)
+	if (!err && ack) {
 		err = ack;
+		snprintf(msg, sizeof(msg), "%s", vms_last_error()); /* the ack's own */
+	}
 	recv_report(&rc, rep, t0);
 	free(rc.map);
 	free(rc.used);
