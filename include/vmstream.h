@@ -644,8 +644,11 @@ struct vms_device;
 /* For custom backends. Return 0 / byte counts, or a negative enum vms_err
  * (VMS_EDEVIO for a device failure). read() returns > 0 bytes, 0 at the end
  * of the state in STOP_COPY, or VMS_EAGAIN_DEV (= VMS_ENODATA) when PRE_COPY
- * has nothing right now. set_state() is only called along legal single arcs
- * (the library walks multi-step paths itself). */
+ * has nothing right now. precopy_info() returns 0, or the VMS_PRECOPY_*
+ * flags of this answer (VMS_PRECOPY_REINIT: new initial data, see
+ * vms_device_precopy_info2()); unknown bits are dropped. set_state() is
+ * only called along legal single arcs (the library walks multi-step paths
+ * itself). */
 #define VMS_EAGAIN_DEV VMS_ENODATA
 
 struct vms_device_ops {
@@ -706,7 +709,35 @@ VMS_API int vms_device_state(const struct vms_device *d, uint32_t *state);
  * device is in ERROR. If an arc fails, vms_device_state() tells where the
  * device is now (the message too); reset returns it to RUNNING. */
 VMS_API int vms_device_set_state(struct vms_device *d, uint32_t state);
+/* PRE_COPY/PRE_COPY_P2P only (else VMS_ESTATE): what the device still
+ * has for precopy (VFIO_MIG_GET_PRECOPY_INFO): initial bytes (to be sent
+ * before switchover is sensible) and dirty bytes (an estimate). Call it
+ * between rounds: some devices only refill then. */
 VMS_API int vms_device_precopy_info(struct vms_device *d, uint64_t *initial, uint64_t *dirty);
+
+/* vms_device_precopy_info2() flags. REINIT: the device has new initial
+ * data on its stream (Linux >= 7.1 VFIO_PRECOPY_INFO_REINIT, e.g. after it
+ * was reconfigured during the migration). initial_bytes is then a new
+ * count, irrespective of the earlier ones, and dirty_bytes restarts from 0
+ * relative to it: the initial data must be sent again before switchover.
+ * It is reported once, by the call that sees it. */
+#define VMS_PRECOPY_REINIT 0x1u
+
+struct vms_precopy_info {
+	uint32_t size;          /* sizeof(struct vms_precopy_info), set by the caller */
+	uint32_t flags;         /* out: VMS_PRECOPY_* */
+	uint64_t initial_bytes; /* out */
+	uint64_t dirty_bytes;   /* out */
+};
+#define VMS_PRECOPY_INFO_INIT { sizeof(struct vms_precopy_info), 0, 0, 0 }
+
+/* vms_device_precopy_info() with the answer's flags. info->size below
+ * sizeof(struct vms_precopy_info) is VMS_EINVAL (checked before the device
+ * is asked, so no REINIT is lost to it). vms_device_precopy_info() drops
+ * the flags. VFIO devices report REINIT only on Linux >= 7.1, where the
+ * device is opted in to VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 when it is
+ * opened; older kernels get the first precopy info and never report it. */
+VMS_API int vms_device_precopy_info2(struct vms_device *d, struct vms_precopy_info *info);
 VMS_API int vms_device_stop_copy_size(struct vms_device *d, uint64_t *bytes);
 /* In PRE_COPY/PRE_COPY_P2P/STOP_COPY (else VMS_ESTATE): > 0 bytes; 0 = end of
  * the state (STOP_COPY, and every call after); VMS_EAGAIN_DEV = nothing now

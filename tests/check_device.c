@@ -342,6 +342,7 @@ struct rec {
 	size_t got_len;
 	int closed;
 	int resets;
+	int precopy_ret;        /* what precopy_info returns (flags or error) */
 };
 
 static int rec_caps(void *impl, uint32_t *caps)
@@ -364,10 +365,9 @@ static int rec_set_state(void *impl, uint32_t state)
 
 static int rec_precopy_info(void *impl, uint64_t *initial, uint64_t *dirty)
 {
-	(void)impl;
 	*initial = 11;
 	*dirty = 22;
-	return 0;
+	return ((struct rec *)impl)->precopy_ret;
 }
 
 static long rec_read(void *impl, void *buf, size_t len)
@@ -558,6 +558,30 @@ START_TEST(test_data_rules)
 	ck_assert_int_eq(vms_device_precopy_info(d, &i, &y), 0);
 	ck_assert_uint_eq(i, 11);
 	ck_assert_uint_eq(y, 22);
+	/* A custom backend's precopy_info reports flags by returning them:
+	 * known bits only; the flag-less call drops them. */
+	{
+		struct vms_precopy_info pi = VMS_PRECOPY_INFO_INIT;
+
+		ck_assert_int_eq(vms_device_precopy_info2(d, &pi), 0);
+		ck_assert_uint_eq(pi.flags, 0);
+		ck_assert_uint_eq(pi.initial_bytes, 11);
+		ck_assert_uint_eq(pi.dirty_bytes, 22);
+		r.precopy_ret = (int)(VMS_PRECOPY_REINIT | 0x100);
+		ck_assert_int_eq(vms_device_precopy_info2(d, &pi), 0);
+		ck_assert_uint_eq(pi.flags, VMS_PRECOPY_REINIT);
+		r.precopy_ret = 0x100;
+		ck_assert_int_eq(vms_device_precopy_info2(d, &pi), 0);
+		ck_assert_uint_eq(pi.flags, 0);
+		r.precopy_ret = (int)VMS_PRECOPY_REINIT;
+		ck_assert_int_eq(vms_device_precopy_info(d, &i, &y), 0);
+		ck_assert_int_eq(vms_device_precopy_info2(NULL, &pi), VMS_EINVAL);
+		ck_assert_int_eq(vms_device_precopy_info2(d, NULL), VMS_EINVAL);
+		pi.size = sizeof(pi) - 1;
+		ck_assert_int_eq(vms_device_precopy_info2(d, &pi), VMS_EINVAL);
+		ck_assert_msg_has("size field 23 below 24");
+		r.precopy_ret = 0;
+	}
 	ck_assert_int_eq(vms_device_read(d, b, 4), 4);
 	ck_assert_int_eq(vms_device_read(d, b, sizeof(b)), 6);
 	ck_assert_int_eq(vms_device_read(d, b, sizeof(b)), VMS_EAGAIN_DEV);

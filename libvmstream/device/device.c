@@ -311,13 +311,12 @@ int vms_device_set_state(struct vms_device *d, uint32_t target)
 	return 0;
 }
 
-int vms_device_precopy_info(struct vms_device *d, uint64_t *initial, uint64_t *dirty)
+/* Ask the backend: its answer in *out, flags included. */
+static int precopy_query(struct vms_device *d, struct vms_precopy_info *out)
 {
 	uint64_t i = 0, y = 0;
 	int r;
 
-	if (!d || !initial || !dirty)
-		return vms_fail(VMS_EINVAL, "vms_device_precopy_info: NULL argument");
 	if (d->state == VMS_DEV_ERROR)
 		return in_error(d);
 	if (!vms_state_precopy(d->state))
@@ -331,9 +330,43 @@ int vms_device_precopy_info(struct vms_device *d, uint64_t *initial, uint64_t *d
 	r = d->ops.precopy_info(d->impl, &i, &y);
 	if (r < 0)
 		return dev_wrap(d, r, "precopy info");
-	*initial = i;
-	*dirty = y;
+	out->flags = (uint32_t)r & VMS_PRECOPY_REINIT; /* the flags this library knows */
+	out->initial_bytes = i;
+	out->dirty_bytes = y;
 	return 0;
+}
+
+int vms_device_precopy_info(struct vms_device *d, uint64_t *initial, uint64_t *dirty)
+{
+	struct vms_precopy_info info = VMS_PRECOPY_INFO_INIT;
+	int r;
+
+	if (!d || !initial || !dirty)
+		return vms_fail(VMS_EINVAL, "vms_device_precopy_info: NULL argument");
+	r = precopy_query(d, &info);
+	if (r < 0)
+		return r;
+	*initial = info.initial_bytes;
+	*dirty = info.dirty_bytes;
+	return 0;
+}
+
+int vms_device_precopy_info2(struct vms_device *d, struct vms_precopy_info *info)
+{
+	struct vms_precopy_info got = VMS_PRECOPY_INFO_INIT;
+	int r;
+
+	if (!d || !info)
+		return vms_fail(VMS_EINVAL, "vms_device_precopy_info2: NULL argument");
+	/* before asking: a REINIT must not be taken from the device and lost */
+	if (info->size < sizeof(got))
+		return vms_fail(VMS_EINVAL, "vms_device_precopy_info2: size field %u below %zu "
+				"(initialise it with VMS_PRECOPY_INFO_INIT)", info->size,
+				sizeof(got));
+	r = precopy_query(d, &got);
+	if (r < 0)
+		return r;
+	return vms_struct_out(info, &got, sizeof(got), sizeof(got), "precopy info");
 }
 
 int vms_device_stop_copy_size(struct vms_device *d, uint64_t *bytes)
