@@ -678,12 +678,15 @@ VMS_API int vms_device_open_vfio(struct vms_device **out, const char *name, int 
 VMS_API int vms_device_open_vfio_v1(struct vms_device **out, const char *name, int device_fd,
 				    uint64_t region_offset, uint64_t region_size);
 /* Simulated device: "size=64M,profile=random|zeros|sparse|text|mixed,
- * dirty=8M,seed=N,precopy=0|1,p2p=0|1,fault=read|resume|slow,fault_at=N,
- * slow=RATE" (defaults size=1M,profile=mixed,dirty=0,seed=1,precopy=1,p2p=1;
- * sizes and rates take K/M/G/T binary suffixes; size >= 72 counts the
- * image's own 72-byte header and trailer; fault=read fails the fault_at-th
- * read call (default 1), fault=slow paces reads to slow= bytes/s (default
- * 100M); unknown keys or bad values are VMS_EINVAL). Its data session is a
+ * dirty=8M,seed=N,precopy=0|1,p2p=0|1,fault=read|resume|slow|reinit,
+ * fault_at=N,slow=RATE" (defaults size=1M,profile=mixed,dirty=0,seed=1,
+ * precopy=1,p2p=1; sizes and rates take K/M/G/T binary suffixes; size >= 72
+ * counts the image's own 72-byte header and trailer; fault=read fails the
+ * fault_at-th read call (default 1), fault=slow paces reads to slow=
+ * bytes/s (default 100M), fault=reinit makes the fault_at-th precopy info
+ * call (default 1) stage the full image again and report it as new initial
+ * data, VMS_PRECOPY_REINIT (needs precopy=1); unknown keys or bad values are
+ * VMS_EINVAL). Its data session is a
  * real pipe (the device's side of the data_fd); one thread per device
  * writes what does not fit in the pipe at once. As a destination it validates the image it is given when
  * loading ends (RESUMING -> STOP), like real devices: the destination must

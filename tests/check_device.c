@@ -1898,6 +1898,15 @@ START_TEST(test_sim_spec)
 	ck_assert_uint_eq(c.slow, 5u << 20);
 	ck_assert_int_eq(vms_sim_parse("fault=read", &c), 0);
 	ck_assert_uint_eq(c.fault_at, 1);
+	ck_assert_int_eq(vms_sim_parse("fault=reinit", &c), 0);
+	ck_assert_uint_eq(c.fault, VMS_SIM_FAULT_REINIT);
+	ck_assert_uint_eq(c.fault_at, 1);
+	ck_assert_int_eq(vms_sim_parse("fault=reinit,fault_at=3", &c), 0);
+	ck_assert_uint_eq(c.fault_at, 3);
+	ck_assert_int_eq(vms_sim_parse("fault=reinit,precopy=0", &c), VMS_EINVAL);
+	ck_assert_msg_has("fault=reinit needs precopy=1");
+	ck_assert_int_eq(vms_sim_parse("fault=slow,fault_at=2", &c), VMS_EINVAL);
+	ck_assert_msg_has("fault_at needs fault=read or fault=reinit");
 	ck_assert_int_eq(vms_sim_parse_size("4k", &v), 0);
 	ck_assert_uint_eq(v, 4096);
 	ck_assert_int_eq(vms_sim_parse_size("1G", &v), 0);
@@ -2063,6 +2072,53 @@ START_TEST(test_sim_precopy_no_dirty)
 	ck_assert_uint_eq(i, 4096);
 	vms_device_free(s);
 	free(m.p);
+}
+END_TEST
+
+/* fault=reinit: the fault_at-th precopy info stages the full image again
+ * and says so (REINIT, once); everything unread counts as initial, dirty
+ * restarts at 0; the stream with both images loads. */
+START_TEST(test_sim_reinit)
+{
+	struct vms_device *s = sim("src", "size=16456,dirty=4K,seed=7,fault=reinit,fault_at=2");
+	struct vms_device *d;
+	struct vms_precopy_info pi = VMS_PRECOPY_INFO_INIT;
+	struct img all = { 0 };
+	const uint64_t delta = VMS_SIM_OVERHEAD + 8 + 4096; /* 4 whole blocks: any is 4 KiB */
+	size_t at;
+
+	ck_assert_int_eq(vms_device_set_state(s, S_PC), 0);
+	sim_drain(s, &all, 3000, true);
+	ck_assert_uint_eq(all.n, 16456);
+	/* call 1: an ordinary refill (a delta) */
+	ck_assert_int_eq(vms_device_precopy_info2(s, &pi), 0);
+	ck_assert_uint_eq(pi.flags, 0);
+	ck_assert_uint_eq(pi.initial_bytes, 0);
+	ck_assert_uint_eq(pi.dirty_bytes, delta);
+	/* call 2, the delta unread: new initial data, the delta with it */
+	ck_assert_int_eq(vms_device_precopy_info2(s, &pi), 0);
+	ck_assert_uint_eq(pi.flags, VMS_PRECOPY_REINIT);
+	ck_assert_uint_eq(pi.initial_bytes, delta + 16456);
+	ck_assert_uint_eq(pi.dirty_bytes, 0);
+	at = all.n;
+	sim_drain(s, &all, 3000, true);
+	ck_assert_uint_eq(all.n - at, delta + 16456);
+	ck_assert_mem_eq(all.p + at + delta, VMS_SIM_MAGIC, 8);
+	/* reported once: call 3 refills as usual */
+	ck_assert_int_eq(vms_device_precopy_info2(s, &pi), 0);
+	ck_assert_uint_eq(pi.flags, 0);
+	ck_assert_uint_eq(pi.initial_bytes, 0);
+	ck_assert_uint_eq(pi.dirty_bytes, delta);
+	ck_assert_int_eq(vms_device_set_state(s, S_SC), 0);
+	sim_drain(s, &all, 3000, false);
+	ck_assert_int_eq(vms_device_set_state(s, S_R), 0);
+	/* full, delta, full again, delta, full: validated byte for byte */
+	ck_assert_uint_eq(all.n, 3 * 16456 + 2 * delta);
+	d = sim("dst", "size=16456,seed=7");
+	ck_assert_int_eq(sim_load(d, all.p, all.n, S_S), 0);
+	vms_device_free(d);
+	vms_device_free(s);
+	free(all.p);
 }
 END_TEST
 
@@ -2833,6 +2889,7 @@ static Suite *device_suite(void)
 	tcase_add_test(tc, test_sim_spec);
 	tcase_add_test(tc, test_sim_precopy);
 	tcase_add_test(tc, test_sim_precopy_no_dirty);
+	tcase_add_test(tc, test_sim_reinit);
 	tcase_add_test(tc, test_eagain_distinct);
 	tcase_add_loop_test(tc, test_sim_round_trip, 0, 8);
 	tcase_add_test(tc, test_sim_profiles_differ);
