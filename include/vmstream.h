@@ -778,10 +778,19 @@ struct vms_round_info {
 	double est_downtime_ms;     /* stop_copy_bytes / throughput + per-device
 				       overhead: the estimated downtime if the
 				       VMM switched over now */
+	uint64_t initial_bytes;     /* initial precopy bytes still to send: a
+				       device's count until it first reaches 0,
+				       and again from its VMS_PRECOPY_REINIT on
+				       (its initial data must then be sent again);
+				       switchover is sensible at 0 */
+	uint32_t reinits;           /* devices that reported VMS_PRECOPY_REINIT
+				       in this round */
 };
 
 /* After each precopy round: return 1 to switch over now, 0 for another
- * round, or a negative enum vms_err to cancel the migration. */
+ * round, or a negative enum vms_err to cancel the migration. Without it the
+ * rule is: switch over once initial_bytes is 0 and est_downtime_ms is
+ * within downtime_limit_ms (or after max_rounds, in any case). */
 typedef int (*vms_round_fn)(void *user, const struct vms_round_info *ri);
 /* VMM hooks: stop the vCPUs (switchover), resume them (a failure after the
  * switchover: the source VM runs on). Return 0 or a negative error. */

@@ -40,6 +40,7 @@ struct dest_arg {
 
 static uint8_t psk[VMS_KEY_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8 };
 static int vm_stopped, vm_resumed, rounds_seen;
+static double run_downtime_ms; /* run()'s downtime_limit_ms (0 = default) */
 /* the source's writer, and what it had written when the VM was stopped */
 static struct vms_writer *cur_w;
 static struct vms_stats at_stop;
@@ -142,6 +143,7 @@ static int run(struct side *src, struct side *dst, vms_round_fn on_round)
 	mo.on_round = on_round;
 	mo.stop_vm = stop_vm;
 	mo.resume_vm = resume_vm;
+	mo.downtime_limit_ms = run_downtime_ms;
 	cur_w = w;
 	memset(&at_stop, 0, sizeof(at_stop));
 	err = vms_migrate_send(w, src->devs, src->n, &mo, &src->rep);
@@ -218,6 +220,86 @@ START_TEST(precopy_six_devices)
 		ck_assert_uint_eq(at_stop.raw_bytes, pre);
 		ck_assert_uint_ge(at_stop.records, 6 + 3 + 1);
 	}
+}
+END_TEST
+
+/* A device that reports new initial data (VMS_PRECOPY_REINIT) in round 1:
+ * the built-in rule, which would switch over after round 1 (every initial
+ * byte out, any estimate within the limit), sends the device's initial
+ * data again in round 2 first; the destination loads both and verifies
+ * every device. */
+static uint64_t reinit_initial[8];
+static uint32_t reinit_seen[8];
+
+static int record_round(void *u, const struct vms_round_info *ri)
+{
+	(void)u;
+	ck_assert_uint_ge(ri->size, sizeof(*ri));
+	if (ri->round < 8) {
+		reinit_initial[ri->round] = ri->initial_bytes;
+		reinit_seen[ri->round] = ri->reinits;
+	}
+	/* a VMM that wants two rounds at least, and the initial data out */
+	return ri->round >= 2 && ri->initial_bytes == 0;
+}
+
+START_TEST(precopy_reinit)
+{
+	struct side src = { 0 }, dst = { 0 };
+
+	run_downtime_ms = VMS_TIMEOUT_MAX_MS; /* only the initial bytes decide */
+	/* without the fault: one round */
+	devices(&src, "", "");
+	devices(&dst, "", "");
+	ck_assert_int_eq(run(&src, &dst, NULL), 0);
+	ck_assert_uint_eq(src.rep.rounds, 1);
+	ck_assert_uint_eq(src.dr[0].precopy_bytes, 8u << 20);
+
+	/* gpu0's first precopy info says REINIT: the full 8 MiB again */
+	memset(&src, 0, sizeof(src));
+	memset(&dst, 0, sizeof(dst));
+	devices(&src, ",fault=reinit,fault_at=1", "");
+	devices(&dst, "", "");
+	ck_assert_int_eq(run(&src, &dst, NULL), 0);
+	ck_assert_int_eq(dst.err, 0);
+	ck_assert_uint_eq(src.rep.rounds, 2);
+	ck_assert_uint_eq(src.dr[0].precopy_bytes, 2 * (8u << 20));
+	ck_assert_int_eq(vm_stopped, 1);
+	ck_assert_uint_eq(dst.rep.ndev, 6);
+	for (unsigned i = 0; i < 6; i++) {
+		ck_assert_uint_eq(dst.dr[i].precopy_bytes, src.dr[i].precopy_bytes);
+		ck_assert_uint_eq(dst.dr[i].stopcopy_bytes, src.dr[i].stopcopy_bytes);
+		ck_assert_int_eq(dst.dr[i].result, 0);
+		ck_assert_uint_eq(dst.state_after[i], VMS_DEV_STOP);
+		ck_assert_uint_eq(src.state_after[i], VMS_DEV_STOP);
+	}
+
+	/* What the VMM sees, with a REINIT after the initial data was out
+	 * (round 1): its initial bytes count again in round 2 (a VMM that
+	 * switches at round 2 with no initial bytes left must wait), and are
+	 * out after round 3. */
+	memset(&src, 0, sizeof(src));
+	memset(&dst, 0, sizeof(dst));
+	memset(reinit_initial, 0xff, sizeof(reinit_initial));
+	memset(reinit_seen, 0xff, sizeof(reinit_seen));
+	devices(&src, ",fault=reinit,fault_at=2", "");
+	devices(&dst, "", "");
+	ck_assert_int_eq(run(&src, &dst, record_round), 0);
+	ck_assert_int_eq(dst.err, 0);
+	ck_assert_uint_eq(src.rep.rounds, 3);
+	ck_assert_uint_eq(reinit_seen[1], 0);
+	ck_assert_uint_eq(reinit_initial[1], 0);
+	ck_assert_uint_eq(reinit_seen[2], 1);
+	ck_assert_uint_eq(reinit_initial[2], 8u << 20);
+	ck_assert_uint_eq(reinit_seen[3], 0);
+	ck_assert_uint_eq(reinit_initial[3], 0);
+	/* the first image, round 1's delta, the image again */
+	ck_assert_uint_ge(src.dr[0].precopy_bytes, 2 * (8u << 20) + (1u << 20));
+	for (unsigned i = 0; i < 6; i++) {
+		ck_assert_uint_eq(dst.dr[i].precopy_bytes, src.dr[i].precopy_bytes);
+		ck_assert_uint_eq(dst.state_after[i], VMS_DEV_STOP);
+	}
+	run_downtime_ms = 0;
 }
 END_TEST
 
@@ -937,6 +1019,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, precopy_six_devices);
+	tcase_add_test(tc, precopy_reinit);
 	tcase_add_test(tc, source_read_fault);
 	tcase_add_test(tc, destination_resume_fault);
 	tcase_add_test(tc, cancel_in_precopy);

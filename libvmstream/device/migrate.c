@@ -7,6 +7,12 @@
  * in offset order, validated (RESUMING -> STOP) only after its DEVICE_END
  * verified. One interface for all devices: nothing here knows a device type.
  *
+ * Switchover is sensible once every device's initial precopy data is out
+ * and the estimate fits the limit. A device that reports new initial data
+ * (VMS_PRECOPY_REINIT, VFIO_PRECOPY_INFO_REINIT) has it counted again from
+ * that round on: precopy goes on until it is out too (max_rounds still
+ * bounds the rounds).
+ *
  * Downtime: before the VM stops, everything queued (DEVICE_BEGIN records,
  * precopy data) is written, so the destination's RESUMING arcs happen while
  * the VM runs; after it stops, only the P2P quiescing arcs run one after
@@ -52,6 +58,7 @@ struct sdev {
 	uint32_t caps;
 	bool precopy;
 	uint64_t est;            /* stop-copy size estimate */
+	bool initial_out;        /* its initial bytes reached 0 (until a REINIT) */
 	uint64_t pre_bytes, stop_bytes;
 	double downtime_ms;
 	int err;
@@ -359,16 +366,35 @@ static int begin_devices(struct send *s, struct vms_device *const *devs)
 	return err;
 }
 
+/* What a device says it still has for precopy, into the round. Initial
+ * bytes count until they first reach 0 (they only go down, uapi vfio.h)
+ * and from a REINIT on again: the device has new initial data, which must
+ * be sent before switchover as the first was; the accounting restarts. */
+static void precopy_account(struct sdev *d, struct vms_round_info *ri)
+{
+	struct vms_precopy_info pi = VMS_PRECOPY_INFO_INIT;
+
+	if (vms_device_precopy_info2(d->d, &pi) != 0)
+		return;
+	if (pi.flags & VMS_PRECOPY_REINIT) {
+		d->initial_out = false;
+		ri->reinits++;
+	}
+	if (pi.initial_bytes == 0)
+		d->initial_out = true;
+	if (!d->initial_out)
+		ri->initial_bytes += pi.initial_bytes;
+	ri->remaining_bytes += pi.initial_bytes + pi.dirty_bytes;
+}
+
 /* One precopy round: drain what every precopy device has now, then ask
  * every device for the rest (some drivers only refill after that) and
- * for a new stop-copy estimate. Fills ri; *initial_left: initial bytes
- * the devices still report. */
-static int precopy_round(struct send *s, struct vms_round_info *ri, uint64_t *initial_left)
+ * for a new stop-copy estimate. Fills ri. */
+static int precopy_round(struct send *s, struct vms_round_info *ri)
 {
 	uint64_t t0 = vms_now_ns();
 	int err;
 
-	*initial_left = 0;
 	err = vms_writer_phase(s->w, VMS_PHASE_PRECOPY, ri->round);
 	for (unsigned i = 0; i < s->n && !err; i++) {
 		struct sdev *d = &s->sd[i];
@@ -386,12 +412,10 @@ static int precopy_round(struct send *s, struct vms_round_info *ri, uint64_t *in
 	}
 	for (unsigned i = 0; i < s->n && !err; i++) {
 		struct sdev *d = &s->sd[i];
-		uint64_t initial = 0, dirty = 0, est = 0;
+		uint64_t est = 0;
 
-		if (d->precopy && vms_device_precopy_info(d->d, &initial, &dirty) == 0) {
-			ri->remaining_bytes += initial + dirty;
-			*initial_left += initial;
-		}
+		if (d->precopy)
+			precopy_account(d, ri);
 		if (vms_device_stop_copy_size(d->d, &est) == 0)
 			d->est = est;
 		ri->stop_copy_bytes += d->est == UINT64_MAX ? 0 : d->est;
@@ -412,11 +436,10 @@ static int precopy(struct send *s)
 {
 	while (s->any_precopy && s->rounds < s->o.max_rounds) {
 		struct vms_round_info ri = { .size = sizeof(ri) };
-		uint64_t initial_left;
 		int decision, err;
 
 		ri.round = ++s->rounds;
-		err = precopy_round(s, &ri, &initial_left);
+		err = precopy_round(s, &ri);
 		if (err)
 			return err;
 		s->est_ms = ri.est_downtime_ms;
@@ -428,7 +451,8 @@ static int precopy(struct send *s)
 		} else {
 			/* switchover is sensible once the initial bytes are out
 			 * and the estimate fits the limit */
-			decision = initial_left == 0 && ri.est_downtime_ms <= s->o.downtime_limit_ms;
+			decision = ri.initial_bytes == 0 &&
+				   ri.est_downtime_ms <= s->o.downtime_limit_ms;
 		}
 		if (decision > 0)
 			break;
