@@ -650,8 +650,11 @@ struct vms_device;
 /* For custom backends. Return 0 / byte counts, or a negative enum vms_err
  * (VMS_EDEVIO for a device failure). read() returns > 0 bytes, 0 at the end
  * of the state in STOP_COPY, or VMS_EAGAIN_DEV (= VMS_ENODATA) when PRE_COPY
- * has nothing right now. set_state() is only called along legal single arcs
- * (the library walks multi-step paths itself). */
+ * has nothing right now. precopy_info() returns 0, or the VMS_PRECOPY_*
+ * flags of this answer (VMS_PRECOPY_REINIT: new initial data, see
+ * vms_device_precopy_info2()); unknown bits are dropped. set_state() is
+ * only called along legal single arcs (the library walks multi-step paths
+ * itself). */
 #define VMS_EAGAIN_DEV VMS_ENODATA
 
 struct vms_device_ops {
@@ -681,12 +684,15 @@ VMS_API int vms_device_open_vfio(struct vms_device **out, const char *name, int 
 VMS_API int vms_device_open_vfio_v1(struct vms_device **out, const char *name, int device_fd,
 				    uint64_t region_offset, uint64_t region_size);
 /* Simulated device: "size=64M,profile=random|zeros|sparse|text|mixed,
- * dirty=8M,seed=N,precopy=0|1,p2p=0|1,fault=read|resume|slow,fault_at=N,
- * slow=RATE" (defaults size=1M,profile=mixed,dirty=0,seed=1,precopy=1,p2p=1;
- * sizes and rates take K/M/G/T binary suffixes; size >= 72 counts the
- * image's own 72-byte header and trailer; fault=read fails the fault_at-th
- * read call (default 1), fault=slow paces reads to slow= bytes/s (default
- * 100M); unknown keys or bad values are VMS_EINVAL). Its data session is a
+ * dirty=8M,seed=N,precopy=0|1,p2p=0|1,fault=read|resume|slow|reinit,
+ * fault_at=N,slow=RATE" (defaults size=1M,profile=mixed,dirty=0,seed=1,
+ * precopy=1,p2p=1; sizes and rates take K/M/G/T binary suffixes; size >= 72
+ * counts the image's own 72-byte header and trailer; fault=read fails the
+ * fault_at-th read call (default 1), fault=slow paces reads to slow=
+ * bytes/s (default 100M), fault=reinit makes the fault_at-th precopy info
+ * call (default 1) stage the full image again and report it as new initial
+ * data, VMS_PRECOPY_REINIT (needs precopy=1); unknown keys or bad values are
+ * VMS_EINVAL). Its data session is a
  * real pipe (the device's side of the data_fd); one thread per device
  * writes what does not fit in the pipe at once. As a destination it validates the image it is given when
  * loading ends (RESUMING -> STOP), like real devices: the destination must
@@ -712,7 +718,35 @@ VMS_API int vms_device_state(const struct vms_device *d, uint32_t *state);
  * device is in ERROR. If an arc fails, vms_device_state() tells where the
  * device is now (the message too); reset returns it to RUNNING. */
 VMS_API int vms_device_set_state(struct vms_device *d, uint32_t state);
+/* PRE_COPY/PRE_COPY_P2P only (else VMS_ESTATE): what the device still
+ * has for precopy (VFIO_MIG_GET_PRECOPY_INFO): initial bytes (to be sent
+ * before switchover is sensible) and dirty bytes (an estimate). Call it
+ * between rounds: some devices only refill then. */
 VMS_API int vms_device_precopy_info(struct vms_device *d, uint64_t *initial, uint64_t *dirty);
+
+/* vms_device_precopy_info2() flags. REINIT: the device has new initial
+ * data on its stream (Linux >= 7.1 VFIO_PRECOPY_INFO_REINIT, e.g. after it
+ * was reconfigured during the migration). initial_bytes is then a new
+ * count, irrespective of the earlier ones, and dirty_bytes restarts from 0
+ * relative to it: the initial data must be sent again before switchover.
+ * It is reported once, by the call that sees it. */
+#define VMS_PRECOPY_REINIT 0x1u
+
+struct vms_precopy_info {
+	uint32_t size;          /* sizeof(struct vms_precopy_info), set by the caller */
+	uint32_t flags;         /* out: VMS_PRECOPY_* */
+	uint64_t initial_bytes; /* out */
+	uint64_t dirty_bytes;   /* out */
+};
+#define VMS_PRECOPY_INFO_INIT { sizeof(struct vms_precopy_info), 0, 0, 0 }
+
+/* vms_device_precopy_info() with the answer's flags. info->size below
+ * sizeof(struct vms_precopy_info) is VMS_EINVAL (checked before the device
+ * is asked, so no REINIT is lost to it). vms_device_precopy_info() drops
+ * the flags. VFIO devices report REINIT only on Linux >= 7.1, where the
+ * device is opted in to VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 when it is
+ * opened; older kernels get the first precopy info and never report it. */
+VMS_API int vms_device_precopy_info2(struct vms_device *d, struct vms_precopy_info *info);
 VMS_API int vms_device_stop_copy_size(struct vms_device *d, uint64_t *bytes);
 /* In PRE_COPY/PRE_COPY_P2P/STOP_COPY (else VMS_ESTATE): > 0 bytes; 0 = end of
  * the state (STOP_COPY, and every call after); VMS_EAGAIN_DEV = nothing now
@@ -750,27 +784,46 @@ struct vms_round_info {
 	double est_downtime_ms;     /* stop_copy_bytes / throughput + per-device
 				       overhead: the estimated downtime if the
 				       VMM switched over now */
+	uint64_t initial_bytes;     /* initial precopy bytes still to send: a
+				       device's count until it first reaches 0,
+				       and again from its VMS_PRECOPY_REINIT on
+				       (its initial data must then be sent again);
+				       switchover is sensible at 0 */
+	uint32_t reinits;           /* devices that reported VMS_PRECOPY_REINIT
+				       in this round */
 };
 
 /* After each precopy round: return 1 to switch over now, 0 for another
- * round, or a negative enum vms_err to cancel the migration. */
+ * round, or a negative enum vms_err to cancel the migration. Without it the
+ * rule is: switch over once initial_bytes is 0 and est_downtime_ms is
+ * within downtime_limit_ms (or after max_rounds, in any case). */
 typedef int (*vms_round_fn)(void *user, const struct vms_round_info *ri);
 /* VMM hooks: stop the vCPUs (switchover), resume them (a failure after the
  * switchover: the source VM runs on). Return 0 or a negative error. */
 typedef int (*vms_vm_fn)(void *user);
 
+/* Every field is checked when vms_migrate_send/recv take the struct in,
+ * before anything is sent or any device changes state: a value outside its
+ * range is VMS_EINVAL. A field at 0 takes the default given. */
 struct vms_migrate_opts {
 	uint32_t size;              /* sizeof(struct vms_migrate_opts) */
-	uint32_t max_rounds;        /* precopy rounds at most; 0 = 30 */
+	uint32_t max_rounds;        /* precopy rounds at most, up to
+				       VMS_ROUNDS_MAX; 0 = 30 */
 	double downtime_limit_ms;   /* without on_round: switch over once the
-				       estimate is below this; 0 = 300 */
+				       estimate is below this; up to
+				       VMS_TIMEOUT_MAX_MS, 0 = 300; negative,
+				       NaN and infinite values are VMS_EINVAL */
 	vms_round_fn on_round;
 	vms_vm_fn stop_vm;
 	vms_vm_fn resume_vm;
 	void *user;
-	uint32_t threads;           /* devices read concurrently in stop-copy;
-				       0 = min(devices, 4) */
-	uint32_t flags;             /* VMS_MIGRATE_F_* */
+	uint32_t threads;           /* devices read concurrently in stop-copy,
+				       up to VMS_THREADS_MAX (clamped to the
+				       number of devices: one thread per
+				       device at most); 0 or VMS_THREADS_AUTO
+				       = min(devices, 4) */
+	uint32_t flags;             /* VMS_MIGRATE_F_*; other bits are
+				       VMS_EINVAL */
 };
 #define VMS_MIGRATE_OPTS_INIT                                                 \
 	{ sizeof(struct vms_migrate_opts), 0, 0.0, NULL, NULL, NULL, NULL, 0,  \
@@ -787,6 +840,9 @@ struct vms_migrate_dev_report {
 	int32_t result;             /* 0, or the device's error */
 };
 
+/* Checked like the options: size must be sizeof(struct
+ * vms_migrate_report), devs_cap at most VMS_DEVICES_MAX and non-zero only
+ * with devs (devs with devs_cap 0 gets no entries); else VMS_EINVAL. */
 struct vms_migrate_report {
 	uint32_t size;              /* sizeof(struct vms_migrate_report) */
 	uint32_t rounds;
@@ -806,7 +862,10 @@ struct vms_migrate_report {
  * device loaded; the source may then be released. On failure the stream is
  * aborted, source devices go back to RUNNING and resume_vm is called (if the
  * VM was stopped); the error names the device. The writer is finished (or
- * aborted) on return. */
+ * aborted) on return, except after bad arguments: VMS_EINVAL for the
+ * options or report (see above), more than VMS_DEVICES_MAX devices, a NULL
+ * device or array, or a device given twice, is returned before anything is
+ * written, with the writer and every device as they were. */
 VMS_API int vms_migrate_send(struct vms_writer *w, struct vms_device *const *devs, unsigned n,
 			     const struct vms_migrate_opts *opts,
 			     struct vms_migrate_report *report);
@@ -816,7 +875,8 @@ VMS_API int vms_migrate_send(struct vms_writer *w, struct vms_device *const *dev
  * partial match is VMS_EDEVICE naming both devices), each in offset order, moving it to STOP (which validates the
  * image) only after its DEVICE_END verified; then acknowledge every device's
  * result to the sender. On failure every device that was being loaded is
- * reset and the sender gets the error. */
+ * reset and the sender gets the error. Bad arguments (as for
+ * vms_migrate_send) are VMS_EINVAL before anything is read. */
 VMS_API int vms_migrate_recv(struct vms_reader *r, struct vms_device *const *devs, unsigned n,
 			     const struct vms_migrate_opts *opts,
 			     struct vms_migrate_report *report);

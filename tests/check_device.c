@@ -342,6 +342,7 @@ struct rec {
 	size_t got_len;
 	int closed;
 	int resets;
+	int precopy_ret;        /* what precopy_info returns (flags or error) */
 };
 
 static int rec_caps(void *impl, uint32_t *caps)
@@ -364,10 +365,9 @@ static int rec_set_state(void *impl, uint32_t state)
 
 static int rec_precopy_info(void *impl, uint64_t *initial, uint64_t *dirty)
 {
-	(void)impl;
 	*initial = 11;
 	*dirty = 22;
-	return 0;
+	return ((struct rec *)impl)->precopy_ret;
 }
 
 static long rec_read(void *impl, void *buf, size_t len)
@@ -558,6 +558,30 @@ START_TEST(test_data_rules)
 	ck_assert_int_eq(vms_device_precopy_info(d, &i, &y), 0);
 	ck_assert_uint_eq(i, 11);
 	ck_assert_uint_eq(y, 22);
+	/* A custom backend's precopy_info reports flags by returning them:
+	 * known bits only; the flag-less call drops them. */
+	{
+		struct vms_precopy_info pi = VMS_PRECOPY_INFO_INIT;
+
+		ck_assert_int_eq(vms_device_precopy_info2(d, &pi), 0);
+		ck_assert_uint_eq(pi.flags, 0);
+		ck_assert_uint_eq(pi.initial_bytes, 11);
+		ck_assert_uint_eq(pi.dirty_bytes, 22);
+		r.precopy_ret = (int)(VMS_PRECOPY_REINIT | 0x100);
+		ck_assert_int_eq(vms_device_precopy_info2(d, &pi), 0);
+		ck_assert_uint_eq(pi.flags, VMS_PRECOPY_REINIT);
+		r.precopy_ret = 0x100;
+		ck_assert_int_eq(vms_device_precopy_info2(d, &pi), 0);
+		ck_assert_uint_eq(pi.flags, 0);
+		r.precopy_ret = (int)VMS_PRECOPY_REINIT;
+		ck_assert_int_eq(vms_device_precopy_info(d, &i, &y), 0);
+		ck_assert_int_eq(vms_device_precopy_info2(NULL, &pi), VMS_EINVAL);
+		ck_assert_int_eq(vms_device_precopy_info2(d, NULL), VMS_EINVAL);
+		pi.size = sizeof(pi) - 1;
+		ck_assert_int_eq(vms_device_precopy_info2(d, &pi), VMS_EINVAL);
+		ck_assert_msg_has("size field 23 below 24");
+		r.precopy_ret = 0;
+	}
 	ck_assert_int_eq(vms_device_read(d, b, 4), 4);
 	ck_assert_int_eq(vms_device_read(d, b, sizeof(b)), 6);
 	ck_assert_int_eq(vms_device_read(d, b, sizeof(b)), VMS_EAGAIN_DEV);
@@ -693,11 +717,23 @@ START_TEST(test_new_args)
 	vms_device_free(d);
 	ck_assert_int_eq(vms_device_new(&d, "x", 0, NULL, NULL), VMS_EINVAL);
 	ck_assert_int_eq(vms_device_new(&d, "x", 7, &ops, NULL), VMS_EINVAL);
+	/* ops->size: exactly this header's struct (bounds and one past) */
 	ops.size = 8;
 	ck_assert_int_eq(vms_device_new(&d, "x", 0, &ops, NULL), VMS_EINVAL);
-	ops.size = sizeof(ops) + 8;
+	ops.size = 0;
 	ck_assert_int_eq(vms_device_new(&d, "x", 0, &ops, NULL), VMS_EINVAL);
+	ops.size = sizeof(ops) - 1;
+	ck_assert_int_eq(vms_device_new(&d, "x", 0, &ops, NULL), VMS_EINVAL);
+	ck_assert_msg_has("device 'x': ops: size field");
+	ops.size = sizeof(ops) + 1;
+	ck_assert_int_eq(vms_device_new(&d, "x", 0, &ops, NULL), VMS_EINVAL);
+	ck_assert_ptr_null(d);
 	ops.size = sizeof(ops);
+	/* kind: 0 .. VMS_DEVKIND_VMM */
+	ck_assert_int_eq(vms_device_new(&d, "x", VMS_DEVKIND_VMM, &ops, NULL), 0);
+	vms_device_free(d);
+	ck_assert_int_eq(vms_device_new(&d, "x", VMS_DEVKIND_VMM + 1, &ops, NULL), VMS_EINVAL);
+	ck_assert_msg_has("unknown kind 3");
 	ops.set_state = NULL;
 	ck_assert_int_eq(vms_device_new(&d, "x", 0, &ops, NULL), VMS_EINVAL);
 	ops.set_state = null_set_state;
@@ -924,6 +960,13 @@ struct fakek {
 	uint32_t resume_fail_state;
 	bool out_of_sync;     /* PRE_COPY -> STOP_COPY returns a new fd */
 	bool old_kernel;      /* no MIG_DATA_SIZE */
+	bool v2_kernel;       /* Linux >= 7.1: MIG_PRECOPY_INFOv2 */
+	int v2_set_errno;     /* the SET of MIG_PRECOPY_INFOv2 fails with it */
+	bool v2_on;           /* opted in */
+	bool reinit_next;     /* the next precopy info (v2) stages pre[] again */
+	uint32_t v1_flags;    /* what a v1 driver leaves in flags (junk) */
+	uint32_t precopy_flags_in; /* flags the caller passed in */
+	int v2_probes, v2_sets;
 	int eintr_reads;      /* this many reads fail with EINTR first */
 	uint32_t precopy_argsz;
 	int resets, reads, enomsg, probes;
@@ -1015,6 +1058,32 @@ static int fk_ioctl(void *ctx, int fd, unsigned long req, void *arg)
 			errno = EINVAL;
 			return -1;
 		}
+		if (feat == VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2) {
+			/* before 7.1 the driver's device_feature: ENOTTY; since,
+			 * vfio_check_feature(flags, argsz, SET, 0) after the
+			 * PRE_COPY check */
+			if (flags & 0x40000)
+				k->v2_probes++;
+			else
+				k->v2_sets++;
+			if (!k->v2_kernel) {
+				errno = ENOTTY;
+				return -1;
+			}
+			if (!(k->mig_flags & C_PRE) || (flags & 0x10000) ||
+			    (!(flags & 0x40000) && !(flags & 0x20000))) {
+				errno = EINVAL;
+				return -1;
+			}
+			if (flags & 0x40000)
+				return 0;
+			if (k->v2_set_errno) {
+				errno = k->v2_set_errno;
+				return -1;
+			}
+			k->v2_on = true;
+			return 0;
+		}
 		if (flags & 0x40000) { /* pre-6.2 kernels do not know feature 9 */
 			k->probes++;
 			if (feat == VFIO_DEVICE_FEATURE_MIG_DATA_SIZE && k->old_kernel) {
@@ -1073,9 +1142,23 @@ static int fk_ioctl(void *ctx, int fd, unsigned long req, void *arg)
 		struct vms_vfio_precopy_info *info = arg;
 
 		k->precopy_argsz = info->argsz;
+		k->precopy_flags_in = info->flags;
 		if (fd != k->ufd || (k->state != S_PC && k->state != S_PP) || info->argsz < 24) {
 			errno = EINVAL;
 			return -1;
+		}
+		if (!k->v2_on) {
+			/* v1: flags are not assigned, the caller's come back */
+			info->flags |= k->v1_flags;
+		} else if (k->reinit_next) {
+			/* new initial data: pre[] once more; what was unread
+			 * counts as initial too */
+			ck_assert_int_eq(write(k->kfd, k->pre, k->pre_len), (long)k->pre_len);
+			k->pre_left += k->pre_len;
+			k->reinit_next = false;
+			info->flags = VFIO_PRECOPY_INFO_REINIT;
+		} else {
+			info->flags = 0;
 		}
 		info->initial_bytes = k->pre_left;
 		info->dirty_bytes = 0;
@@ -1335,6 +1418,177 @@ START_TEST(test_vfio_emulated_errors)
 		ck_assert_msg_has("ENOTTY");
 		close(fd);
 	}
+}
+END_TEST
+
+/* The v2 precopy info (Linux 7.1, torvalds/linux d7140b5dde45 and
+ * 50ff3f404617): numbers, layout, the opt-in's bytes, flag decoding and the
+ * fallback choice, all pure. */
+START_TEST(test_vfio_precopy_v2_uapi)
+{
+	struct vms_vfio_precopy_info info;
+	struct vms_vfio_feature f;
+	uint8_t want[24];
+
+	ck_assert_uint_eq(VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2, 12);
+	ck_assert_uint_eq(VFIO_PRECOPY_INFO_REINIT, 1);
+	ck_assert_uint_eq(VMS_PRECOPY_REINIT, 1);
+	/* the same ioctl on the data_fd as v1: v2 changes what flags mean */
+	ck_assert_uint_eq(VFIO_MIG_GET_PRECOPY_INFO, 0x3B79);
+	_Static_assert(sizeof(struct vms_vfio_precopy_info) == 24 &&
+		       offsetof(struct vms_vfio_precopy_info, argsz) == 0 &&
+		       offsetof(struct vms_vfio_precopy_info, flags) == 4 &&
+		       offsetof(struct vms_vfio_precopy_info, initial_bytes) == 8 &&
+		       offsetof(struct vms_vfio_precopy_info, dirty_bytes) == 16,
+		       "struct vfio_precopy_info: unchanged by v2");
+	_Static_assert(sizeof(struct vms_precopy_info) == 24 &&
+		       offsetof(struct vms_precopy_info, flags) == 4 &&
+		       offsetof(struct vms_precopy_info, initial_bytes) == 8 &&
+		       offsetof(struct vms_precopy_info, dirty_bytes) == 16,
+		       "struct vms_precopy_info");
+
+	/* SET: argsz 8 (no payload), flags 12 | SET */
+	ck_assert_uint_eq(vms_vfio_build_precopy_v2_set(&f), 8);
+	memset(want, 0, sizeof(want));
+	le32(want, 8);
+	le32(want + 4, 0x0002000c);
+	ck_assert_mem_eq(f.words, want, 24);
+	/* its PROBE: flags 12 | PROBE | SET */
+	ck_assert_uint_eq(vms_vfio_build_probe(&f, VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2,
+					       VFIO_DEVICE_FEATURE_SET), 8);
+	le32(want + 4, 0x0006000c);
+	ck_assert_mem_eq(f.words, want, 24);
+
+	/* flags: never under v1 (an echo of the input), REINIT only under v2 */
+	vms_vfio_precopy_info_init(&info);
+	ck_assert_uint_eq(info.flags, 0);
+	info.flags = 0xffffffffu;
+	ck_assert_uint_eq(vms_vfio_precopy_flags(&info, VMS_VFIO_PRECOPY_V1), 0);
+	ck_assert_uint_eq(vms_vfio_precopy_flags(&info, VMS_VFIO_PRECOPY_V2), VMS_PRECOPY_REINIT);
+	info.flags = 0xfffffffeu;
+	ck_assert_uint_eq(vms_vfio_precopy_flags(&info, VMS_VFIO_PRECOPY_V2), 0);
+	info.flags = VFIO_PRECOPY_INFO_REINIT;
+	ck_assert_uint_eq(vms_vfio_precopy_flags(&info, VMS_VFIO_PRECOPY_V1), 0);
+	ck_assert_uint_eq(vms_vfio_precopy_flags(&info, VMS_VFIO_PRECOPY_V2), VMS_PRECOPY_REINIT);
+
+	/* fallback: v2 only with PRE_COPY and both steps of the opt-in */
+	ck_assert_int_eq(vms_vfio_precopy_abi(C_SC | C_PRE, 0, 0), VMS_VFIO_PRECOPY_V2);
+	ck_assert_int_eq(vms_vfio_precopy_abi(C_SC | C_P2P | C_PRE, 0, 0), VMS_VFIO_PRECOPY_V2);
+	ck_assert_int_eq(vms_vfio_precopy_abi(C_SC | C_P2P, 0, 0), VMS_VFIO_PRECOPY_V1);
+	ck_assert_int_eq(vms_vfio_precopy_abi(C_SC | C_PRE, ENOTTY, 0), VMS_VFIO_PRECOPY_V1);
+	ck_assert_int_eq(vms_vfio_precopy_abi(C_SC | C_PRE, EINVAL, 0), VMS_VFIO_PRECOPY_V1);
+	ck_assert_int_eq(vms_vfio_precopy_abi(C_SC | C_PRE, 0, EBUSY), VMS_VFIO_PRECOPY_V1);
+}
+END_TEST
+
+/* PRE_COPY through the emulated kernel, drained; returns the info after. */
+static struct vms_precopy_info fk_precopy_round(struct vms_device *d, uint8_t *buf, size_t cap,
+						size_t want)
+{
+	struct vms_precopy_info pi = VMS_PRECOPY_INFO_INIT;
+
+	ck_assert_uint_eq(drain(d, buf, cap, 1000, true), want);
+	ck_assert_int_eq(vms_device_precopy_info2(d, &pi), 0);
+	return pi;
+}
+
+START_TEST(test_vfio_emulated_precopy_v2)
+{
+	struct vms_devsys sys;
+	struct fakek *k = fk_new(C_SC | C_P2P | C_PRE, &sys);
+	struct vms_device *d;
+	struct vms_precopy_info pi = VMS_PRECOPY_INFO_INIT;
+	uint8_t buf[16384];
+	uint64_t i, y;
+
+	/* Linux >= 7.1: probed, then opted in, once, at open */
+	k->v2_kernel = true;
+	ck_assert_int_eq(vms_device_open_vfio_sys(&d, "vf5", 100, &sys), 0);
+	ck_assert_int_eq(k->v2_probes, 1);
+	ck_assert_int_eq(k->v2_sets, 1);
+	ck_assert(k->v2_on);
+	ck_assert_int_eq(vms_device_set_state(d, S_PC), 0);
+	ck_assert_int_eq(vms_device_precopy_info2(d, &pi), 0);
+	ck_assert_uint_eq(k->precopy_flags_in, 0);
+	ck_assert_uint_eq(pi.size, sizeof(pi));
+	ck_assert_uint_eq(pi.flags, 0);
+	ck_assert_uint_eq(pi.initial_bytes, 3000);
+	pi = fk_precopy_round(d, buf, sizeof(buf), 3000);
+	ck_assert_uint_eq(pi.flags, 0);
+	ck_assert_uint_eq(pi.initial_bytes, 0);
+	/* the driver has new initial data: REINIT, reported once */
+	k->reinit_next = true;
+	pi.size = 0; /* a caller's bad size: refused before the device is asked */
+	ck_assert_int_eq(vms_device_precopy_info2(d, &pi), VMS_EINVAL);
+	ck_assert(k->reinit_next);
+	pi.size = sizeof(pi);
+	ck_assert_int_eq(vms_device_precopy_info2(d, &pi), 0);
+	ck_assert_uint_eq(pi.flags, VMS_PRECOPY_REINIT);
+	ck_assert_uint_eq(pi.initial_bytes, 3000);
+	ck_assert_uint_eq(pi.dirty_bytes, 0);
+	pi = fk_precopy_round(d, buf, sizeof(buf), 3000);
+	ck_assert_mem_eq(buf, k->pre, 3000);
+	ck_assert_uint_eq(pi.flags, 0);
+	ck_assert_uint_eq(pi.initial_bytes, 0);
+	/* vms_device_precopy_info() takes the same answer, without flags */
+	k->reinit_next = true;
+	ck_assert_int_eq(vms_device_precopy_info(d, &i, &y), 0);
+	ck_assert_uint_eq(i, 3000);
+	ck_assert(!k->reinit_next);
+	/* a caller built against a bigger struct gets the rest zeroed */
+	{
+		struct { struct vms_precopy_info pi; uint64_t more; } big;
+
+		memset(&big, 0xff, sizeof(big));
+		big.pi.size = sizeof(big);
+		ck_assert_int_eq(vms_device_precopy_info2(d, &big.pi), 0);
+		ck_assert_uint_eq(big.pi.size, sizeof(big));
+		ck_assert_uint_eq(big.pi.flags, 0);
+		ck_assert_uint_eq(big.pi.initial_bytes, 3000);
+		ck_assert_uint_eq(big.more, 0);
+	}
+	ck_assert_int_eq(vms_device_set_state(d, S_SC), 0);
+	ck_assert_int_eq(vms_device_precopy_info2(d, &pi), VMS_ESTATE);
+	vms_device_free(d);
+	fk_free(k);
+
+	/* Before 7.1 the feature is unknown (ENOTTY): v1, no SET tried, and
+	 * what the driver leaves in flags is not read as REINIT. */
+	k = fk_new(C_SC | C_PRE, &sys);
+	k->v1_flags = VFIO_PRECOPY_INFO_REINIT | 0x80;
+	ck_assert_int_eq(vms_device_open_vfio_sys(&d, "vf6", 100, &sys), 0);
+	ck_assert_int_eq(k->v2_probes, 1);
+	ck_assert_int_eq(k->v2_sets, 0);
+	ck_assert_int_eq(vms_device_set_state(d, S_PC), 0);
+	ck_assert_int_eq(vms_device_precopy_info2(d, &pi), 0);
+	ck_assert_uint_eq(pi.flags, 0);
+	ck_assert_uint_eq(pi.initial_bytes, 3000);
+	vms_device_free(d);
+	fk_free(k);
+
+	/* A 7.1 kernel whose SET fails after the probe: v1 too. */
+	k = fk_new(C_SC | C_PRE, &sys);
+	k->v2_kernel = true;
+	k->v2_set_errno = EBUSY;
+	k->v1_flags = VFIO_PRECOPY_INFO_REINIT;
+	ck_assert_int_eq(vms_device_open_vfio_sys(&d, "vf7", 100, &sys), 0);
+	ck_assert_int_eq(k->v2_probes, 1);
+	ck_assert_int_eq(k->v2_sets, 1);
+	ck_assert(!k->v2_on);
+	ck_assert_int_eq(vms_device_set_state(d, S_PC), 0);
+	ck_assert_int_eq(vms_device_precopy_info2(d, &pi), 0);
+	ck_assert_uint_eq(pi.flags, 0);
+	vms_device_free(d);
+	fk_free(k);
+
+	/* Without PRE_COPY there is nothing to opt in to: not even probed. */
+	k = fk_new(C_SC | C_P2P, &sys);
+	k->v2_kernel = true;
+	ck_assert_int_eq(vms_device_open_vfio_sys(&d, "vf8", 100, &sys), 0);
+	ck_assert_int_eq(k->v2_probes, 0);
+	ck_assert_int_eq(k->v2_sets, 0);
+	vms_device_free(d);
+	fk_free(k);
 }
 END_TEST
 
@@ -1644,6 +1898,15 @@ START_TEST(test_sim_spec)
 	ck_assert_uint_eq(c.slow, 5u << 20);
 	ck_assert_int_eq(vms_sim_parse("fault=read", &c), 0);
 	ck_assert_uint_eq(c.fault_at, 1);
+	ck_assert_int_eq(vms_sim_parse("fault=reinit", &c), 0);
+	ck_assert_uint_eq(c.fault, VMS_SIM_FAULT_REINIT);
+	ck_assert_uint_eq(c.fault_at, 1);
+	ck_assert_int_eq(vms_sim_parse("fault=reinit,fault_at=3", &c), 0);
+	ck_assert_uint_eq(c.fault_at, 3);
+	ck_assert_int_eq(vms_sim_parse("fault=reinit,precopy=0", &c), VMS_EINVAL);
+	ck_assert_msg_has("fault=reinit needs precopy=1");
+	ck_assert_int_eq(vms_sim_parse("fault=slow,fault_at=2", &c), VMS_EINVAL);
+	ck_assert_msg_has("fault_at needs fault=read or fault=reinit");
 	ck_assert_int_eq(vms_sim_parse_size("4k", &v), 0);
 	ck_assert_uint_eq(v, 4096);
 	ck_assert_int_eq(vms_sim_parse_size("1G", &v), 0);
@@ -1809,6 +2072,53 @@ START_TEST(test_sim_precopy_no_dirty)
 	ck_assert_uint_eq(i, 4096);
 	vms_device_free(s);
 	free(m.p);
+}
+END_TEST
+
+/* fault=reinit: the fault_at-th precopy info stages the full image again
+ * and says so (REINIT, once); everything unread counts as initial, dirty
+ * restarts at 0; the stream with both images loads. */
+START_TEST(test_sim_reinit)
+{
+	struct vms_device *s = sim("src", "size=16456,dirty=4K,seed=7,fault=reinit,fault_at=2");
+	struct vms_device *d;
+	struct vms_precopy_info pi = VMS_PRECOPY_INFO_INIT;
+	struct img all = { 0 };
+	const uint64_t delta = VMS_SIM_OVERHEAD + 8 + 4096; /* 4 whole blocks: any is 4 KiB */
+	size_t at;
+
+	ck_assert_int_eq(vms_device_set_state(s, S_PC), 0);
+	sim_drain(s, &all, 3000, true);
+	ck_assert_uint_eq(all.n, 16456);
+	/* call 1: an ordinary refill (a delta) */
+	ck_assert_int_eq(vms_device_precopy_info2(s, &pi), 0);
+	ck_assert_uint_eq(pi.flags, 0);
+	ck_assert_uint_eq(pi.initial_bytes, 0);
+	ck_assert_uint_eq(pi.dirty_bytes, delta);
+	/* call 2, the delta unread: new initial data, the delta with it */
+	ck_assert_int_eq(vms_device_precopy_info2(s, &pi), 0);
+	ck_assert_uint_eq(pi.flags, VMS_PRECOPY_REINIT);
+	ck_assert_uint_eq(pi.initial_bytes, delta + 16456);
+	ck_assert_uint_eq(pi.dirty_bytes, 0);
+	at = all.n;
+	sim_drain(s, &all, 3000, true);
+	ck_assert_uint_eq(all.n - at, delta + 16456);
+	ck_assert_mem_eq(all.p + at + delta, VMS_SIM_MAGIC, 8);
+	/* reported once: call 3 refills as usual */
+	ck_assert_int_eq(vms_device_precopy_info2(s, &pi), 0);
+	ck_assert_uint_eq(pi.flags, 0);
+	ck_assert_uint_eq(pi.initial_bytes, 0);
+	ck_assert_uint_eq(pi.dirty_bytes, delta);
+	ck_assert_int_eq(vms_device_set_state(s, S_SC), 0);
+	sim_drain(s, &all, 3000, false);
+	ck_assert_int_eq(vms_device_set_state(s, S_R), 0);
+	/* full, delta, full again, delta, full: validated byte for byte */
+	ck_assert_uint_eq(all.n, 3 * 16456 + 2 * delta);
+	d = sim("dst", "size=16456,seed=7");
+	ck_assert_int_eq(sim_load(d, all.p, all.n, S_S), 0);
+	vms_device_free(d);
+	vms_device_free(s);
+	free(all.p);
 }
 END_TEST
 
@@ -2568,6 +2878,8 @@ static Suite *device_suite(void)
 	tcase_add_test(tc, test_vfio_emulated_save);
 	tcase_add_test(tc, test_vfio_emulated_resume);
 	tcase_add_test(tc, test_vfio_emulated_errors);
+	tcase_add_test(tc, test_vfio_precopy_v2_uapi);
+	tcase_add_test(tc, test_vfio_emulated_precopy_v2);
 	tcase_add_test(tc, test_v1_emulated_round_trip);
 	tcase_add_test(tc, test_v1_plain_file);
 	suite_add_tcase(s, tc);
@@ -2577,6 +2889,7 @@ static Suite *device_suite(void)
 	tcase_add_test(tc, test_sim_spec);
 	tcase_add_test(tc, test_sim_precopy);
 	tcase_add_test(tc, test_sim_precopy_no_dirty);
+	tcase_add_test(tc, test_sim_reinit);
 	tcase_add_test(tc, test_eagain_distinct);
 	tcase_add_loop_test(tc, test_sim_round_trip, 0, 8);
 	tcase_add_test(tc, test_sim_profiles_differ);

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <vmstream.h>
 
 #define MAXDEV 8
@@ -38,6 +40,7 @@ struct dest_arg {
 
 static uint8_t psk[VMS_KEY_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8 };
 static int vm_stopped, vm_resumed, rounds_seen;
+static double run_downtime_ms; /* run()'s downtime_limit_ms (0 = default) */
 /* the source's writer, and what it had written when the VM was stopped */
 static struct vms_writer *cur_w;
 static struct vms_stats at_stop;
@@ -140,6 +143,7 @@ static int run(struct side *src, struct side *dst, vms_round_fn on_round)
 	mo.on_round = on_round;
 	mo.stop_vm = stop_vm;
 	mo.resume_vm = resume_vm;
+	mo.downtime_limit_ms = run_downtime_ms;
 	cur_w = w;
 	memset(&at_stop, 0, sizeof(at_stop));
 	err = vms_migrate_send(w, src->devs, src->n, &mo, &src->rep);
@@ -216,6 +220,86 @@ START_TEST(precopy_six_devices)
 		ck_assert_uint_eq(at_stop.raw_bytes, pre);
 		ck_assert_uint_ge(at_stop.records, 6 + 3 + 1);
 	}
+}
+END_TEST
+
+/* A device that reports new initial data (VMS_PRECOPY_REINIT) in round 1:
+ * the built-in rule, which would switch over after round 1 (every initial
+ * byte out, any estimate within the limit), sends the device's initial
+ * data again in round 2 first; the destination loads both and verifies
+ * every device. */
+static uint64_t reinit_initial[8];
+static uint32_t reinit_seen[8];
+
+static int record_round(void *u, const struct vms_round_info *ri)
+{
+	(void)u;
+	ck_assert_uint_ge(ri->size, sizeof(*ri));
+	if (ri->round < 8) {
+		reinit_initial[ri->round] = ri->initial_bytes;
+		reinit_seen[ri->round] = ri->reinits;
+	}
+	/* a VMM that wants two rounds at least, and the initial data out */
+	return ri->round >= 2 && ri->initial_bytes == 0;
+}
+
+START_TEST(precopy_reinit)
+{
+	struct side src = { 0 }, dst = { 0 };
+
+	run_downtime_ms = VMS_TIMEOUT_MAX_MS; /* only the initial bytes decide */
+	/* without the fault: one round */
+	devices(&src, "", "");
+	devices(&dst, "", "");
+	ck_assert_int_eq(run(&src, &dst, NULL), 0);
+	ck_assert_uint_eq(src.rep.rounds, 1);
+	ck_assert_uint_eq(src.dr[0].precopy_bytes, 8u << 20);
+
+	/* gpu0's first precopy info says REINIT: the full 8 MiB again */
+	memset(&src, 0, sizeof(src));
+	memset(&dst, 0, sizeof(dst));
+	devices(&src, ",fault=reinit,fault_at=1", "");
+	devices(&dst, "", "");
+	ck_assert_int_eq(run(&src, &dst, NULL), 0);
+	ck_assert_int_eq(dst.err, 0);
+	ck_assert_uint_eq(src.rep.rounds, 2);
+	ck_assert_uint_eq(src.dr[0].precopy_bytes, 2 * (8u << 20));
+	ck_assert_int_eq(vm_stopped, 1);
+	ck_assert_uint_eq(dst.rep.ndev, 6);
+	for (unsigned i = 0; i < 6; i++) {
+		ck_assert_uint_eq(dst.dr[i].precopy_bytes, src.dr[i].precopy_bytes);
+		ck_assert_uint_eq(dst.dr[i].stopcopy_bytes, src.dr[i].stopcopy_bytes);
+		ck_assert_int_eq(dst.dr[i].result, 0);
+		ck_assert_uint_eq(dst.state_after[i], VMS_DEV_STOP);
+		ck_assert_uint_eq(src.state_after[i], VMS_DEV_STOP);
+	}
+
+	/* What the VMM sees, with a REINIT after the initial data was out
+	 * (round 1): its initial bytes count again in round 2 (a VMM that
+	 * switches at round 2 with no initial bytes left must wait), and are
+	 * out after round 3. */
+	memset(&src, 0, sizeof(src));
+	memset(&dst, 0, sizeof(dst));
+	memset(reinit_initial, 0xff, sizeof(reinit_initial));
+	memset(reinit_seen, 0xff, sizeof(reinit_seen));
+	devices(&src, ",fault=reinit,fault_at=2", "");
+	devices(&dst, "", "");
+	ck_assert_int_eq(run(&src, &dst, record_round), 0);
+	ck_assert_int_eq(dst.err, 0);
+	ck_assert_uint_eq(src.rep.rounds, 3);
+	ck_assert_uint_eq(reinit_seen[1], 0);
+	ck_assert_uint_eq(reinit_initial[1], 0);
+	ck_assert_uint_eq(reinit_seen[2], 1);
+	ck_assert_uint_eq(reinit_initial[2], 8u << 20);
+	ck_assert_uint_eq(reinit_seen[3], 0);
+	ck_assert_uint_eq(reinit_initial[3], 0);
+	/* the first image, round 1's delta, the image again */
+	ck_assert_uint_ge(src.dr[0].precopy_bytes, 2 * (8u << 20) + (1u << 20));
+	for (unsigned i = 0; i < 6; i++) {
+		ck_assert_uint_eq(dst.dr[i].precopy_bytes, src.dr[i].precopy_bytes);
+		ck_assert_uint_eq(dst.state_after[i], VMS_DEV_STOP);
+	}
+	run_downtime_ms = 0;
 }
 END_TEST
 
@@ -486,6 +570,326 @@ START_TEST(stop_copy_arc_fails)
 }
 END_TEST
 
+/* ---- stop-copy threads ---- */
+
+/* Eight small devices into a memfd stream with `threads` stop-copy
+ * threads, then loaded back; every device must verify. */
+static int eight_devices(uint32_t threads, struct side *src, struct side *dst)
+{
+	struct vms_writer_opts wo = VMS_WRITER_OPTS_INIT;
+	struct vms_migrate_opts mo = VMS_MIGRATE_OPTS_INIT;
+	static const char *const names[8] = { "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7" };
+	struct vms_writer *w;
+	struct vms_reader *r;
+	int fd = memfd_create("eight", 0), err;
+
+	ck_assert_int_ge(fd, 0);
+	for (struct side *s = src; s; s = s == src ? dst : NULL) {
+		s->n = 8;
+		for (unsigned i = 0; i < 8; i++) {
+			snprintf(s->specbuf[i], sizeof(s->specbuf[i]),
+				 "size=%uK,profile=text,seed=%u,precopy=0", 4 + 4 * i, 100 + i);
+			s->specs[i] = s->specbuf[i];
+			s->names[i] = names[i];
+		}
+		open_side(s);
+	}
+	wo.threads = 0;
+	mo.threads = threads;
+	mo.flags = VMS_MIGRATE_F_NO_PRECOPY;
+	ck_assert_int_eq(vms_writer_open_fd(&w, fd, &wo), 0);
+	err = vms_migrate_send(w, src->devs, src->n, &mo, &src->rep);
+	snprintf(src->msg, sizeof(src->msg), "%s", vms_last_error());
+	vms_writer_free(w);
+	if (!err) {
+		ck_assert_int_eq((int)lseek(fd, 0, SEEK_SET), 0);
+		ck_assert_int_eq(vms_reader_open_fd(&r, fd, NULL), 0);
+		dst->err = vms_migrate_recv(r, dst->devs, dst->n, NULL, &dst->rep);
+		snprintf(dst->msg, sizeof(dst->msg), "%s", vms_last_error());
+		vms_reader_free(r);
+	}
+	close_side(src);
+	close_side(dst);
+	close(fd);
+	return err;
+}
+
+/* More stop-copy threads than devices, and more than the default 4: as
+ * many threads as devices run (the rest would have nothing to do). This
+ * once wrote past a 4-entry thread array (UBSan: index out of bounds). */
+START_TEST(stop_copy_threads_above_devices)
+{
+	static const uint32_t counts[] = { 12, 8, 5, 1, VMS_THREADS_MAX };
+
+	for (unsigned k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
+		struct side src = { 0 }, dst = { 0 };
+
+		ck_assert_msg(eight_devices(counts[k], &src, &dst) == 0, "threads=%u: %s", counts[k],
+			      src.msg);
+		ck_assert_msg(dst.err == 0, "threads=%u: %s", counts[k], dst.msg);
+		ck_assert_uint_eq(src.rep.ndev, 8);
+		for (unsigned i = 0; i < 8; i++) {
+			ck_assert_int_eq(src.dr[i].result, 0);
+			ck_assert_uint_eq(src.dr[i].stopcopy_bytes, (4 + 4 * i) << 10);
+			ck_assert_uint_eq(dst.dr[i].stopcopy_bytes, src.dr[i].stopcopy_bytes);
+			ck_assert_uint_eq(dst.state_after[i], VMS_DEV_STOP);
+		}
+	}
+}
+END_TEST
+
+/* ---- what vms_migrate_send/recv take in: every field at its bounds and
+ * one past them ---- */
+
+static int sent_rounds;
+
+static int switch_at_1(void *u, const struct vms_round_info *ri)
+{
+	(void)u;
+	sent_rounds = (int)ri->round;
+	return 1;
+}
+
+/* One small precopy sim device (or the caller's devices) sent into a
+ * memfd stream with `mo` and `rep`. Returns vms_migrate_send's result; on
+ * VMS_EINVAL asserts that nothing reached the sink and that the device
+ * did not move. */
+static int send_with(const struct vms_migrate_opts *mo, struct vms_migrate_report *rep,
+		     struct vms_device *const *devs, unsigned n)
+{
+	struct vms_writer_opts wo = VMS_WRITER_OPTS_INIT;
+	struct vms_device *own = NULL;
+	struct vms_writer *w;
+	struct stat before, after;
+	uint32_t st;
+	int fd = memfd_create("bounds", 0), err;
+
+	ck_assert_int_ge(fd, 0);
+	if (!devs) {
+		ck_assert_int_eq(vms_device_open_sim(&own, "dev", "size=8K,dirty=4K,seed=5"), 0);
+		devs = &own;
+		n = 1;
+	}
+	wo.threads = 0;
+	ck_assert_int_eq(vms_writer_open_fd(&w, fd, &wo), 0);
+	ck_assert_int_eq(fstat(fd, &before), 0);
+	err = vms_migrate_send(w, devs, n, mo, rep);
+	ck_assert_int_eq(fstat(fd, &after), 0);
+	if (err == VMS_EINVAL) {
+		ck_assert_int_eq((int)after.st_size, (int)before.st_size);
+		if (own) {
+			ck_assert_int_eq(vms_device_state(own, &st), 0);
+			ck_assert_uint_eq(st, VMS_DEV_RUNNING);
+		}
+	}
+	vms_writer_free(w);
+	vms_device_free(own);
+	close(fd);
+	return err;
+}
+
+static int send_opts(const struct vms_migrate_opts *mo)
+{
+	return send_with(mo, NULL, NULL, 0);
+}
+
+START_TEST(migrate_opts_bounds)
+{
+	struct vms_migrate_opts mo = VMS_MIGRATE_OPTS_INIT;
+	const struct vms_migrate_opts def = VMS_MIGRATE_OPTS_INIT;
+	struct vms_migrate_dev_report dr[1];
+	struct vms_migrate_report rep = { .size = sizeof(rep), .devs = dr, .devs_cap = 1 };
+
+	/* size: exactly this header's struct */
+	ck_assert_int_eq(send_opts(NULL), 0);
+	ck_assert_int_eq(send_opts(&mo), 0);
+	mo.size = sizeof(mo) + 1;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vms_last_error(), "size field"));
+	mo.size = sizeof(mo) - 1;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+	mo.size = 0;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+
+	/* max_rounds: 0 = 30, 1 .. VMS_ROUNDS_MAX */
+	mo = def;
+	mo.downtime_limit_ms = 1e-9; /* never by the estimate: every round */
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), 0);
+	ck_assert_uint_eq(rep.rounds, 30);
+	mo.max_rounds = 1;
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), 0);
+	ck_assert_uint_eq(rep.rounds, 1);
+	mo.max_rounds = VMS_ROUNDS_MAX;
+	mo.on_round = switch_at_1;
+	sent_rounds = 0;
+	ck_assert_int_eq(send_opts(&mo), 0);
+	ck_assert_int_eq(sent_rounds, 1);
+	mo.max_rounds = VMS_ROUNDS_MAX + 1;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vms_last_error(), "max_rounds 100001"));
+	mo.max_rounds = UINT32_MAX;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+
+	/* downtime_limit_ms: [0, VMS_TIMEOUT_MAX_MS], 0 = 300 */
+	mo = def;
+	mo.downtime_limit_ms = 0.0;
+	ck_assert_int_eq(send_opts(&mo), 0);
+	mo.downtime_limit_ms = -0.0;
+	ck_assert_int_eq(send_opts(&mo), 0);
+	mo.downtime_limit_ms = 4.9e-324; /* the smallest positive double */
+	ck_assert_int_eq(send_opts(&mo), 0);
+	mo.downtime_limit_ms = VMS_TIMEOUT_MAX_MS;
+	ck_assert_int_eq(send_opts(&mo), 0);
+	mo.downtime_limit_ms = nextafter(VMS_TIMEOUT_MAX_MS, INFINITY);
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vms_last_error(), "downtime_limit_ms"));
+	mo.downtime_limit_ms = -4.9e-324;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+	mo.downtime_limit_ms = -1;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+	mo.downtime_limit_ms = NAN;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vms_last_error(), "nan"));
+	mo.downtime_limit_ms = INFINITY;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+	mo.downtime_limit_ms = -INFINITY;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+
+	/* threads: 0 .. VMS_THREADS_MAX, and VMS_THREADS_AUTO */
+	mo = def;
+	mo.flags = VMS_MIGRATE_F_NO_PRECOPY;
+	mo.threads = VMS_THREADS_MAX;
+	ck_assert_int_eq(send_opts(&mo), 0);
+	mo.threads = VMS_THREADS_AUTO;
+	ck_assert_int_eq(send_opts(&mo), 0);
+	mo.threads = VMS_THREADS_MAX + 1;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vms_last_error(), "threads 65"));
+	mo.threads = VMS_THREADS_AUTO - 1;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+
+	/* flags: only the known bits */
+	mo = def;
+	mo.flags = VMS_MIGRATE_F_NO_PRECOPY;
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), 0);
+	ck_assert_uint_eq(rep.rounds, 0);
+	mo.flags = VMS_MIGRATE_F_NO_PRECOPY << 1;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+	ck_assert_str_eq(vms_last_error(), "migration options: unknown flags 0x2");
+	mo.flags = 0x80000000u | VMS_MIGRATE_F_NO_PRECOPY;
+	ck_assert_int_eq(send_opts(&mo), VMS_EINVAL);
+}
+END_TEST
+
+START_TEST(migrate_report_and_devices_bounds)
+{
+	struct vms_migrate_opts mo = VMS_MIGRATE_OPTS_INIT;
+	struct vms_migrate_dev_report dr[2];
+	struct vms_migrate_report rep = { .size = sizeof(rep), .devs = dr, .devs_cap = 1 };
+	struct vms_migrate_dev_report *many = calloc(VMS_DEVICES_MAX, sizeof(*many));
+	struct vms_device *a, *b, *pair[2];
+	struct vms_reader *r;
+	int fd;
+
+	ck_assert_ptr_nonnull(many);
+	mo.flags = VMS_MIGRATE_F_NO_PRECOPY;
+	/* size: exactly this header's struct */
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), 0);
+	ck_assert_uint_eq(rep.ndev, 1);
+	rep.size = sizeof(rep) - 1;
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), VMS_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vms_last_error(), "migration report: size field"));
+	rep.size = sizeof(rep) + 1;
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), VMS_EINVAL);
+	rep.size = 0;
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), VMS_EINVAL);
+	/* devs_cap: 0 .. VMS_DEVICES_MAX, non-zero only with devs */
+	rep.size = sizeof(rep);
+	rep.devs_cap = 0;
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), 0);
+	ck_assert_uint_eq(rep.ndev, 0);
+	rep.devs = NULL;
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), 0);
+	rep.devs_cap = 1;
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), VMS_EINVAL);
+	ck_assert_str_eq(vms_last_error(), "migration report: devs is NULL but devs_cap is 1");
+	rep.devs = many;
+	rep.devs_cap = VMS_DEVICES_MAX;
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), 0);
+	ck_assert_uint_eq(rep.ndev, 1);
+	rep.devs_cap = VMS_DEVICES_MAX + 1;
+	ck_assert_int_eq(send_with(&mo, &rep, NULL, 0), VMS_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vms_last_error(), "devs_cap 65537"));
+
+	/* devices: at most VMS_DEVICES_MAX, none NULL, none twice */
+	ck_assert_int_eq(vms_device_open_sim(&a, "a", "size=4K"), 0);
+	ck_assert_int_eq(vms_device_open_sim(&b, "b", "size=4K"), 0);
+	pair[0] = a;
+	pair[1] = a;
+	ck_assert_int_eq(send_with(&mo, NULL, pair, 2), VMS_EINVAL);
+	ck_assert_str_eq(vms_last_error(), "device 'a' is given twice");
+	pair[1] = NULL;
+	ck_assert_int_eq(send_with(&mo, NULL, pair, 2), VMS_EINVAL);
+	ck_assert_str_eq(vms_last_error(), "device 1 is NULL");
+	ck_assert_int_eq(send_with(&mo, NULL, NULL, 0), 0); /* n = 0 is the helper's own */
+	ck_assert_int_eq(send_with(&mo, NULL, pair, VMS_DEVICES_MAX + 1), VMS_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vms_last_error(), "65537 devices"));
+	pair[1] = b;
+	ck_assert_int_eq(send_with(&mo, NULL, pair, 2), 0);
+	for (unsigned i = 0; i < 2; i++) {
+		uint32_t st;
+
+		ck_assert_int_eq(vms_device_state(pair[i], &st), 0);
+		ck_assert_uint_eq(st, VMS_DEV_STOP);
+	}
+
+	/* the destination takes its arguments in the same way, before it
+	 * reads anything */
+	fd = memfd_create("one", 0);
+	ck_assert_int_ge(fd, 0);
+	{
+		struct vms_writer_opts wo = VMS_WRITER_OPTS_INIT;
+		struct vms_device *c;
+		struct vms_writer *w;
+
+		ck_assert_int_eq(vms_device_open_sim(&c, "c", "size=4K"), 0);
+		wo.threads = 0;
+		ck_assert_int_eq(vms_writer_open_fd(&w, fd, &wo), 0);
+		ck_assert_int_eq(vms_migrate_send(w, &c, 1, &mo, NULL), 0);
+		vms_writer_free(w);
+		vms_device_free(c);
+	}
+	ck_assert_int_eq((int)lseek(fd, 0, SEEK_SET), 0);
+	ck_assert_int_eq(vms_reader_open_fd(&r, fd, NULL), 0);
+	mo.downtime_limit_ms = NAN;
+	ck_assert_int_eq(vms_migrate_recv(r, pair, 2, &mo, NULL), VMS_EINVAL);
+	mo.downtime_limit_ms = 0;
+	rep.devs = NULL;
+	rep.devs_cap = 1;
+	ck_assert_int_eq(vms_migrate_recv(r, pair, 2, &mo, &rep), VMS_EINVAL);
+	pair[1] = a;
+	ck_assert_int_eq(vms_migrate_recv(r, pair, 2, NULL, NULL), VMS_EINVAL);
+	ck_assert_str_eq(vms_last_error(), "device 'a' is given twice");
+	ck_assert_int_eq(vms_migrate_recv(r, NULL, 1, NULL, NULL), VMS_EINVAL);
+	{
+		/* nothing was read: the stream still loads */
+		struct vms_device *c;
+		uint32_t st;
+
+		ck_assert_int_eq(vms_device_open_sim(&c, "c", "size=4K"), 0);
+		ck_assert_int_eq(vms_migrate_recv(r, &c, 1, NULL, NULL), 0);
+		ck_assert_int_eq(vms_device_state(c, &st), 0);
+		ck_assert_uint_eq(st, VMS_DEV_STOP);
+		vms_device_free(c);
+	}
+	vms_reader_free(r);
+	close(fd);
+	vms_device_free(a);
+	vms_device_free(b);
+	free(many);
+}
+END_TEST
+
 /* ---- destination matching: all by name, or all by position ---- */
 
 static int stream_fd = -1;
@@ -615,6 +1019,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, precopy_six_devices);
+	tcase_add_test(tc, precopy_reinit);
 	tcase_add_test(tc, source_read_fault);
 	tcase_add_test(tc, destination_resume_fault);
 	tcase_add_test(tc, cancel_in_precopy);
@@ -622,6 +1027,9 @@ int main(void)
 	tcase_add_test(tc, through_a_file);
 	tcase_add_test(tc, p2p_quiesce_first);
 	tcase_add_test(tc, stop_copy_arc_fails);
+	tcase_add_test(tc, stop_copy_threads_above_devices);
+	tcase_add_test(tc, migrate_opts_bounds);
+	tcase_add_test(tc, migrate_report_and_devices_bounds);
 	tcase_add_test(tc, match_by_name_or_position);
 	tcase_add_test(tc, match_mismatches);
 	suite_add_tcase(s, tc);

@@ -44,7 +44,10 @@
 
 /* ---- library internals ------------------------------------------------- */
 #define VMS_MSG_MAX 512               /* a vms_last_error() message */
-#define VMS_MIGRATE_THREADS_DEFAULT 4 /* stop-copy readers when opts say 0 */
+/* vms_migrate_opts defaults, for the fields left 0 (vmstream.h) */
+#define VMS_MIGRATE_THREADS_DEFAULT 4 /* stop-copy readers: min(devices, this) */
+#define VMS_MIGRATE_ROUNDS_DEFAULT 30 /* precopy rounds at most */
+#define VMS_MIGRATE_DOWNTIME_DEFAULT_MS 300.0 /* switchover once the estimate fits */
 #define VMS_MEMORY_SLOTS_MAX 1024u    /* buffer slots of a writer or reader */
 
 _Static_assert(VMS_CHUNK_MIN <= VMS_CHUNK_DEFAULT && VMS_CHUNK_DEFAULT <= VMS_CHUNK_MAX,
@@ -61,5 +64,9 @@ _Static_assert(VMS_ACK_BODY_MAX >= VMS_ACK_BODY_FIXED + VMS_ACK_TEXT_MAX +
 		       (uint64_t)VMS_DEVICES_MAX * VMS_ACK_ENTRY,
 	       "an acknowledgement of every device the writer accepts fits");
 _Static_assert(VMS_MSG_MAX > VMS_NAME_MAX + 128, "a message can name a device");
+_Static_assert(VMS_MIGRATE_THREADS_DEFAULT <= VMS_THREADS_MAX &&
+		       VMS_MIGRATE_ROUNDS_DEFAULT <= VMS_ROUNDS_MAX &&
+		       (long)VMS_MIGRATE_DOWNTIME_DEFAULT_MS <= VMS_TIMEOUT_MAX_MS,
+	       "migration defaults inside the bounds vms_migrate_opts are checked against");
 
 #endif

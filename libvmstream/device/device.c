@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/abi.h"
 #include "base/error.h"
 #include "device/device.h"
 
@@ -113,7 +114,9 @@ int vms_device_create(struct vms_device **out, const char *name, uint32_t kind,
 		      const struct vms_device_ops *ops, void *impl,
 		      const struct vms_device_ext *ext)
 {
+	struct vms_device_ops o = { 0 };
 	struct vms_device *d;
+	char what[VMS_NAME_MAX + 32];
 	int r;
 
 	if (!out)
@@ -124,11 +127,15 @@ int vms_device_create(struct vms_device **out, const char *name, uint32_t kind,
 		return r;
 	if (kind > VMS_DEVKIND_VMM)
 		return vms_fail(VMS_EINVAL, "device '%s': unknown kind %u", name, kind);
-	if (!ops || ops->size < sizeof(struct vms_device_ops) || ops->size > sizeof(*ops))
-		return vms_fail(VMS_EINVAL,
-				"device '%s': ops is NULL or ops->size is not "
-				"sizeof(struct vms_device_ops)", name);
-	if (!ops->set_state)
+	if (!ops)
+		return vms_fail(VMS_EINVAL, "device '%s': ops is NULL", name);
+	/* Only the bytes the caller's size field covers are read (the first
+	 * release's struct is the whole of today's). */
+	snprintf(what, sizeof(what), "device '%s': ops", name);
+	r = vms_opts_take(&o, sizeof(o), ops, sizeof(struct vms_device_ops), what);
+	if (r < 0)
+		return r;
+	if (!o.set_state)
 		return vms_fail(VMS_EINVAL, "device '%s': ops->set_state is required", name);
 	if (ext && ext->state >= VMS_DEV_NSTATES)
 		return vms_fail(VMS_EINVAL, "device '%s': invalid initial state %u", name,
@@ -139,7 +146,7 @@ int vms_device_create(struct vms_device **out, const char *name, uint32_t kind,
 		return vms_fail(VMS_ENOMEM, "device '%s': out of memory", name);
 	memcpy(d->name, name, strlen(name) + 1);
 	d->kind = kind;
-	d->ops = *ops;
+	d->ops = o;
 	d->impl = impl;
 	if (ext)
 		d->ext = *ext;
@@ -304,13 +311,12 @@ int vms_device_set_state(struct vms_device *d, uint32_t target)
 	return 0;
 }
 
-int vms_device_precopy_info(struct vms_device *d, uint64_t *initial, uint64_t *dirty)
+/* Ask the backend: its answer in *out, flags included. */
+static int precopy_query(struct vms_device *d, struct vms_precopy_info *out)
 {
 	uint64_t i = 0, y = 0;
 	int r;
 
-	if (!d || !initial || !dirty)
-		return vms_fail(VMS_EINVAL, "vms_device_precopy_info: NULL argument");
 	if (d->state == VMS_DEV_ERROR)
 		return in_error(d);
 	if (!vms_state_precopy(d->state))
@@ -324,9 +330,43 @@ int vms_device_precopy_info(struct vms_device *d, uint64_t *initial, uint64_t *d
 	r = d->ops.precopy_info(d->impl, &i, &y);
 	if (r < 0)
 		return dev_wrap(d, r, "precopy info");
-	*initial = i;
-	*dirty = y;
+	out->flags = (uint32_t)r & VMS_PRECOPY_REINIT; /* the flags this library knows */
+	out->initial_bytes = i;
+	out->dirty_bytes = y;
 	return 0;
+}
+
+int vms_device_precopy_info(struct vms_device *d, uint64_t *initial, uint64_t *dirty)
+{
+	struct vms_precopy_info info = VMS_PRECOPY_INFO_INIT;
+	int r;
+
+	if (!d || !initial || !dirty)
+		return vms_fail(VMS_EINVAL, "vms_device_precopy_info: NULL argument");
+	r = precopy_query(d, &info);
+	if (r < 0)
+		return r;
+	*initial = info.initial_bytes;
+	*dirty = info.dirty_bytes;
+	return 0;
+}
+
+int vms_device_precopy_info2(struct vms_device *d, struct vms_precopy_info *info)
+{
+	struct vms_precopy_info got = VMS_PRECOPY_INFO_INIT;
+	int r;
+
+	if (!d || !info)
+		return vms_fail(VMS_EINVAL, "vms_device_precopy_info2: NULL argument");
+	/* before asking: a REINIT must not be taken from the device and lost */
+	if (info->size < sizeof(got))
+		return vms_fail(VMS_EINVAL, "vms_device_precopy_info2: size field %u below %zu "
+				"(initialise it with VMS_PRECOPY_INFO_INIT)", info->size,
+				sizeof(got));
+	r = precopy_query(d, &got);
+	if (r < 0)
+		return r;
+	return vms_struct_out(info, &got, sizeof(got), sizeof(got), "precopy info");
 }
 
 int vms_device_stop_copy_size(struct vms_device *d, uint64_t *bytes)

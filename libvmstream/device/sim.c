@@ -198,7 +198,7 @@ static int parse_item(struct vms_sim_conf *c, int key, const char *val)
 		return 0;
 	case K_FAULT_AT:
 		if (parse_u64(val, &c->fault_at) < 0 || c->fault_at == 0)
-			return bad_spec("fault_at '%s' must be a read number >= 1", val);
+			return bad_spec("fault_at '%s' must be a call number >= 1", val);
 		return 0;
 	case K_PRECOPY:
 	case K_P2P:
@@ -226,8 +226,11 @@ static int parse_item(struct vms_sim_conf *c, int key, const char *val)
 			c->fault = VMS_SIM_FAULT_RESUME;
 		else if (strcmp(val, "slow") == 0)
 			c->fault = VMS_SIM_FAULT_SLOW;
+		else if (strcmp(val, "reinit") == 0)
+			c->fault = VMS_SIM_FAULT_REINIT;
 		else
-			return bad_spec("unknown fault '%s' (none, read, resume, slow)", val);
+			return bad_spec("unknown fault '%s' (none, read, resume, slow, reinit)",
+					val);
 		return 0;
 	}
 	return bad_spec("internal: key %d", key);
@@ -281,9 +284,12 @@ int vms_sim_parse(const char *spec, struct vms_sim_conf *c)
 	if (c->dirty > c->size)
 		return bad_spec("dirty %llu exceeds size %llu", (unsigned long long)c->dirty,
 				(unsigned long long)c->size);
-	if ((seen & (1u << K_FAULT_AT)) && c->fault != VMS_SIM_FAULT_READ)
-		return bad_spec("fault_at needs fault=read");
-	if (c->fault == VMS_SIM_FAULT_READ && !c->fault_at)
+	if ((seen & (1u << K_FAULT_AT)) && c->fault != VMS_SIM_FAULT_READ &&
+	    c->fault != VMS_SIM_FAULT_REINIT)
+		return bad_spec("fault_at needs fault=read or fault=reinit");
+	if (c->fault == VMS_SIM_FAULT_REINIT && !c->precopy)
+		return bad_spec("fault=reinit needs precopy=1 (it is a precopy info answer)");
+	if ((c->fault == VMS_SIM_FAULT_READ || c->fault == VMS_SIM_FAULT_REINIT) && !c->fault_at)
 		c->fault_at = 1;
 	if (c->fault == VMS_SIM_FAULT_SLOW && !c->slow)
 		c->slow = SLOW_DEFAULT;
@@ -922,6 +928,7 @@ struct sim {
 	uint64_t rdirty;      /* bytes per round in this content's history */
 	uint32_t state;
 	uint64_t reads;       /* read calls, for fault=read */
+	uint64_t infos;       /* precopy info calls, for fault=reinit */
 	struct save *sv;      /* the data session (set and cleared under mu) */
 	struct load *ld;
 	int derr;             /* sticky error of the data session */
@@ -1702,36 +1709,63 @@ static long sim_write(void *impl, const void *buf, size_t len)
 	return (long)n; /* short writes are finished by the caller, as with a real fd */
 }
 
+/* Drained: the device has run on and dirtied some state; stage it. The
+ * thread must be idle before the versions change under it (everything is
+ * read, so it has nothing left to write). */
+static int refill(struct sim *s, struct save *sv)
+{
+	pthread_mutex_lock(&s->mu);
+	while (sv->done != sv->tail && !sv->stop)
+		pthread_cond_wait(&s->cv, &s->mu);
+	s->gen++;
+	apply_round(&s->g, s->ver, s->gen, s->rdirty);
+	pthread_mutex_unlock(&s->mu);
+	return queue_seg(s, VMS_SIM_SEG_DELTA, false);
+}
+
+/* fault=reinit: new initial data, as a driver whose device was
+ * reconfigured: the full image is staged again, and everything not read
+ * yet counts as initial (dirty restarts at 0). The versions do not
+ * change, so the thread may still be writing what came before. */
+static int reinit(struct sim *s, struct save *sv)
+{
+	int r = queue_seg(s, VMS_SIM_SEG_FULL, false);
+
+	if (r < 0)
+		return r;
+	sv->initial_len = sv->queued;
+	return VMS_PRECOPY_REINIT;
+}
+
+/* Returns the VMS_PRECOPY_* flags of the answer. */
 static int sim_precopy_info(void *impl, uint64_t *initial, uint64_t *dirty)
 {
 	struct sim *s = impl;
 	struct save *sv = s->sv;
 	uint64_t init_left;
+	int flags = 0;
 
 	if (s->derr)
 		return vms_fail_msg(s->derr, s->dmsg);
 	if (!sv || !vms_state_precopy(s->state))
 		return vms_fail(VMS_ESTATE, "sim: precopy info outside PRE_COPY");
-	if (sv->queued == sv->consumed && s->g.c.dirty > 0 && s->g.nblk > 0 &&
+	s->infos++;
+	if (s->g.c.fault == VMS_SIM_FAULT_REINIT && s->infos == s->g.c.fault_at &&
 	    !sv->final_queued) {
-		/* Drained: the device has run on and dirtied some state. The
-		 * thread must be idle before the versions change under it. */
-		int r;
+		flags = reinit(s, sv);
+		if (flags < 0)
+			return flags;
+	} else if (sv->queued == sv->consumed && s->g.c.dirty > 0 && s->g.nblk > 0 &&
+		   !sv->final_queued) {
+		int r = refill(s, sv);
 
-		pthread_mutex_lock(&s->mu);
-		while (sv->done != sv->tail && !sv->stop)
-			pthread_cond_wait(&s->cv, &s->mu);
-		s->gen++;
-		apply_round(&s->g, s->ver, s->gen, s->rdirty);
-		pthread_mutex_unlock(&s->mu);
-		r = queue_seg(s, VMS_SIM_SEG_DELTA, false);
 		if (r < 0)
 			return r;
 	}
 	init_left = sv->initial_len > sv->consumed ? sv->initial_len - sv->consumed : 0;
 	*initial = init_left;
 	*dirty = sv->queued - sv->consumed - init_left;
-	return 0;
+	return flags;
 }
 
 /* What stop-copy will still read: in PRE_COPY what is staged and not read

@@ -22,7 +22,8 @@
  *   trailer: u64 XXH3-64 of the payload
  *
  * PRE_COPY emits FULL(gen) first (the "initial bytes"), then a DELTA per
- * round; STOP_COPY emits FULL(current gen) and ends. A loading device checks
+ * round (and, with fault=reinit, FULL(gen) again as new initial data);
+ * STOP_COPY emits FULL(current gen) and ends. A loading device checks
  * each header, regenerates every block it receives and compares it byte for
  * byte, checks both checksums, and at RESUMING -> STOP accepts the load only
  * if the stream ended right after a FULL segment.
@@ -58,6 +59,9 @@ enum vms_sim_fault {
 	VMS_SIM_FAULT_READ = 1,   /* the fault_at-th read call fails (sticky) */
 	VMS_SIM_FAULT_RESUME = 2, /* RESUMING -> STOP rejects even a good image */
 	VMS_SIM_FAULT_SLOW = 3,   /* reads paced to `slow` bytes per second */
+	VMS_SIM_FAULT_REINIT = 4, /* the fault_at-th precopy info call stages the
+				     full image again and reports it as new
+				     initial data (VMS_PRECOPY_REINIT) */
 };
 
 struct vms_sim_conf {
@@ -65,7 +69,8 @@ struct vms_sim_conf {
 	uint64_t dirty;      /* bytes dirtied per pre-copy round */
 	uint64_t seed;
 	uint64_t slow;       /* read pacing in bytes/s, 0 = none */
-	uint64_t fault_at;   /* fault=read: which read call fails (1 = first) */
+	uint64_t fault_at;   /* fault=read: which read call fails; fault=reinit:
+				which precopy info call reports REINIT (1 = first) */
 	uint32_t profile;    /* enum vms_sim_profile */
 	uint32_t fault;      /* enum vms_sim_fault */
 	bool precopy;        /* advertise PRE_COPY */

@@ -5,9 +5,12 @@
  * Device fd: VFIO_DEVICE_FEATURE with GET MIGRATION (capabilities), GET/SET
  * MIG_DEVICE_STATE (SET returns a data_fd when an arc starts a data
  * session), PROBE then GET MIG_DATA_SIZE (stop-copy estimate);
- * VFIO_DEVICE_RESET.
+ * VFIO_DEVICE_RESET; for devices with PRE_COPY, PROBE then SET
+ * MIG_PRECOPY_INFOv2 at open (Linux >= 7.1; the opt-in that makes the
+ * precopy info's flags, VFIO_PRECOPY_INFO_REINIT, an output).
  * data_fd: read() in PRE_COPY/STOP_COPY, write() in RESUMING,
- * VFIO_MIG_GET_PRECOPY_INFO in PRE_COPY.
+ * VFIO_MIG_GET_PRECOPY_INFO in PRE_COPY (the same ioctl under v1 and v2:
+ * v2 only changes what its flags mean).
  *
  * data_fd ownership follows QEMU (hw/vfio/migration.c): the fd a SET returns
  * is kept while the device stays in the session (the saving group PRE_COPY,
@@ -41,7 +44,10 @@ _Static_assert(VFIO_DEVICE_FEATURE_GET == 0x10000 && VFIO_DEVICE_FEATURE_SET == 
 	       VFIO_DEVICE_FEATURE_PROBE == 0x40000 && VFIO_DEVICE_FEATURE_MASK == 0xffff,
 	       "feature flag bits");
 _Static_assert(VFIO_DEVICE_FEATURE_MIGRATION == 1 && VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE == 2 &&
-	       VFIO_DEVICE_FEATURE_MIG_DATA_SIZE == 9, "feature indexes");
+	       VFIO_DEVICE_FEATURE_MIG_DATA_SIZE == 9 &&
+	       VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 == 12, "feature indexes");
+_Static_assert(VFIO_PRECOPY_INFO_REINIT == 1 && VMS_PRECOPY_REINIT == VFIO_PRECOPY_INFO_REINIT,
+	       "REINIT is bit 0 of struct vfio_precopy_info flags");
 _Static_assert(sizeof(struct vfio_device_feature) == VMS_VFIO_FEATURE_HDR &&
 	       offsetof(struct vfio_device_feature, argsz) == 0 &&
 	       offsetof(struct vfio_device_feature, flags) == 4 &&
@@ -158,6 +164,26 @@ void vms_vfio_precopy_info_init(struct vms_vfio_precopy_info *info)
 	info->argsz = sizeof(*info);
 }
 
+uint32_t vms_vfio_build_precopy_v2_set(struct vms_vfio_feature *f)
+{
+	return build(f, VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 | VFIO_DEVICE_FEATURE_SET, NULL, 0);
+}
+
+enum vms_vfio_precopy_abi vms_vfio_precopy_abi(uint32_t caps, int probe_errno, int set_errno)
+{
+	if (!(caps & VMS_DEVCAP_PRE_COPY) || probe_errno || set_errno)
+		return VMS_VFIO_PRECOPY_V1;
+	return VMS_VFIO_PRECOPY_V2;
+}
+
+uint32_t vms_vfio_precopy_flags(const struct vms_vfio_precopy_info *info,
+				enum vms_vfio_precopy_abi abi)
+{
+	if (abi != VMS_VFIO_PRECOPY_V2)
+		return 0; /* reserved: what the driver copied back is our own input */
+	return info->flags & VFIO_PRECOPY_INFO_REINIT ? VMS_PRECOPY_REINIT : 0;
+}
+
 enum vms_vfio_rclass vms_vfio_read_errno_class(int err, uint32_t state)
 {
 	if (err == EINTR)
@@ -261,6 +287,7 @@ struct vfio {
 	uint32_t state;      /* as last set or read */
 	bool data_size;      /* MIG_DATA_SIZE probed (Linux >= 6.2) */
 	int data_size_errno; /* why the probe failed */
+	enum vms_vfio_precopy_abi precopy_abi; /* v2: opted in (Linux >= 7.1) */
 	struct vms_devsys sys;
 };
 
@@ -366,6 +393,7 @@ static int vfio_set_state(void *impl, uint32_t next)
 	return 0;
 }
 
+/* The precopy info; returns the VMS_PRECOPY_* flags of the answer. */
 static int vfio_precopy_info(void *impl, uint64_t *initial, uint64_t *dirty)
 {
 	struct vfio *v = impl;
@@ -375,7 +403,7 @@ static int vfio_precopy_info(void *impl, uint64_t *initial, uint64_t *dirty)
 	if (v->data_fd < 0)
 		return vms_fail(VMS_EDEVIO, "precopy info: no data session");
 	for (;;) {
-		vms_vfio_precopy_info_init(&info);
+		vms_vfio_precopy_info_init(&info); /* flags 0 in: a v1 driver echoes them */
 		if (v->sys.ioctl(v->sys.ctx, v->data_fd, VFIO_MIG_GET_PRECOPY_INFO, &info) == 0)
 			break;
 		if (errno == EINTR)
@@ -390,7 +418,27 @@ static int vfio_precopy_info(void *impl, uint64_t *initial, uint64_t *dirty)
 	}
 	*initial = info.initial_bytes;
 	*dirty = info.dirty_bytes;
-	return 0;
+	return (int)vms_vfio_precopy_flags(&info, v->precopy_abi);
+}
+
+/* Opt in to the v2 precopy info where the kernel has it (Linux >= 7.1):
+ * PROBE first (probe, never assume), then SET. Anything else falls back to
+ * v1, whose flags are not looked at. Only devices with PRE_COPY have it. */
+static void precopy_v2_opt_in(struct vfio *v)
+{
+	struct vms_vfio_feature f;
+	int probe = 0, set = 0;
+
+	if (v->caps & VMS_DEVCAP_PRE_COPY) {
+		vms_vfio_build_probe(&f, VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2,
+				     VFIO_DEVICE_FEATURE_SET);
+		probe = feature(v, &f) == 0 ? 0 : errno;
+		if (!probe) {
+			vms_vfio_build_precopy_v2_set(&f);
+			set = feature(v, &f) == 0 ? 0 : errno;
+		}
+	}
+	v->precopy_abi = vms_vfio_precopy_abi(v->caps, probe, set);
 }
 
 static int vfio_stop_copy_size(void *impl, uint64_t *bytes)
@@ -580,6 +628,7 @@ int vms_device_open_vfio_sys(struct vms_device **out, const char *name, int devi
 	vms_vfio_build_probe(&f, VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, VFIO_DEVICE_FEATURE_GET);
 	v->data_size = feature(v, &f) == 0;
 	v->data_size_errno = v->data_size ? 0 : errno;
+	precopy_v2_opt_in(v);
 
 	r = vfio_get_state(v, &state);
 	if (r < 0) {

@@ -41,7 +41,33 @@
 #define VFIO_DEVICE_FEATURE_MIG_DATA_SIZE 9
 #endif
 
-/* struct vfio_precopy_info (Linux 6.2), 24 bytes. */
+#ifdef VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2
+#define VMS_UAPI_HAVE_PRECOPY_INFOv2 1
+#else
+#define VMS_UAPI_HAVE_PRECOPY_INFOv2 0
+/* Linux 7.1 (torvalds/linux d7140b5dde45, "vfio: Define uAPI for re-init
+ * initial bytes during the PRE_COPY phase", merged for v7.1-rc1 with
+ * 50ff3f404617, "vfio: Add support for VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2"):
+ * a device feature with no payload, SET only (argsz 8), on the device fd.
+ * It opts in to the v2 precopy info: from then on struct vfio_precopy_info's
+ * flags, returned by VFIO_MIG_GET_PRECOPY_INFO on the data_fd, are output.
+ * Before the opt-in they are reserved: drivers copy back whatever the
+ * caller passed in. Refused with EINVAL by a device without PRE_COPY;
+ * kernels before 7.1 refuse it as an unknown feature (ENOTTY from the
+ * driver's device_feature, EINVAL without one). */
+#define VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 12
+#endif
+
+#ifndef VFIO_PRECOPY_INFO_REINIT
+/* Linux 7.1, same commit: struct vfio_precopy_info flags bit 0, output
+ * (valid only after the v2 opt-in): new initial data is on the stream;
+ * initial_bytes is a new count (irrespective of earlier ones) and
+ * dirty_bytes restarts at 0 relative to it. */
+#define VFIO_PRECOPY_INFO_REINIT (1 << 0)
+#endif
+
+/* struct vfio_precopy_info (Linux 6.2; flags output since 7.1 after the v2
+ * opt-in), 24 bytes: the layout did not change. */
 struct vms_vfio_precopy_info {
 	uint32_t argsz;
 	uint32_t flags;
@@ -78,6 +104,23 @@ void vms_vfio_parse_mig_state(const struct vms_vfio_feature *f, uint32_t *state,
 uint32_t vms_vfio_caps_from_flags(uint64_t flags);
 
 void vms_vfio_precopy_info_init(struct vms_vfio_precopy_info *info);
+
+/* SET MIG_PRECOPY_INFOv2: argsz 8 (no payload), flags 12 | SET. */
+uint32_t vms_vfio_build_precopy_v2_set(struct vms_vfio_feature *f);
+
+/* Which precopy info a device gives. */
+enum vms_vfio_precopy_abi {
+	VMS_VFIO_PRECOPY_V1 = 1, /* flags reserved (an echo of the input): ignored */
+	VMS_VFIO_PRECOPY_V2 = 2, /* flags are output: VFIO_PRECOPY_INFO_REINIT */
+};
+/* The fallback choice at open, from the opt-in's outcome: v2 only for a
+ * device with PRE_COPY whose PROBE (SET) and then SET of
+ * MIG_PRECOPY_INFOv2 both succeeded (errno 0 each), v1 otherwise. */
+enum vms_vfio_precopy_abi vms_vfio_precopy_abi(uint32_t caps, int probe_errno, int set_errno);
+/* VMS_PRECOPY_* flags of an answer: none under v1, and under v2 the bits
+ * this library knows (REINIT); others are dropped. */
+uint32_t vms_vfio_precopy_flags(const struct vms_vfio_precopy_info *info,
+				enum vms_vfio_precopy_abi abi);
 
 /* What a failed read() on a data_fd means. */
 enum vms_vfio_rclass {
