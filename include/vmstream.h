@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define VMS_VERSION_MAJOR 0
-#define VMS_VERSION_MINOR 1
+#define VMS_VERSION_MINOR 2
 #define VMS_VERSION_PATCH 0
 
 /* Library version, e.g. "0.1.0". */
@@ -95,6 +95,13 @@ VMS_API const char *vms_strerror(int err);
 
 /* Name of an error code ("VMS_EHDRSUM"), or NULL if unknown. */
 VMS_API const char *vms_errname(int err);
+
+/* The error rule: every function of this header that can fail returns 0
+ * (or a non-negative count) or a negative enum vms_err, never -errno, so
+ * that vms_errname() always names the right thing. Where a system call
+ * failed, its errno is kept with the message: vms_last_errno() returns it
+ * (0 when the last failure was not a failed system call). */
+VMS_API int vms_last_errno(void);
 
 /* Detailed message for the last failure of a vms_ call on this thread,
  * e.g. "record 7 at byte 1049032: header checksum mismatch". Valid until the

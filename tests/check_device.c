@@ -27,6 +27,7 @@
 #include "testutil.h"
 #include "device/device.h"
 #include "device/sim.h"
+#include "base/error.h"
 #include "device/vfio.h"
 
 #define S_E VMS_DEV_ERROR

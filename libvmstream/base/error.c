@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include "base/error.h"
 
 static _Thread_local char errbuf[VMS_MSG_MAX];
+/* errno of a failed system call: named by vms_sys_err() while a message is
+ * formatted, kept with the message by vms_fail*(). */
+static _Thread_local int pending_errno, last_errno;
 
 struct errdesc {
 	int code;
@@ -79,6 +83,60 @@ const char *vms_last_error(void)
 	return errbuf;
 }
 
+const char *vms_errno_name(int err)
+{
+	switch (err) {
+	case EPERM: return "EPERM";
+	case ENOENT: return "ENOENT";
+	case EINTR: return "EINTR";
+	case EIO: return "EIO";
+	case ENXIO: return "ENXIO";
+	case E2BIG: return "E2BIG";
+	case EBADF: return "EBADF";
+	case EAGAIN: return "EAGAIN";
+	case ENOMEM: return "ENOMEM";
+	case EACCES: return "EACCES";
+	case EFAULT: return "EFAULT";
+	case EBUSY: return "EBUSY";
+	case ENODEV: return "ENODEV";
+	case EINVAL: return "EINVAL";
+	case ENOTTY: return "ENOTTY";
+	case ENOSPC: return "ENOSPC";
+	case ESPIPE: return "ESPIPE";
+	case EPIPE: return "EPIPE";
+	case ERANGE: return "ERANGE";
+	case ENOMSG: return "ENOMSG";
+	case ENODATA: return "ENODATA";
+	case EOVERFLOW: return "EOVERFLOW";
+	case EOPNOTSUPP: return "EOPNOTSUPP";
+	case ETIMEDOUT: return "ETIMEDOUT";
+	default: return NULL;
+	}
+}
+
+int vms_last_errno(void)
+{
+	return last_errno;
+}
+
+const char *vms_sys_err(int err)
+{
+	pending_errno = err;
+	return strerror(err);
+}
+
+const char *vms_errno_text(int err, char *buf, size_t cap)
+{
+	const char *name = vms_errno_name(err);
+
+	pending_errno = err;
+	if (name)
+		snprintf(buf, cap, "%s (%s)", strerror(err), name);
+	else
+		snprintf(buf, cap, "%s (errno %d)", strerror(err), err);
+	return buf;
+}
+
 const char *vms_errbuf(void)
 {
 	return errbuf;
@@ -87,6 +145,8 @@ const char *vms_errbuf(void)
 int vms_failv(int code, const char *fmt, va_list ap)
 {
 	vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
+	last_errno = pending_errno;
+	pending_errno = 0;
 	return code;
 }
 
@@ -102,8 +162,15 @@ int vms_fail(int code, const char *fmt, ...)
 
 int vms_fail_msg(int code, const char *msg)
 {
-	if (msg != errbuf)
+	/* Re-raising the failure just recorded (a context keeps a copy of its
+	 * message) keeps its errno; any other message has its own. */
+	if (msg != errbuf && strcmp(msg, errbuf) != 0) {
 		snprintf(errbuf, sizeof(errbuf), "%s", msg);
+		last_errno = pending_errno;
+	} else if (pending_errno) {
+		last_errno = pending_errno;
+	}
+	pending_errno = 0;
 	return code;
 }
 

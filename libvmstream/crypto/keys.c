@@ -128,9 +128,9 @@ int vms_key_load_file(const char *path, uint8_t key[VMS_KEY_LEN], int allow_shar
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return vms_fail(errno == ENOENT ? VMS_EKEY : VMS_EIO, "key file %s: %s", path,
-				strerror(errno));
+				vms_sys_err(errno));
 	if (fstat(fd, &st) != 0) {
-		err = vms_fail(VMS_EIO, "key file %s: %s", path, strerror(errno));
+		err = vms_fail(VMS_EIO, "key file %s: %s", path, vms_sys_err(errno));
 		goto out_close;
 	}
 	if (!S_ISREG(st.st_mode)) {
@@ -143,7 +143,7 @@ int vms_key_load_file(const char *path, uint8_t key[VMS_KEY_LEN], int allow_shar
 	}
 	n = read(fd, buf, sizeof(buf));
 	if (n < 0) {
-		err = vms_fail(VMS_EIO, "key file %s: %s", path, strerror(errno));
+		err = vms_fail(VMS_EIO, "key file %s: %s", path, vms_sys_err(errno));
 		goto out_wipe;
 	}
 	err = vms_key_parse_hex(buf, (size_t)n, key);

@@ -1153,7 +1153,7 @@ static void consume(struct sim *s, struct load *ld)
 			continue;
 		if (n < 0)
 			snprintf(ld->err, sizeof(ld->err), "device read its pipe: %s",
-				 strerror(errno));
+				 vms_sys_err(errno));
 		break;
 	}
 	val_finish(&ld->v);
@@ -1494,7 +1494,7 @@ static int finish_load(struct sim *s)
 				val_feed(&ld->v, buf, (size_t)n);
 			} else if (errno != EINTR) {
 				snprintf(ld->err, sizeof(ld->err), "device read its pipe: %s",
-					 strerror(errno));
+					 vms_sys_err(errno));
 				break;
 			}
 		}

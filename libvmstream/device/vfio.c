@@ -195,47 +195,6 @@ enum vms_vfio_rclass vms_vfio_read_errno_class(int err, uint32_t state)
 	return VMS_VFIO_R_ERROR; /* ENOMSG in STOP_COPY included: the uAPI forbids it */
 }
 
-const char *vms_errno_text(int err, char *buf, size_t cap)
-{
-	const char *name = vms_errno_name(err);
-
-	if (name)
-		snprintf(buf, cap, "%s (%s)", strerror(err), name);
-	else
-		snprintf(buf, cap, "%s (errno %d)", strerror(err), err);
-	return buf;
-}
-
-const char *vms_errno_name(int err)
-{
-	switch (err) {
-	case EPERM: return "EPERM";
-	case ENOENT: return "ENOENT";
-	case EINTR: return "EINTR";
-	case EIO: return "EIO";
-	case ENXIO: return "ENXIO";
-	case E2BIG: return "E2BIG";
-	case EBADF: return "EBADF";
-	case EAGAIN: return "EAGAIN";
-	case ENOMEM: return "ENOMEM";
-	case EACCES: return "EACCES";
-	case EFAULT: return "EFAULT";
-	case EBUSY: return "EBUSY";
-	case ENODEV: return "ENODEV";
-	case EINVAL: return "EINVAL";
-	case ENOTTY: return "ENOTTY";
-	case ENOSPC: return "ENOSPC";
-	case ESPIPE: return "ESPIPE";
-	case EPIPE: return "EPIPE";
-	case ERANGE: return "ERANGE";
-	case ENOMSG: return "ENOMSG";
-	case ENODATA: return "ENODATA";
-	case EOVERFLOW: return "EOVERFLOW";
-	case EOPNOTSUPP: return "EOPNOTSUPP";
-	case ETIMEDOUT: return "ETIMEDOUT";
-	default: return NULL;
-	}
-}
 
 /* ---- system calls ----------------------------------------------------------- */
 

@@ -131,10 +131,8 @@ enum vms_vfio_rclass {
 };
 enum vms_vfio_rclass vms_vfio_read_errno_class(int err, uint32_t state);
 
-/* "ENOTTY" etc. for messages; NULL for an errno it does not know. */
-const char *vms_errno_name(int err);
-/* "Inappropriate ioctl for device (ENOTTY)" into buf; returns buf. */
-const char *vms_errno_text(int err, char *buf, size_t cap);
+/* vms_errno_text() / vms_errno_name(): base/error.h */
+
 
 /* ---- v1 migration region (Linux 5.8 - 5.18) ------------------------------ */
 

@@ -63,14 +63,14 @@ static void probe(void)
 		if (ret == -ENOSYS)
 			snprintf(probe_reason, sizeof(probe_reason),
 				 "io_uring_setup: %s (kernel without io_uring, or blocked by seccomp)",
-				 strerror(-ret));
+				 vms_sys_err(-ret));
 		else if (ret == -EPERM)
 			snprintf(probe_reason, sizeof(probe_reason),
 				 "io_uring_setup: %s (kernel.io_uring_disabled=%d, seccomp or container policy)",
-				 strerror(-ret), disabled);
+				 vms_sys_err(-ret), disabled);
 		else
 			snprintf(probe_reason, sizeof(probe_reason), "io_uring_setup: %s",
-				 strerror(-ret));
+				 vms_sys_err(-ret));
 		return;
 	}
 	p = io_uring_get_probe_ring(&ring);
@@ -93,13 +93,13 @@ static void probe(void)
 	ret = io_uring_submit(&ring);
 	if (ret != 1) {
 		snprintf(probe_reason, sizeof(probe_reason), "io_uring NOP submit: %s",
-			 ret < 0 ? strerror(-ret) : "not consumed");
+			 ret < 0 ? vms_sys_err(-ret) : "not consumed");
 		goto out_exit;
 	}
 	ret = io_uring_wait_cqe_timeout(&ring, &cqe, &ts);
 	if (ret < 0 || cqe->res != 0) {
 		snprintf(probe_reason, sizeof(probe_reason), "io_uring NOP completion: %s",
-			 strerror(ret < 0 ? -ret : -cqe->res));
+			 vms_sys_err(ret < 0 ? -ret : -cqe->res));
 		goto out_exit;
 	}
 	io_uring_cqe_seen(&ring, cqe);
@@ -212,7 +212,7 @@ static int fd_kind(int fd, const char *what)
 	if (fd < 0 || fstat(fd, &st) != 0) {
 		int err = fd < 0 ? EBADF : errno;
 
-		return vms_fail(VMS_EINVAL, "engine %s: fd %d: %s", what, fd, strerror(err));
+		return vms_fail(VMS_EINVAL, "engine %s: fd %d: %s", what, fd, vms_sys_err(err));
 	}
 	if (S_ISSOCK(st.st_mode))
 		return VMS_FD_SOCK;

@@ -257,7 +257,7 @@ static int p_wait(struct vms_engine *e, struct vms_io_done *done, unsigned max, 
 		if (ret < 0) {
 			if (errno == EINTR)
 				continue;
-			return vms_fail(VMS_EIO, "poll: %s", strerror(errno));
+			return vms_fail(VMS_EIO, "poll: %s", vms_sys_err(errno));
 		}
 		for (nfds_t i = 0; ret > 0 && i < k; i++) {
 			short re = p->pfd[i].revents;

@@ -428,7 +428,7 @@ static int flush(struct uring_engine *u)
 
 static int engine_err(int ret, const char *what)
 {
-	return vms_fail(VMS_EIO, "io_uring engine: %s: %s", what, strerror(-ret));
+	return vms_fail(VMS_EIO, "io_uring engine: %s: %s", what, vms_sys_err(-ret));
 }
 
 /* ---- queued operations ------------------------------------------------------- */
@@ -695,7 +695,7 @@ int vms_uring_new(struct vms_engine **out, unsigned depth, void *arena, size_t a
 	ret = ring_setup(u);
 	if (ret < 0) {
 		rc = vms_fail(ret == -ENOMEM ? VMS_ENOMEM : VMS_EIO, "io_uring_queue_init(%u): %s",
-			      u->entries, strerror(-ret));
+			      u->entries, vms_sys_err(-ret));
 		goto out_base;
 	}
 	*out = &u->base;

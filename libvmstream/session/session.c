@@ -177,7 +177,7 @@ static int io_wait(int fd, short ev, uint64_t deadline_ns)
 		n = poll(&p, 1, (int)deadline_left(deadline_ns));
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		return vms_fail(VMS_ENET, "poll: %s", strerror(errno));
+		return vms_fail(VMS_ENET, "poll: %s", vms_sys_err(errno));
 	if (n == 0)
 		return vms_fail(VMS_ETIMEOUT, "handshake timed out");
 	return 0;
@@ -202,7 +202,7 @@ static int plain_send(int fd, const uint8_t *msg, size_t len, uint64_t deadline_
 			continue;
 		}
 		if (w < 0)
-			return vms_fail(VMS_ENET, "handshake send failed: %s", strerror(errno));
+			return vms_fail(VMS_ENET, "handshake send failed: %s", vms_sys_err(errno));
 		off += (size_t)w;
 	}
 	return 0;
@@ -224,7 +224,7 @@ static int plain_recv_exact(int fd, uint8_t *buf, size_t n, uint64_t deadline_ns
 		}
 		if (r < 0)
 			return vms_fail(VMS_ENET, "handshake receive failed: %s (do both sides use the "
-						  "same authentication settings?)", strerror(errno));
+						  "same authentication settings?)", vms_sys_err(errno));
 		if (r == 0)
 			return vms_fail(VMS_ENET, "peer closed the connection during the handshake "
 						  "(do both sides use the same authentication settings?)");
@@ -330,9 +330,9 @@ static int connect_one(const struct addrinfo *ai, uint64_t deadline_ns, int *out
 	socklen_t sl = sizeof(soerr);
 
 	if (fd < 0)
-		return vms_fail(VMS_ENET, "socket: %s", strerror(errno));
+		return vms_fail(VMS_ENET, "socket: %s", vms_sys_err(errno));
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
-		err = vms_fail(VMS_ENET, "connect: %s", strerror(errno));
+		err = vms_fail(VMS_ENET, "connect: %s", vms_sys_err(errno));
 		goto out_close;
 	}
 	err = io_wait(fd, POLLOUT, deadline_ns);
@@ -342,7 +342,7 @@ static int connect_one(const struct addrinfo *ai, uint64_t deadline_ns, int *out
 		goto out_close;
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr) {
-		err = vms_fail(VMS_ENET, "connect: %s", strerror(soerr ? soerr : errno));
+		err = vms_fail(VMS_ENET, "connect: %s", vms_sys_err(soerr ? soerr : errno));
 		goto out_close;
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
@@ -474,7 +474,7 @@ int vms_writer_connect(struct vms_writer **out, const char *addr, const struct v
 	h.vmin = h.vmax = VMS_FORMAT_MAJOR;
 	h.lanes = (uint16_t)net.lanes;
 	if (getrandom(h.session_id, sizeof(h.session_id), 0) != sizeof(h.session_id)) {
-		err = vms_fail(VMS_EIO, "getrandom: %s", strerror(errno));
+		err = vms_fail(VMS_EIO, "getrandom: %s", vms_sys_err(errno));
 		goto out_free;
 	}
 	h.chunk_cap = wo.chunk_size ? wo.chunk_size : VMS_CHUNK_DEFAULT;
@@ -632,7 +632,7 @@ int vms_listen(struct vms_listener **out, const char *addr, const struct vms_net
 			continue;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 64) != 0) {
-			err = vms_fail(VMS_ENET, "cannot listen on %s: %s", addr, strerror(errno));
+			err = vms_fail(VMS_ENET, "cannot listen on %s: %s", addr, vms_sys_err(errno));
 			close(fd);
 			continue;
 		}
@@ -795,7 +795,7 @@ int vms_accept(struct vms_listener *l, struct vms_reader **out, const struct vms
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			err = vms_fail(VMS_ENET, "accept: %s", strerror(errno));
+			err = vms_fail(VMS_ENET, "accept: %s", vms_sys_err(errno));
 			goto out_release;
 		}
 		tune_socket(fd);

@@ -292,7 +292,7 @@ static int check_file(const char *path, const char *what)
 				what);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return vms_fail(VMS_EINVAL, "TLS %s file %s: %s", what, path, strerror(errno));
+		return vms_fail(VMS_EINVAL, "TLS %s file %s: %s", what, path, vms_sys_err(errno));
 	close(fd);
 	return 0;
 }
@@ -459,10 +459,10 @@ static int fd_nonblock(struct vms_tls_conn *c)
 	int fl = fcntl(c->fd, F_GETFL);
 
 	if (fl < 0)
-		return vms_fail(VMS_EINVAL, "TLS: fd %d: %s", c->fd, strerror(errno));
+		return vms_fail(VMS_EINVAL, "TLS: fd %d: %s", c->fd, vms_sys_err(errno));
 	if (!(fl & O_NONBLOCK) && fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return vms_fail(VMS_EIO, "TLS: cannot make fd %d non-blocking: %s", c->fd,
-				strerror(errno));
+				vms_sys_err(errno));
 	c->saved_flags = fl;
 	return 0;
 }
@@ -558,7 +558,7 @@ static int wait_fd(struct vms_tls_conn *c, short events, const char *step)
 		if (rc > 0)
 			return 0; /* also POLLERR/POLLHUP: the next SSL call reports it */
 		if (rc < 0 && errno != EINTR)
-			return vms_fail(VMS_EIO, "TLS: poll: %s", strerror(errno));
+			return vms_fail(VMS_EIO, "TLS: poll: %s", vms_sys_err(errno));
 	}
 }
 
@@ -605,7 +605,7 @@ static int tls_fail(struct vms_tls_conn *c, int ret, const char *step)
 	if (ssl_err == SSL_ERROR_SYSCALL || reason == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
 		if (c->sys_errno && reason != SSL_R_UNEXPECTED_EOF_WHILE_READING)
 			return vms_fail(VMS_ENET, "TLS: connection to the %s failed %s: %s", peer,
-					step, strerror(c->sys_errno));
+					step, vms_sys_err(c->sys_errno));
 		if (!e || reason == SSL_R_UNEXPECTED_EOF_WHILE_READING)
 			return vms_fail(VMS_ENET, "TLS: the %s closed the connection %s", peer,
 					step);

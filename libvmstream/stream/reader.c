@@ -231,7 +231,7 @@ static const char *io_why(long res, char *buf, size_t cap)
 {
 	if (res == -ETIMEDOUT)
 		return "no data from the sender within the idle timeout";
-	snprintf(buf, cap, "read failed: %s", strerror((int)-res));
+	snprintf(buf, cap, "read failed: %s", vms_sys_err((int)-res));
 	return buf;
 }
 
@@ -766,13 +766,13 @@ static int read_preamble(struct vms_reader *r, const uint8_t *key)
 
 	got = vms_in_read(r->in, buf, 16);
 	if (got < 0)
-		return vms_fail(io_code(got), "reading the preamble: %s", strerror((int)-got));
+		return vms_fail(io_code(got), "reading the preamble: %s", vms_sys_err((int)-got));
 	err = vms_preamble_peek(buf, (size_t)got, &plen, &why);
 	if (err)
 		return vms_fail(err, "preamble at byte 0: %s", why);
 	got = vms_in_read(r->in, buf + 16, plen - 16);
 	if (got < 0)
-		return vms_fail(io_code(got), "reading the preamble: %s", strerror((int)-got));
+		return vms_fail(io_code(got), "reading the preamble: %s", vms_sys_err((int)-got));
 	err = vms_preamble_decode(&r->pre, buf, 16 + (size_t)got, r->o.max_chunk, &why);
 	if (err)
 		return vms_fail(err, "preamble at byte 0: %s", why);
@@ -926,7 +926,7 @@ int vms_reader_open_transport(struct vms_reader **out, struct vms_transport *t,
 	pthread_mutex_init(&r->stats_mu, NULL);
 	r->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (r->cancel_fd < 0) {
-		err = vms_fail(VMS_EIO, "eventfd: %s", strerror(errno));
+		err = vms_fail(VMS_EIO, "eventfd: %s", vms_sys_err(errno));
 		goto out_free;
 	}
 	for (unsigned l = 0; l < r->t.nlanes; l++) {
@@ -1168,7 +1168,7 @@ static int send_ack(struct vms_reader *r, int status, const char *text)
 						     r->t.idle_timeout_ms)
 			     : send_plain(r->t.fds[0], frame, flen, r->t.idle_timeout_ms);
 		if (err)
-			err = vms_fail(io_code(err), "sending the acknowledgement: %s", strerror(-err));
+			err = vms_fail(io_code(err), "sending the acknowledgement: %s", vms_sys_err(-err));
 	}
 	free(frame);
 	r->ack_sent = true;

@@ -474,7 +474,7 @@ static void ack_input(struct vms_writer *w, long res)
 	if (res < 0) {
 		if (!w->acked)
 			wfail(w, res == -ETIMEDOUT ? VMS_ETIMEOUT : VMS_ENET,
-			      "receiver connection failed: %s", strerror((int)-res));
+			      "receiver connection failed: %s", vms_sys_err((int)-res));
 		return;
 	}
 	if (res == 0) {
@@ -551,7 +551,7 @@ static void handle_done(struct vms_writer *w, const struct vms_io_done *d)
 	if (d->res < 0) {
 		wfail(w, write_err_code(w, d->res), "record %llu: write failed (%s): %s",
 		      (unsigned long long)j->seq, w->t.session ? "to the receiver" : "output",
-		      strerror((int)-d->res));
+		      vms_sys_err((int)-d->res));
 		return;
 	}
 	pthread_mutex_lock(&w->stats_mu);
@@ -1058,7 +1058,7 @@ static int write_preamble(struct vms_writer *w, const struct vms_writer_opts *o)
 	if (o->stream_id)
 		memcpy(w->pre.stream_id, o->stream_id, 16);
 	else if (getrandom(w->pre.stream_id, 16, 0) != 16)
-		return vms_fail(VMS_EIO, "getrandom failed: %s", strerror(errno));
+		return vms_fail(VMS_EIO, "getrandom failed: %s", vms_sys_err(errno));
 	w->pre.lanes = (uint16_t)w->t.nlanes;
 	w->pre.size_hint = o->size_hint;
 	if (o->creator && strlen(o->creator) > VMS_CREATOR_MAX)
@@ -1078,7 +1078,7 @@ static int write_preamble(struct vms_writer *w, const struct vms_writer_opts *o)
 		if (o->salt)
 			memcpy(w->pre.salt, o->salt, VMS_SALT_LEN);
 		else if (getrandom(w->pre.salt, VMS_SALT_LEN, 0) != VMS_SALT_LEN)
-			return vms_fail(VMS_EIO, "getrandom failed: %s", strerror(errno));
+			return vms_fail(VMS_EIO, "getrandom failed: %s", vms_sys_err(errno));
 	}
 	err = vms_preamble_encode(&w->pre, buf, sizeof(buf), &len, &why);
 	if (err)
@@ -1097,7 +1097,7 @@ static int write_preamble(struct vms_writer *w, const struct vms_writer_opts *o)
 	}
 	err = vms_engine_write_full(w->eng, w->t.fds[0], buf, len, w->t.idle_timeout_ms);
 	if (err)
-		return vms_fail(write_err_code(w, err), "writing the preamble: %s", strerror(-err));
+		return vms_fail(write_err_code(w, err), "writing the preamble: %s", vms_sys_err(-err));
 	w->st.wire_bytes = len;
 	return 0;
 }
@@ -1570,7 +1570,7 @@ static int check_file_output(struct vms_writer *w)
 	struct stat st;
 
 	if (fstat(w->t.fds[0], &st) != 0)
-		return wfail(w, VMS_EIO, "output: fstat failed: %s", strerror(errno));
+		return wfail(w, VMS_EIO, "output: fstat failed: %s", vms_sys_err(errno));
 	if ((uint64_t)st.st_size < want)
 		return wfail(w, VMS_EIO,
 			     "output file is %llu bytes after %llu bytes were written from offset "
