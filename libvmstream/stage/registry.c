@@ -12,6 +12,7 @@
 #include <string.h>
 #include "base/error.h"
 #include "stage/stage.h"
+#include "stage/tuner.h"
 
 #define MAX_REGISTERED 32
 
@@ -134,7 +135,7 @@ int vms_compress_parse(const char *spec, const struct vms_stage **stage, int *le
 	if (strcmp(spec, "auto") == 0) {
 		*stage = &vms_stage_zstd;
 		*adaptive = true;
-		*level = -1; /* start fast; it climbs when the output is the limit */
+		*level = VMS_TUNER_START;
 		return 0;
 	}
 	colon = strchr(spec, ':');

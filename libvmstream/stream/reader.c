@@ -25,7 +25,7 @@
 #include "io/fdio.h"
 #include "stream/internal.h"
 #include "crypto/keys.h"
-#include "format/ack.h"
+#include "stream/ack.h"
 #include "format/cursor.h"
 #include "format/format.h"
 #include "base/hash.h"
@@ -1119,11 +1119,12 @@ static int send_plain(int fd, const uint8_t *p, size_t n, int timeout_ms)
 /* Build, seal (or checksum) and send the acknowledgement on lane 0. */
 static int send_ack(struct vms_reader *r, int status, const char *text)
 {
+	struct vms_ack_keys k = { r->t.keyed, &r->pre, r->t.ikm_s2c[0] };
 	struct vms_ack a = { 0 };
 	struct vms_ack_dev *devs = NULL;
 	uint8_t *frame;
-	size_t body, flen;
-	int err = 0;
+	size_t flen;
+	int err;
 
 	a.status = status;
 	snprintf(a.text, sizeof(a.text), "%s", text ? text : "");
@@ -1140,37 +1141,16 @@ static int send_ack(struct vms_reader *r, int status, const char *text)
 			devs[i].result = i < r->dev_result_n ? r->dev_result[i] : 0;
 		}
 	}
-	body = vms_ack_body_len(a.ndev, strlen(a.text));
-	flen = VMS_ACK_FRAME_HDR + body + (r->t.keyed ? VMS_AEAD_TAG : 8);
-	frame = malloc(flen);
-	if (!frame) {
-		free(devs);
-		return vms_fail(VMS_ENOMEM, "out of memory for the acknowledgement");
-	}
-	vms_ack_frame_hdr(frame, (uint32_t)body);
-	vms_ack_encode_body(&a, devs, frame + VMS_ACK_FRAME_HDR);
+	err = vms_ack_build(&k, &a, devs, &frame, &flen);
 	free(devs);
-	if (r->t.keyed) {
-		/* the stream's cipher; AES-256-GCM when the records are not
-		 * encrypted (FORMAT.md 9.4) */
-		const struct vms_stage *c = vms_stage_find_id(VMS_STAGE_CIPHER, r->pre.cipher
-									     ? r->pre.cipher
-									     : VMS_CIPHER_AES_256_GCM);
-
-		err = vms_ack_crypt(c, r->pre.salt, r->t.ikm_s2c[0], r->pre.stream_id, r->pre.sum,
-				    frame, body, true);
-	} else {
-		vms_put_u64(frame + VMS_ACK_FRAME_HDR + body,
-			    vms_xxh3(frame, VMS_ACK_FRAME_HDR + body));
-	}
 	if (!err) {
 		err = r->eng ? vms_engine_write_full(r->eng, r->t.fds[0], frame, flen,
 						     r->t.idle_timeout_ms)
 			     : send_plain(r->t.fds[0], frame, flen, r->t.idle_timeout_ms);
 		if (err)
 			err = vms_fail(io_code(err), "sending the acknowledgement: %s", vms_sys_err(-err));
+		free(frame);
 	}
-	free(frame);
 	r->ack_sent = true;
 	vms_wipe(r->t.ikm_s2c, sizeof(r->t.ikm_s2c));
 	return err;

@@ -1,773 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Stream writer. The caller's thread fills chunks and assigns sequence
- * numbers; worker threads apply the stages (zero elision, codec, AEAD) to
- * whole chunks in parallel; one emitter thread writes finished records in
- * sequence order. All buffers are allocated once, pre-faulted, and reused;
- * the number of chunk slots is fixed by the memory budget (backpressure).
- * With threads == 0 everything runs on the caller's thread.
+ * Stream writer, the public calls. The caller's thread fills chunks and
+ * assigns sequence numbers; worker threads apply the stages (zero elision,
+ * codec, AEAD) to whole chunks in parallel (writer_work.c); one emitter
+ * thread writes finished records in sequence order (writer_out.c). All
+ * buffers are allocated once, pre-faulted, and reused; the number of chunk
+ * slots is fixed by the memory budget (backpressure). With threads == 0
+ * everything runs on the caller's thread.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
-#include "base/clock.h"
 #include "base/alloc.h"
-#include "base/error.h"
-#include "io/fdio.h"
-#include "stream/internal.h"
-#include "crypto/keys.h"
-#include "format/ack.h"
-#include "format/cursor.h"
-#include "format/format.h"
+#include "base/clock.h"
 #include "base/hash.h"
-#include "io/engine.h"
-#include "pipeline/ring.h"
+#include "format/cursor.h"
 #include "stage/stage.h"
-
-#define JOB_MSG 200
-/* Adaptive level range for "auto" and the measuring window. */
-#define AUTO_LEVEL_MIN (-7)
-#define AUTO_LEVEL_MAX 9
-/* "auto" below its lowest level: store chunks raw (the compressors were the
- * bottleneck even at -7); left again as soon as the output is the limit. */
-#define AUTO_LEVEL_OFF VMS_LEVEL_RAW
-#define AUTO_WINDOW_NS 20000000ull /* 20 ms */
-#define PROBE_PART 2048
-#define PROBE_MIN_CHUNK (64u << 10)
-/* devices that may each keep a partly filled chunk (interleaved writers) */
-#define PENDING_DEVICES 4
-
-struct wdev {
-	uint64_t bytes;
-	struct vms_digest *dg;
-	uint64_t digest;     /* final, once ended */
-	struct wjob *cur;    /* chunk being filled, or NULL */
-	uint64_t stamp;      /* last acquire, for limit_pending_locked() */
-	bool acquired;       /* the caller holds cur's buffer */
-	bool ended;
-};
-
-/* Caller memory lent with vms_writer_write_ref(): done once no job reads it. */
-struct wref {
-	atomic_uint n;
-	void (*done)(void *user);
-	void *user;
-};
-
-struct wjob {
-	uint8_t type;
-	uint32_t device;
-	uint64_t seq;
-	uint64_t offset;
-	uint16_t lane, epoch;
-	uint32_t len;        /* raw length (DATA) or body length (control) */
-	uint8_t *raw;        /* chunk_cap + VMS_AEAD_OVERHEAD bytes */
-	uint8_t *out;        /* codec output (bound + overhead) or NULL */
-	XXH3_state_t *hs;    /* DATA: XXH3 of the bytes committed so far */
-	const uint8_t *ext;  /* DATA from vms_writer_write_ref(): bytes in place of raw */
-	struct wref *ref;    /* ... and the loan they belong to */
-	uint8_t hdr[VMS_HDR_LEN];
-	const uint8_t *payload;
-	uint32_t wire_len;
-	bool zero, stored;
-	bool written;        /* emitter: the engine finished writing it */
-	int err;
-	char msg[JOB_MSG];
-};
-
-#define ACK_TAG ((void *)1)
-/* Room for a refusal (no device entries); an acknowledgement of n devices
- * grows the buffer to exactly its size when its header arrives. */
-#define ACK_BUF_MIN (VMS_ACK_FRAME_HDR + VMS_ACK_BODY_FIXED + VMS_ACK_TEXT_MAX + VMS_ACK_TRAILER_MAX)
-#define ENGINE_DEPTH 64
-#define DONE_BATCH 32
-
-struct wworker {
-	struct vms_writer *w;
-	void *codec_ctx;
-	int codec_level;
-	struct vms_lane_key key;
-};
-
-struct vms_writer {
-	struct vms_transport t;
-	struct vms_engine *eng;
-	struct vms_writer_opts o;
-	struct vms_preamble pre;
-	uint8_t key[VMS_KEY_LEN];
-	struct vms_keysched ks[VMS_LANES_MAX];
-	const struct vms_stage *codec;
-	const struct vms_stage *cipher;
-	bool adaptive;
-	atomic_int level;           /* codec level workers should use */
-	bool zero_elision;
-
-	/* producer side */
-	uint64_t seq;
-	uint16_t epoch;
-	uint64_t epoch_bytes, epoch_records;
-	uint64_t epoch_bytes_limit;
-	pthread_mutex_t prod_mu;    /* seq order, device table, pending chunks */
-	uint64_t stamp;
-	unsigned max_pending;       /* devices that may hold a partial chunk */
-	struct wdev **devs;
-	uint32_t ndev, capdev;
-	uint64_t raw_total;
-	bool finished;
-	bool ack_in_emitter;        /* finish: the output thread waits for the ACK */
-	int64_t out_start;          /* a regular output file's offset at open, or -1 */
-
-	/* pipeline */
-	struct vms_ring ring;
-	struct wjob *jobs;
-	void **jobptrs;
-	struct wworker *workers;
-	void **wctx;
-	unsigned nthreads, nslots;
-	unsigned nworkers;          /* ring workers: 0 when nothing but a checksum */
-	XXH3_state_t *hstates;      /* one per job, 64-byte aligned */
-	uint8_t *arena;
-	size_t arena_len;
-	pthread_t emitter;
-	bool emitter_started;
-
-	/* emitter side */
-	unsigned writes_in_flight;
-	uint64_t last_progress_ns;
-	uint64_t rate_t0_ns, rate_bytes;
-	bool ack_watch;             /* a receive on lane 0 is queued */
-	bool ack_eof;
-	uint8_t *ackbuf;
-	size_t ackcap;
-	size_t ack_len;
-	bool acked;
-	struct vms_ack ack;
-
-	/* read by others under stats_mu */
-	pthread_mutex_t stats_mu;
-	struct vms_stats st;
-	uint64_t t0_ns;
-	uint64_t emit_write_ns;
-
-	_Atomic int err;            /* sticky; msg written before err is set */
-	char msg[VMS_MSG_MAX];
-};
-
-/* ---- errors ------------------------------------------------------------ */
-
-static int set_err(struct vms_writer *w, int code, const char *msg)
-{
-	int zero = 0;
-
-	/* First error wins; its message is published before the code. */
-	if (atomic_load(&w->err) == 0) {
-		snprintf(w->msg, sizeof(w->msg), "%s", msg);
-		atomic_compare_exchange_strong(&w->err, &zero, code);
-	}
-	return vms_fail_msg(atomic_load(&w->err), w->msg);
-}
-
-static int wfail(struct vms_writer *w, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int wfail(struct vms_writer *w, int code, const char *fmt, ...)
-{
-	char buf[VMS_MSG_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	return set_err(w, code, buf);
-}
-
-static int wcheck(struct vms_writer *w)
-{
-	int err = atomic_load(&w->err);
-
-	return err ? vms_fail_msg(err, w->msg) : 0;
-}
-
-/* ---- lent memory ------------------------------------------------------- */
-
-static void ref_put(struct wref *ref)
-{
-	if (ref && atomic_fetch_sub(&ref->n, 1) == 1) {
-		ref->done(ref->user);
-		free(ref);
-	}
-}
-
-/* A job leaves the pipeline (written, abandoned or never submitted). */
-static void job_drop_ref(struct wjob *j)
-{
-	struct wref *ref = j->ref;
-
-	j->ref = NULL;
-	j->ext = NULL;
-	ref_put(ref);
-}
-
-/* The oldest job goes back to the free list (written, or dropped after a
- * failure), ending its share of any loan. */
-static void job_release(struct vms_writer *w, struct wjob *j)
-{
-	job_drop_ref(j);
-	vms_ring_release(&w->ring);
-}
-
-/* ---- worker: stages on one record ------------------------------------- */
-
-static int job_fail(struct wjob *j, int code, const char *what)
-{
-	j->err = code;
-	snprintf(j->msg, sizeof(j->msg), "record %llu: %s", (unsigned long long)j->seq, what);
-	return code;
-}
-
-static int worker_key(struct wworker *k, uint16_t lane, uint16_t epoch)
-{
-	struct vms_writer *w = k->w;
-
-	return vms_lane_key_use(&k->key, w->cipher, &w->ks[lane], lane, epoch, w->pre.chunk_cap);
-}
-
-/* Does this chunk look compressible? Compress four 2 KiB samples (start,
- * quarter, half, three quarters) and require a 1/32 gain. Decided from the
- * chunk alone, so the stream does not depend on which worker ran it; costs
- * under 1% of compressing a 1 MiB chunk that turns out incompressible. */
-static bool worth_compressing(struct wworker *k, const struct wjob *j)
-{
-	struct vms_writer *w = k->w;
-	uint8_t sample[4 * PROBE_PART];
-	struct vms_stage_io io = { 0 };
-
-	if (j->len < PROBE_MIN_CHUNK)
-		return true;
-	for (unsigned i = 0; i < 4; i++)
-		memcpy(sample + i * PROBE_PART, j->raw + (size_t)j->len / 4 * i, PROBE_PART);
-	io.src = sample;
-	io.src_len = sizeof(sample);
-	io.dst = j->out;
-	io.dst_cap = w->codec->bound(sizeof(sample));
-	return w->codec->apply(k->codec_ctx, &io) == VMS_STAGE_DONE;
-}
-
-static int worker_compress(struct wworker *k, struct wjob *j, const uint8_t **body,
-			   uint32_t *body_len, uint8_t *codec)
-{
-	struct vms_writer *w = k->w;
-	struct vms_stage_io io = { 0 };
-	int level = atomic_load_explicit(&w->level, memory_order_relaxed);
-	int r;
-
-	if (level == AUTO_LEVEL_OFF)
-		return 0; /* stored raw */
-	if (level != k->codec_level && w->codec->set_level) {
-		if (w->codec->set_level(k->codec_ctx, level) == 0)
-			k->codec_level = level;
-	}
-	if (!worth_compressing(k, j))
-		return 0;
-	io.src = j->raw;
-	io.src_len = j->len;
-	io.dst = j->out;
-	io.dst_cap = w->codec->bound(w->pre.chunk_cap);
-	r = w->codec->apply(k->codec_ctx, &io);
-	if (r < 0)
-		return job_fail(j, r, "codec failed");
-	if (r == VMS_STAGE_DONE && io.dst_len > 0 && io.dst_len < j->len) {
-		*body = j->out;
-		*body_len = (uint32_t)io.dst_len;
-		*codec = (uint8_t)w->codec->id;
-	}
-	return 0;
-}
-
-static int writer_work(void *wctx, void *jp)
-{
-	struct wworker *k = wctx;
-	struct vms_writer *w = k->w;
-	struct wjob *j = jp;
-	struct vms_rec_hdr h = { 0 };
-	const uint8_t *body = j->ext ? j->ext : j->raw; /* ext: no codec, no cipher */
-	uint32_t body_len = j->len;
-	uint8_t codec = 0;
-	uint64_t sum = 0;
-	int err;
-
-	j->err = 0;
-	j->zero = j->stored = false;
-	h.type = j->type;
-	if (j->type == VMS_REC_DATA) {
-		if (w->zero_elision && vms_all_zero(body, j->len)) {
-			h.type = VMS_REC_ZERO;
-			j->zero = true;
-			body_len = 0;
-		} else {
-			/* hashed at commit, while the bytes were in cache */
-			sum = XXH3_64bits_digest(j->hs);
-			if (w->codec) {
-				err = worker_compress(k, j, &body, &body_len, &codec);
-				if (err)
-					return err;
-			}
-			j->stored = codec == 0;
-		}
-	} else {
-		sum = vms_xxh3(j->raw, j->len);
-	}
-	h.codec = codec;
-	h.device = j->device;
-	h.seq = j->seq;
-	h.offset = j->offset;
-	h.raw_len = j->len;
-	h.lane = j->lane;
-	h.epoch = j->epoch;
-	if (w->cipher) {
-		struct vms_stage_io io = { 0 };
-		uint8_t nonce[VMS_NONCE_LEN];
-		uint8_t *pt = (uint8_t *)body;
-
-		h.flags = VMS_RFLAG_ENCRYPTED;
-		h.wire_len = body_len + VMS_AEAD_OVERHEAD;
-		vms_hdr_encode(&h, j->hdr);
-		err = worker_key(k, j->lane, j->epoch);
-		if (err)
-			return job_fail(j, err, "cannot set up the record key");
-		/* plaintext = body || u64 sum, sealed in place (the buffers have
-		 * VMS_AEAD_OVERHEAD bytes of room after the body). */
-		vms_put_u64(pt + body_len, sum);
-		vms_nonce(nonce, j->lane, j->epoch, j->seq);
-		io.src = pt;
-		io.src_len = (size_t)body_len + 8;
-		io.dst = pt;
-		io.dst_cap = (size_t)body_len + VMS_AEAD_OVERHEAD;
-		io.aad = j->hdr;
-		io.aad_len = VMS_HDR_LEN;
-		io.nonce = nonce;
-		err = w->cipher->apply(k->key.ctx, &io);
-		if (err < 0)
-			return job_fail(j, err, "encryption failed");
-		body_len = (uint32_t)io.dst_len;
-	} else {
-		h.payload_sum = sum;
-		h.wire_len = body_len;
-		vms_hdr_encode(&h, j->hdr);
-	}
-	j->payload = body;
-	j->wire_len = body_len;
-	return 0;
-}
-
-/* ---- emitter: in-order output ----------------------------------------- */
-
-static void tune_level(struct vms_writer *w, uint64_t *win_t0, uint64_t *win_write,
-		       uint64_t *win_starve, uint64_t *win_prod)
-{
-	uint64_t now = vms_now_ns(), span = now - *win_t0;
-	uint64_t write_ns = w->emit_write_ns - *win_write;
-	uint64_t starve_ns, prod_ns;
-	int level;
-
-	if (span < AUTO_WINDOW_NS)
-		return;
-	pthread_mutex_lock(&w->ring.mu);
-	starve_ns = w->ring.consumer_wait_ns - *win_starve;
-	prod_ns = w->ring.producer_wait_ns - *win_prod;
-	*win_starve = w->ring.consumer_wait_ns;
-	*win_prod = w->ring.producer_wait_ns;
-	pthread_mutex_unlock(&w->ring.mu);
-	*win_t0 = now;
-	*win_write = w->emit_write_ns;
-
-	/* The rule `zstd --adapt` follows: if the output waits for the
-	 * compressors (emitter starved while the producer is blocked on full
-	 * slots), compression is the bottleneck: go faster. If the output is
-	 * the bottleneck (emitter busy writing, producer blocked), spend the
-	 * idle CPU on a better ratio. */
-	level = atomic_load(&w->level);
-	if (starve_ns > span / 4 && prod_ns > span / 4) {
-		/* never slower than sending raw: past the fastest level, stop
-		 * compressing */
-		int step = starve_ns > span / 2 ? 3 : 1; /* far from balance: hurry */
-
-		if (level == AUTO_LEVEL_MIN || level == AUTO_LEVEL_OFF)
-			level = AUTO_LEVEL_OFF;
-		else if (level > 0 && level - step < 1)
-			level = -1; /* zstd has no level 0 step: 0 means its default */
-		else
-			level = level - step < AUTO_LEVEL_MIN ? AUTO_LEVEL_MIN : level - step;
-	} else if (write_ns > span * 3 / 4 && starve_ns < span / 20) {
-		level = level == AUTO_LEVEL_OFF ? AUTO_LEVEL_MIN : level == -1 ? 1 : level + 1;
-		if (level > AUTO_LEVEL_MAX)
-			level = AUTO_LEVEL_MAX;
-	}
-	atomic_store(&w->level, level);
-}
-
-/* Map a failed write to the error a user can act on. */
-static int write_err_code(const struct vms_writer *w, long res)
-{
-	if (w->t.session)
-		return res == -ETIMEDOUT ? VMS_ETIMEOUT : VMS_ENET;
-	return res == -EPIPE ? VMS_ESINK : VMS_EIO;
-}
-
-/* A fatal error on a session: make the kernel finish every pending
- * operation now (they fail) so that buffers can be reclaimed. */
-static void shutdown_lanes(struct vms_writer *w)
-{
-	if (!w->t.session)
-		return;
-	for (unsigned l = 0; l < w->t.nlanes; l++)
-		shutdown(w->t.fds[l], SHUT_RDWR);
-}
-
-/* An acknowledgement announces body_len: it may be at most what this
- * stream's devices need (every device begun has an entry; a refusal has
- * none), and the buffer grows to hold exactly that. No receive is in flight
- * while this runs. 0, or the failure recorded. */
-static int ack_reserve(struct vms_writer *w, uint32_t body_len)
-{
-	size_t most = vms_ack_body_len(w->ndev, VMS_ACK_TEXT_MAX);
-	size_t need = VMS_ACK_FRAME_HDR + (size_t)body_len + VMS_ACK_TRAILER_MAX;
-	uint8_t *nb;
-
-	_Static_assert(ACK_BUF_MIN <= VMS_ACK_FRAME_MAX, "refusal fits the frame bound");
-	if (body_len > most)
-		return wfail(w, VMS_EPROTO,
-			     "acknowledgement too long (%u bytes; %u devices need at most %zu)",
-			     body_len, w->ndev, most);
-	if (need <= w->ackcap)
-		return 0;
-	nb = realloc(w->ackbuf, need);
-	if (!nb)
-		return wfail(w, VMS_ENOMEM, "out of memory for a %zu-byte acknowledgement", need);
-	w->ackbuf = nb;
-	w->ackcap = need;
-	return 0;
-}
-
-/* Bytes from the receiver on lane 0: its acknowledgement, or a refusal
- * sent early. Complete frames are verified (AEAD or checksum). */
-static void ack_input(struct vms_writer *w, long res)
-{
-	uint32_t body_len;
-	size_t frame;
-	const char *why;
-	int err;
-
-	w->ack_watch = false;
-	if (res == -ECANCELED)
-		return; /* io_uring cancels a thread's requests when it exits:
-			   the output thread's watch is re-armed by the caller */
-	if (res < 0) {
-		if (!w->acked)
-			wfail(w, res == -ETIMEDOUT ? VMS_ETIMEOUT : VMS_ENET,
-			      "receiver connection failed: %s", vms_sys_err((int)-res));
-		return;
-	}
-	if (res == 0) {
-		w->ack_eof = true;
-		if (!w->acked)
-			wfail(w, VMS_ENET, "receiver closed the connection without acknowledging");
-		return;
-	}
-	w->ack_len += (size_t)res;
-	if (w->ack_len < VMS_ACK_FRAME_HDR)
-		return;
-	if ((uint32_t)vms_get_u64(w->ackbuf) != VMS_ACK_MAGIC) {
-		wfail(w, VMS_EPROTO, "receiver sent something that is not an acknowledgement");
-		return;
-	}
-	body_len = (uint32_t)(vms_get_u64(w->ackbuf) >> 32);
-	frame = VMS_ACK_FRAME_HDR + (size_t)body_len + (w->t.keyed ? VMS_AEAD_TAG : 8);
-	if (ack_reserve(w, body_len))
-		return;
-	if (w->ack_len < frame)
-		return;
-	if (w->t.keyed) {
-		/* the stream's cipher; AES-256-GCM when records are not encrypted */
-		err = vms_ack_crypt(w->cipher ? w->cipher : &vms_stage_aes_gcm, w->pre.salt,
-				    w->t.ikm_s2c[0], w->pre.stream_id, w->pre.sum, w->ackbuf, body_len,
-				    false);
-		if (err) {
-			wfail(w, VMS_EAUTH, "acknowledgement failed authentication");
-			return;
-		}
-	} else if (vms_xxh3(w->ackbuf, VMS_ACK_FRAME_HDR + body_len) !=
-		   vms_get_u64(w->ackbuf + VMS_ACK_FRAME_HDR + body_len)) {
-		wfail(w, VMS_EPROTO, "acknowledgement checksum mismatch");
-		return;
-	}
-	err = vms_ack_decode_body(&w->ack, w->ackbuf + VMS_ACK_FRAME_HDR, body_len, &why);
-	if (err) {
-		wfail(w, err, "acknowledgement: %s", why);
-		return;
-	}
-	w->acked = true;
-	if (w->ack.status != 0) {
-		wfail(w, VMS_EPEERABORT, "receiver refused the stream: %s (%s)", w->ack.text,
-		      vms_errname(w->ack.status) ? vms_errname(w->ack.status) : "unknown error");
-		return;
-	}
-	if (!w->finished)
-		wfail(w, VMS_EPROTO, "receiver acknowledged before the end of the stream");
-}
-
-static void ack_watch(struct vms_writer *w)
-{
-	if (!w->t.session || w->ack_watch || w->ack_eof || w->acked ||
-	    w->ack_len >= w->ackcap)
-		return;
-	if (vms_engine_recv(w->eng, w->t.fds[0], w->ackbuf + w->ack_len, w->ackcap - w->ack_len,
-			    ACK_TAG) == 0)
-		w->ack_watch = true;
-}
-
-static void handle_done(struct vms_writer *w, const struct vms_io_done *d)
-{
-	struct wjob *j;
-
-	w->last_progress_ns = vms_now_ns();
-	if (d->user == ACK_TAG) {
-		ack_input(w, d->res);
-		ack_watch(w);
-		return;
-	}
-	j = d->user;
-	w->writes_in_flight--;
-	j->written = true;
-	if (d->res < 0) {
-		wfail(w, write_err_code(w, d->res), "record %llu: write failed (%s): %s",
-		      (unsigned long long)j->seq, w->t.session ? "to the receiver" : "output",
-		      vms_sys_err((int)-d->res));
-		return;
-	}
-	pthread_mutex_lock(&w->stats_mu);
-	w->st.wire_bytes += VMS_HDR_LEN + j->wire_len;
-	w->st.records++;
-	if (j->type == VMS_REC_DATA) {
-		w->st.raw_bytes += j->len;
-		if (j->zero)
-			w->st.zero_records++;
-		else
-			w->st.data_records++;
-		if (j->stored && !j->zero)
-			w->st.stored_records++;
-	}
-	pthread_mutex_unlock(&w->stats_mu);
-}
-
-/* Wait for engine completions; 0, or an error already recorded. */
-static int reap(struct vms_writer *w, int timeout_ms)
-{
-	struct vms_io_done done[DONE_BATCH];
-	int n = vms_engine_wait(w->eng, done, DONE_BATCH, timeout_ms);
-
-	if (n < 0)
-		return wfail(w, n, "I/O engine: %s", vms_last_error());
-	for (int i = 0; i < n; i++)
-		handle_done(w, &done[i]);
-	if (n == 0 && w->t.idle_timeout_ms >= 0 &&
-	    vms_now_ns() - w->last_progress_ns > (uint64_t)w->t.idle_timeout_ms * 1000000u)
-		return wfail(w, VMS_ETIMEOUT, "no progress for %d ms (receiver stalled or network down)",
-			     w->t.idle_timeout_ms);
-	return 0;
-}
-
-static void release_written(struct vms_writer *w)
-{
-	struct wjob *j;
-
-	while ((j = vms_ring_peek_index(&w->ring, vms_ring_tail(&w->ring))) && j->written) {
-		j->written = false;
-		job_release(w, j);
-	}
-}
-
-static void queue_job(struct vms_writer *w, struct wjob *j)
-{
-	struct iovec iov[2];
-	int err;
-
-	iov[0].iov_base = j->hdr;
-	iov[0].iov_len = VMS_HDR_LEN;
-	iov[1].iov_base = (void *)j->payload;
-	iov[1].iov_len = j->wire_len;
-	err = vms_engine_writev(w->eng, w->t.fds[j->lane], iov, j->wire_len ? 2 : 1, j);
-	if (err) {
-		wfail(w, err, "record %llu: cannot queue the write: %s", (unsigned long long)j->seq,
-		      vms_last_error());
-		j->written = true;
-		return;
-	}
-	w->writes_in_flight++;
-	w->rate_bytes += VMS_HDR_LEN + j->wire_len;
-}
-
-/* Rate limit: nanoseconds to wait before `bytes` more may go out. */
-static uint64_t rate_delay(struct vms_writer *w, uint64_t bytes)
-{
-	uint64_t now, due;
-
-	if (!w->t.rate_limit)
-		return 0;
-	now = vms_now_ns();
-	if (!w->rate_t0_ns)
-		w->rate_t0_ns = now;
-	/* time at which rate_bytes + bytes are allowed to have been sent,
-	 * with one chunk of burst */
-	due = w->rate_t0_ns + (uint64_t)((double)(w->rate_bytes + bytes > w->pre.chunk_cap
-						     ? w->rate_bytes + bytes - w->pre.chunk_cap : 0) *
-					 1e9 / (double)w->t.rate_limit);
-	return due > now ? due - now : 0;
-}
-
-/* After a failure: let in-flight operations finish (they fail fast once
- * the lanes are shut down) so no buffer is still in the kernel's hands. */
-static void drain_inflight(struct vms_writer *w)
-{
-	shutdown_lanes(w);
-	/* a stalled pipe or peer would never finish them: give up on them */
-	if (w->writes_in_flight > 0 || w->ack_watch)
-		vms_engine_cancel(w->eng);
-	while (w->writes_in_flight > 0 || w->ack_watch) {
-		struct vms_io_done done[DONE_BATCH];
-		int n = vms_engine_wait(w->eng, done, DONE_BATCH, 1000);
-
-		if (n < 0)
-			break;
-		for (int i = 0; i < n; i++) {
-			if (done[i].user == ACK_TAG) {
-				w->ack_watch = false;
-			} else {
-				w->writes_in_flight--;
-				((struct wjob *)done[i].user)->written = true;
-			}
-		}
-	}
-}
-
-/* Emitter after a failure: release every slot until the ring is closed, so
- * a producer blocked on a full ring wakes up and sees the error. */
-static void emitter_drain_failed(struct vms_writer *w)
-{
-	struct wjob *j;
-
-	drain_inflight(w);
-	while ((j = vms_ring_wait_done(&w->ring)) != NULL) {
-		j->written = false;
-		job_release(w, j);
-	}
-}
-
-/* Session end: half-close every lane (the receiver sees EOF after EOS),
- * then wait for the acknowledgement. Runs on the thread that armed the
- * receive for it: io_uring completes a request through its submitting
- * task, and one submitted by an exited thread only completes (cancelled)
- * through the kernel's delayed fallback, milliseconds later. */
-static void ack_wait(struct vms_writer *w)
-{
-	w->last_progress_ns = vms_now_ns();
-	for (unsigned l = 0; l < w->t.nlanes; l++)
-		shutdown(w->t.fds[l], SHUT_WR);
-	while (!w->acked && !atomic_load(&w->err)) {
-		ack_watch(w);
-		reap(w, 1000);
-	}
-	if (atomic_load(&w->err))
-		drain_inflight(w);
-}
-
-static void *emitter_main(void *p)
-{
-	struct vms_writer *w = p;
-	uint64_t win_t0 = vms_now_ns(), win_write = 0, win_starve = 0, win_prod = 0;
-	uint64_t next = vms_ring_tail(&w->ring);
-
-	w->last_progress_ns = vms_now_ns();
-	for (;;) {
-		uint64_t delay = 0;
-		struct wjob *j;
-
-		if (atomic_load(&w->err)) {
-			emitter_drain_failed(w);
-			break;
-		}
-		ack_watch(w);
-		while (w->writes_in_flight < ENGINE_DEPTH &&
-		       (j = vms_ring_peek_index(&w->ring, next)) != NULL) {
-			if (j->err) {
-				set_err(w, j->err, j->msg);
-				break;
-			}
-			delay = rate_delay(w, VMS_HDR_LEN + j->wire_len);
-			if (delay)
-				break;
-			queue_job(w, j);
-			next++;
-		}
-		if (atomic_load(&w->err))
-			continue;
-		if (w->writes_in_flight == 0 && !delay) {
-			uint64_t t0 = vms_now_ns();
-
-			/* nothing on the wire: wait for the next record */
-			if (!vms_ring_wait_index(&w->ring, next)) {
-				/* closed and everything written */
-				if (w->ack_in_emitter)
-					ack_wait(w);
-				break;
-			}
-			w->last_progress_ns += vms_now_ns() - t0;
-			continue;
-		}
-		{
-			uint64_t t0 = vms_now_ns();
-			int tmo = delay ? (int)(delay / 1000000u) + 1 : 1000;
-
-			reap(w, tmo);
-			w->emit_write_ns += vms_now_ns() - t0;
-		}
-		release_written(w);
-		if (w->adaptive)
-			tune_level(w, &win_t0, &win_write, &win_starve, &win_prod);
-	}
-	return NULL;
-}
-
-/* Inline mode (no threads): write the record now on the caller's thread. */
-static int emit_inline(struct vms_writer *w, struct wjob *j)
-{
-	uint64_t delay;
-
-	if (j->err)
-		return set_err(w, j->err, j->msg);
-	while ((delay = rate_delay(w, VMS_HDR_LEN + j->wire_len)) != 0) {
-		struct timespec ts = { (time_t)(delay / 1000000000u), (long)(delay % 1000000000u) };
-
-		nanosleep(&ts, NULL);
-	}
-	ack_watch(w);
-	queue_job(w, j);
-	while (!j->written && !atomic_load(&w->err))
-		reap(w, 1000);
-	if (atomic_load(&w->err))
-		drain_inflight(w);
-	j->written = false;
-	return wcheck(w);
-}
+#include "stage/tuner.h"
+#include "base/error.h"
+#include "stream/writer_internal.h"
 
 /* ---- producer side ---------------------------------------------------- */
 
@@ -794,9 +50,9 @@ static int job_submit_locked(struct vms_writer *w, struct wjob *j)
 	if (w->cipher && (w->epoch_bytes + sealed > w->epoch_bytes_limit ||
 			  w->epoch_records + 1 > VMS_EPOCH_RECORDS)) {
 		if (w->epoch == UINT16_MAX) {
-			job_drop_ref(j);
+			vms_wr_job_drop_ref(j);
 			vms_ring_unacquire(&w->ring, j);
-			return wfail(w, VMS_EKEY, "key epochs exhausted: end the stream and start a new one");
+			return vms_wr_fail(w, VMS_EKEY, "key epochs exhausted: end the stream and start a new one");
 		}
 		w->epoch++;
 		w->epoch_bytes = 0;
@@ -814,13 +70,13 @@ static int job_submit_locked(struct vms_writer *w, struct wjob *j)
 		int err = 0;
 
 		if (d && atomic_load(&w->err) == 0)
-			err = emit_inline(w, d);
+			err = vms_wr_emit_inline(w, d);
 		if (d)
-			job_release(w, d);
+			vms_wr_job_release(w, d);
 		if (err)
 			return err;
 	}
-	return wcheck(w);
+	return vms_wr_check(w);
 }
 
 /* Submit a device's pending chunk (prod_mu held). An empty one goes back. */
@@ -869,7 +125,7 @@ static struct wjob *job_acquire(struct vms_writer *w)
 	struct wjob *j = vms_ring_acquire(&w->ring);
 
 	if (!j)
-		wfail(w, VMS_ECANCELED, "writer stopped");
+		vms_wr_fail(w, VMS_ECANCELED, "writer stopped");
 	else
 		j->ext = NULL;
 	return j;
@@ -908,7 +164,7 @@ static int emit_control(struct vms_writer *w, uint8_t type, uint32_t device, con
 	int err;
 
 	if (!j)
-		return wcheck(w);
+		return vms_wr_check(w);
 	j->type = type;
 	j->device = device;
 	j->offset = 0;
@@ -1015,7 +271,7 @@ static int setup_pipeline(struct vms_writer *w, const struct vms_writer_opts *o)
 	 * threads would only add hand-offs and cold reads. The output thread
 	 * still overlaps the writing. */
 	w->nworkers = w->codec || w->cipher ? w->nthreads : 0;
-	err = vms_ring_init(&w->ring, w->nslots, w->jobptrs, w->nworkers, w->wctx, writer_work);
+	err = vms_ring_init(&w->ring, w->nslots, w->jobptrs, w->nworkers, w->wctx, vms_wr_work);
 	if (err)
 		return vms_fail(err, "out of memory for the work ring");
 	err = vms_engine_new(&w->eng, (int)w->t.engine, ENGINE_DEPTH + 2, w->arena, w->arena_len);
@@ -1039,7 +295,7 @@ static int start_threads(struct vms_writer *w)
 	if (err)
 		return vms_fail(err, "cannot start worker threads");
 	if (w->nthreads) {
-		if (pthread_create(&w->emitter, NULL, emitter_main, w) != 0)
+		if (pthread_create(&w->emitter, NULL, vms_wr_emitter_main, w) != 0)
 			return vms_fail(VMS_ENOMEM, "cannot start the output thread");
 		w->emitter_started = true;
 	}
@@ -1097,7 +353,7 @@ static int write_preamble(struct vms_writer *w, const struct vms_writer_opts *o)
 	}
 	err = vms_engine_write_full(w->eng, w->t.fds[0], buf, len, w->t.idle_timeout_ms);
 	if (err)
-		return vms_fail(write_err_code(w, err), "writing the preamble: %s", vms_sys_err(-err));
+		return vms_fail(vms_wr_write_err(w, err), "writing the preamble: %s", vms_sys_err(-err));
 	w->st.wire_bytes = len;
 	return 0;
 }
@@ -1129,6 +385,8 @@ int vms_writer_open_transport(struct vms_writer **out, struct vms_transport *t,
 	w->t0_ns = vms_now_ns();
 	w->st.size = sizeof(w->st);
 	w->pre.chunk_cap = def.chunk_size;
+	w->pace.rate = w->t.rate_limit;
+	w->pace.burst = def.chunk_size; /* one chunk of burst */
 	w->epoch_bytes_limit = VMS_EPOCH_BYTES;
 	pthread_mutex_init(&w->stats_mu, NULL);
 	pthread_mutex_init(&w->prod_mu, NULL);
@@ -1208,7 +466,7 @@ const char *vms_writer_engine(const struct vms_writer *w)
 
 static int check_dev(struct vms_writer *w, uint32_t device, struct wdev **out)
 {
-	int err = wcheck(w);
+	int err = vms_wr_check(w);
 
 	if (err)
 		return err;
@@ -1233,7 +491,7 @@ int vms_writer_begin_device(struct vms_writer *w, const struct vms_device_desc *
 	struct wdev *d;
 	struct wjob *j;
 	size_t nlen;
-	int err = wcheck(w);
+	int err = vms_wr_check(w);
 
 	if (err)
 		return err;
@@ -1258,7 +516,7 @@ int vms_writer_begin_device(struct vms_writer *w, const struct vms_device_desc *
 	if (!j) {
 		free(d->dg);
 		free(d);
-		return wcheck(w);
+		return vms_wr_check(w);
 	}
 	j->type = VMS_REC_DEVICE_BEGIN;
 	j->offset = 0;
@@ -1330,7 +588,7 @@ int vms_writer_acquire(struct vms_writer *w, uint32_t device, void **buf, size_t
 			return err;
 		j = job_acquire(w); /* may wait for a free job: not under the lock */
 		if (!j)
-			return wcheck(w);
+			return vms_wr_check(w);
 		data_job_init(j, device, d, 0);
 		pthread_mutex_lock(&w->prod_mu);
 		d->cur = j;
@@ -1465,7 +723,7 @@ int vms_writer_write_ref(struct vms_writer *w, uint32_t device, const void *buf,
 		if (!j) {
 			j = job_acquire(w);
 			if (!j) {
-				err = wcheck(w);
+				err = vms_wr_check(w);
 				break;
 			}
 		}
@@ -1486,14 +744,14 @@ int vms_writer_write_ref(struct vms_writer *w, uint32_t device, const void *buf,
 	}
 	if (!err && len > 0)
 		err = vms_writer_write(w, device, p, len);
-	ref_put(ref);
+	vms_wr_ref_put(ref);
 	return err;
 }
 
 int vms_writer_flush(struct vms_writer *w)
 {
 	uint64_t pos;
-	int err = wcheck(w);
+	int err = vms_wr_check(w);
 
 	if (err)
 		return err;
@@ -1507,14 +765,14 @@ int vms_writer_flush(struct vms_writer *w)
 		return err;
 	/* released = written (or dropped after a failure, reported below) */
 	if (!vms_ring_wait_tail(&w->ring, pos))
-		return (err = wcheck(w)) != 0 ? err : wfail(w, VMS_ECANCELED, "writer stopped");
-	return wcheck(w);
+		return (err = vms_wr_check(w)) != 0 ? err : vms_wr_fail(w, VMS_ECANCELED, "writer stopped");
+	return vms_wr_check(w);
 }
 
 int vms_writer_phase(struct vms_writer *w, uint32_t phase, uint32_t round)
 {
 	uint8_t body[8];
-	int err = wcheck(w);
+	int err = vms_wr_check(w);
 
 	if (err)
 		return err;
@@ -1557,7 +815,7 @@ static int drain(struct vms_writer *w)
 		pthread_join(w->emitter, NULL);
 		w->emitter_started = false;
 	}
-	return wcheck(w);
+	return vms_wr_check(w);
 }
 
 /* A regular output file must have grown by every byte written. The counts
@@ -1570,9 +828,9 @@ static int check_file_output(struct vms_writer *w)
 	struct stat st;
 
 	if (fstat(w->t.fds[0], &st) != 0)
-		return wfail(w, VMS_EIO, "output: fstat failed: %s", vms_sys_err(errno));
+		return vms_wr_fail(w, VMS_EIO, "output: fstat failed: %s", vms_sys_err(errno));
 	if ((uint64_t)st.st_size < want)
-		return wfail(w, VMS_EIO,
+		return vms_wr_fail(w, VMS_EIO,
 			     "output file is %llu bytes after %llu bytes were written from offset "
 			     "%lld: data was lost (file size limit or file system error)",
 			     (unsigned long long)st.st_size, (unsigned long long)w->st.wire_bytes,
@@ -1587,18 +845,18 @@ static int await_ack(struct vms_writer *w)
 	struct vms_ack_dev d;
 
 	if (!w->ack_in_emitter)
-		ack_wait(w);
+		vms_wr_ack_wait(w);
 	if (atomic_load(&w->err))
-		return wcheck(w);
+		return vms_wr_check(w);
 	if (w->ack.records != w->seq - 1 || w->ack.raw_bytes != w->raw_total ||
 	    w->ack.ndev != w->ndev)
-		return wfail(w, VMS_EPROTO, "acknowledgement totals differ from what was sent");
+		return vms_wr_fail(w, VMS_EPROTO, "acknowledgement totals differ from what was sent");
 	for (uint32_t i = 0; i < w->ndev; i++) {
 		vms_ack_entry(&w->ack, i, &d);
 		if (d.bytes != w->devs[i]->bytes || d.digest != w->devs[i]->digest)
-			return wfail(w, VMS_EPROTO, "acknowledgement for device %u differs from what was sent", i);
+			return vms_wr_fail(w, VMS_EPROTO, "acknowledgement for device %u differs from what was sent", i);
 		if (d.result != 0)
-			return wfail(w, VMS_EDEVIO, "receiver could not load device %u: %s", i,
+			return vms_wr_fail(w, VMS_EDEVIO, "receiver could not load device %u: %s", i,
 				     vms_strerror(d.result));
 	}
 	return 0;
@@ -1607,7 +865,7 @@ static int await_ack(struct vms_writer *w)
 int vms_writer_finish(struct vms_writer *w)
 {
 	uint8_t body[24];
-	int err = wcheck(w);
+	int err = vms_wr_check(w);
 
 	if (err)
 		return err;
@@ -1622,7 +880,7 @@ int vms_writer_finish(struct vms_writer *w)
 		struct wjob *j = job_acquire(w);
 
 		if (!j)
-			return wcheck(w);
+			return vms_wr_check(w);
 		pthread_mutex_lock(&w->prod_mu);
 		j->type = VMS_REC_EOS;
 		j->device = VMS_DEVICE_NONE;
@@ -1683,7 +941,7 @@ int vms_writer_abort(struct vms_writer *w, int code, const char *msg)
 	} else {
 		drain(w);
 	}
-	set_err(w, VMS_ECANCELED, msg ? msg : vms_strerror(code));
+	vms_wr_set_err(w, VMS_ECANCELED, msg ? msg : vms_strerror(code));
 	return err == VMS_ECANCELED ? 0 : err;
 }
 
@@ -1721,7 +979,7 @@ void vms_writer_free(struct vms_writer *w)
 		vms_ring_destroy(&w->ring);
 	}
 	for (unsigned i = 0; w->jobs && i < w->nslots; i++)
-		job_drop_ref(&w->jobs[i]); /* abandoned with the stream: lent memory is free */
+		vms_wr_job_drop_ref(&w->jobs[i]); /* abandoned with the stream: lent memory is free */
 	if (w->workers) {
 		for (unsigned t = 0; t <= w->nthreads; t++) {
 			struct wworker *k = &w->workers[t];
