@@ -472,12 +472,14 @@ static double downtime_limit(const struct send_args *a)
 }
 
 /* After each precopy round: show it, and decide. The policy is the
- * library's default one, made visible: switch over once the estimated
- * downtime fits the limit, or after the last allowed round. */
+ * library's default one, made visible: switch over once the initial data is
+ * out (again, after a device's REINIT) and the estimated downtime fits the
+ * limit, or after the last allowed round. */
 static int on_round(void *user, const struct vms_round_info *ri)
 {
 	struct send_run *s = user;
-	int sw = ri->est_downtime_ms <= downtime_limit(s->a) || ri->round >= max_rounds(s->a);
+	int fits = ri->initial_bytes == 0 && ri->est_downtime_ms <= downtime_limit(s->a);
+	int sw = fits || ri->round >= max_rounds(s->a);
 
 	if (s->show_notes) {
 		char b1[32], b2[32], b3[32], b4[32];
@@ -489,9 +491,9 @@ static int on_round(void *user, const struct vms_round_info *ri)
 		     vms_tool_human_bytes(ri->stop_copy_bytes, b3, sizeof(b3)),
 		     vms_tool_human_bytes((uint64_t)ri->throughput, b4, sizeof(b4)),
 		     ri->est_downtime_ms,
-		     !sw ? ""
-		     : ri->est_downtime_ms <= downtime_limit(s->a) ? " -> switchover (within the limit)"
-								    : " -> switchover (last round)");
+		     !sw ? (ri->reinits ? " (a device re-initialised: its initial data again)" : "")
+		     : fits ? " -> switchover (within the limit)"
+			    : " -> switchover (last round)");
 	}
 	return sw;
 }
