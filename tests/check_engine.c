@@ -39,7 +39,6 @@
 #include "testutil.h"
 #include "stream/internal.h"
 #include "io/engine.h"
-#include "io/engine_internal.h"
 
 static const int KINDS[2] = { VMS_ENGINE_POSIX, VMS_ENGINE_URING };
 static const char *const KIND_NAME[2] = { "posix", "io_uring" };
