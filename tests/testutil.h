@@ -147,7 +147,8 @@ struct tu_thread {
 	pid_t tid;
 	char state;               /* State: letter of /proc/self/task/TID/status */
 	unsigned long long sw;    /* voluntary + involuntary context switches */
-	long sys;                 /* system call it is blocked in; -1: none */
+	long sys;                 /* system call it is blocked in; -1: none,
+				     -2: /proc does not say */
 };
 
 static inline bool tu_thread_read(pid_t tid, struct tu_thread *t)
@@ -175,7 +176,9 @@ static inline bool tu_thread_read(pid_t tid, struct tu_thread *t)
 	/* "NR args..." while blocked in a system call, else "running" / "-1 ..." */
 	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
 	f = fopen(path, "r");
-	if (f) {
+	if (!f) {
+		t->sys = -2;
+	} else {
 		if (fscanf(f, "%ld", &t->sys) != 1)
 			t->sys = -1;
 		fclose(f);
@@ -264,8 +267,8 @@ static inline bool tu_wait_blocked(pid_t tid, int timeout_ms)
 	bool prev = false;
 
 	for (;;) {
-		bool now = tu_thread_read(tid, &b) && tu_thread_asleep(&b) && b.sys >= 0 &&
-			   b.sys != SYS_futex;
+		bool now = tu_thread_read(tid, &b) && tu_thread_asleep(&b) &&
+			   (b.sys >= 0 || b.sys == -2) && b.sys != SYS_futex;
 
 		if (now && prev && a.sw == b.sw)
 			return true;
