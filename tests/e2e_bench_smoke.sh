@@ -73,7 +73,7 @@ check "run_all.sh: bad option is a usage error (2)" bash -c "bash '$root/bench/r
 # ---- the whole thing, quick ----------------------------------------------------------
 # A watchdog against a hang, not a speed limit: a loaded machine may take
 # several times the idle 90 s. TERM at VMS_BENCH_SMOKE_TIMEOUT seconds
-# (run_all.sh stops its step, which cleans up), below CTest's 600 s.
+# (run_all.sh stops its step, which cleans up), below CTest's timeout.
 WATCHDOG=${VMS_BENCH_SMOKE_TIMEOUT:-400}
 NS_A=vmsA$$ NS_B=vmsB$$ MTUS=1500 bash "$root/bench/run_all.sh" --quick --no-build --tools-dir "$tools" \
 	--results-dir "$res" >"$tmp/run_all.log" 2>&1 &
