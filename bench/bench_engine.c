@@ -42,7 +42,6 @@
 
 #include "vmstream.h"
 #include "io/engine.h"
-#include "io/engine_internal.h"
 
 #define MIB (1024u * 1024u)
 #define MAX_CONN 2

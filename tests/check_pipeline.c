@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <time.h>
 
 #include "testutil.h"
@@ -781,8 +782,8 @@ START_TEST(test_reader_free_mid_stream)
 	ck_assert_int_eq(vms_reader_open_fd(&rd, fd, &o), 0);
 	for (size_t i = 0; i < take[_i]; i++)
 		ck_assert_int_eq(vms_reader_next(rd, &ev), 1);
-	if (take[_i] == 0)
-		usleep(20000); /* let the input thread fill every slot */
+	/* the input thread has filled every slot it can and waits for one */
+	ck_assert(tu_wait_quiescent(TU_WAIT_MS));
 	vms_reader_free(rd);
 	close(fd);
 	free(s);
@@ -847,7 +848,7 @@ START_TEST(test_reader_free_stalled_pipe)
 	struct vms_event ev = VMS_EVENT_INIT;
 	struct tu_ed ed;
 	size_t sn, part;
-	int p[2];
+	int p[2], left = -1;
 
 	s = write_stream(&c, data, 10 * SMALL_CHUNK, &sn, NULL);
 	ck_assert_int_eq(tu_ed_parse(&ed, s, sn), 0);
@@ -859,10 +860,14 @@ START_TEST(test_reader_free_stalled_pipe)
 	ck_assert_int_eq(vms_reader_open_fd(&rd, p[0], &o), 0);
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(vms_reader_next(rd, &ev), 1);
-	usleep(20000); /* the input thread is now blocked in read() */
-	ck_assert_msg(finishes_within(free_reader, rd, 3000),
-		      "vms_reader_free() did not return within 3 s: its input thread waits "
-		      "forever in read() on a pipe whose writer is idle");
+	/* the input thread has read all there is and waits for more */
+	ck_assert(tu_wait_quiescent(TU_WAIT_MS));
+	ck_assert_int_eq(ioctl(p[0], FIONREAD, &left), 0);
+	ck_assert_int_eq(left, 0);
+	/* (a bound on a hang: returning at all is what is under test) */
+	ck_assert_msg(finishes_within(free_reader, rd, TU_WAIT_MS),
+		      "vms_reader_free() did not return within %d s: its input thread waits "
+		      "forever in read() on a pipe whose writer is idle", TU_WAIT_MS / 1000);
 	close(p[0]);
 	close(p[1]);
 	free(s);
@@ -889,10 +894,14 @@ START_TEST(test_writer_free_stalled_pipe)
 	ck_assert_int_eq(vms_writer_begin_device(w, &d, NULL), 0);
 	/* 4 records: more than the pipe holds, fewer than the ring's slots */
 	ck_assert_int_eq(vms_writer_write(w, 0, data, 4 * SMALL_CHUNK), 0);
-	usleep(20000);
-	ck_assert_msg(finishes_within(free_writer, w, 3000),
-		      "vms_writer_free() did not return within 3 s: its output thread waits "
-		      "forever in write() on a pipe nobody reads");
+	/* the output thread has filled the pipe (it takes no more) and waits
+	 * for room */
+	ck_assert(tu_wait_quiescent(TU_WAIT_MS));
+	ck_assert(!(tu_wait_fd(p[1], POLLOUT, 0) & POLLOUT));
+	/* (a bound on a hang: returning at all is what is under test) */
+	ck_assert_msg(finishes_within(free_writer, w, TU_WAIT_MS),
+		      "vms_writer_free() did not return within %d s: its output thread waits "
+		      "forever in write() on a pipe nobody reads", TU_WAIT_MS / 1000);
 	close(p[0]);
 	close(p[1]);
 	free(data);

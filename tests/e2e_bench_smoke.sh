@@ -9,7 +9,8 @@
 # and the generated document. It checks that every step ran, every
 # measurement succeeded and every artefact is there, so the scripts do not
 # rot. Results go to a temporary directory; nothing in bench/results or
-# docs/ is touched. Must finish in < 90 s.
+# docs/ is touched. Meant to finish in < 90 s on an idle machine (the PASS
+# line says how long it took); the watchdog only ends a hang.
 #
 # Tools: $VMS_TOOLS_DIR (set by CTest), else build/bin, else build-bench/bin.
 # The netns part uses namespaces named after this process (vmsA<pid>,
@@ -70,13 +71,16 @@ check "net.sh: bad option is a usage error (2)" bash -c "bash '$root/bench/net.s
 check "run_all.sh: bad option is a usage error (2)" bash -c "bash '$root/bench/run_all.sh' --no-such-option >/dev/null 2>&1; [ \$? = 2 ]"
 
 # ---- the whole thing, quick ----------------------------------------------------------
-# a watchdog: TERM at 80 s (run_all.sh stops its step, which cleans up)
+# A watchdog against a hang, not a speed limit: a loaded machine may take
+# several times the idle 90 s. TERM at VMS_BENCH_SMOKE_TIMEOUT seconds
+# (run_all.sh stops its step, which cleans up), below CTest's timeout.
+WATCHDOG=${VMS_BENCH_SMOKE_TIMEOUT:-400}
 NS_A=vmsA$$ NS_B=vmsB$$ MTUS=1500 bash "$root/bench/run_all.sh" --quick --no-build --tools-dir "$tools" \
 	--results-dir "$res" >"$tmp/run_all.log" 2>&1 &
 RUNPID=$!
 (
 	trap 'kill "$sp" 2>/dev/null; exit 0' TERM
-	sleep 80 &
+	sleep "$WATCHDOG" &
 	sp=$!
 	wait "$sp"
 	kill -TERM "$RUNPID" 2>/dev/null

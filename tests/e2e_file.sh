@@ -6,56 +6,23 @@
 # and signal cleanup. VMS_E2E_LARGE=1 adds a 3 GiB round trip.
 #
 # Tools: $VMS_SEND, $VMS_RECV, $VMS_INSPECT (set by CTest), else build/bin/.
+# Harness: tests/lib_e2e.sh (each test in a watched subshell, TEST_TIMEOUT
+# VMS_E2E_FILE_TEST_TIMEOUT, default 300 s).
 # Last line: "e2e_file: N passed, N failed".
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-find_tool() { # find_tool VAR NAME
-	local var=$1 name=$2 dir
-	if [ -n "${!var:-}" ]; then
-		printf '%s\n' "${!var}"
-		return
-	fi
-	for dir in "${VMS_TOOLS_DIR:-}" "${VMS_BUILD_DIR:-$root/build}/bin" "$root/build/bin" \
-		"$root/build/tools"; do
-		if [ -n "$dir" ] && [ -x "$dir/$name" ]; then
-			printf '%s\n' "$dir/$name"
-			return
-		fi
-	done
-	echo "e2e_file: $name not found; build first or set $var" >&2
-	exit 77
-}
+SUITE=e2e_file
+PASS="file"
+TEST_TIMEOUT=${VMS_E2E_FILE_TEST_TIMEOUT:-300}
+# shellcheck source=tests/lib_e2e.sh
+. "$root/tests/lib_e2e.sh"
 SEND=$(find_tool VMS_SEND vmstream-send)
 RECV=$(find_tool VMS_RECV vmstream-recv)
 INSPECT=$(find_tool VMS_INSPECT vmstream-inspect)
-command -v python3 >/dev/null || { echo "e2e_file: python3 missing" >&2; exit 77; }
+need python3
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/e2e_file.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-
-passed=0
-failed=0
-# Each test is a function run in a subshell with `set -e`: its first failing
-# command fails the test, which keeps the tests short and independent. (The
-# subshell runs asynchronously because bash ignores `set -e` inside a
-# command whose status is tested with `||`.)
-run() {
-	local name=$1 rc=0
-	shift
-	(set -e; "$@") >"$tmp/log" 2>&1 &
-	wait $! || rc=$?
-	if [ "$rc" -eq 0 ]; then
-		passed=$((passed + 1))
-		echo "PASS $name"
-	else
-		failed=$((failed + 1))
-		echo "FAIL $name (exit $rc)"
-		sed 's/^/    /' "$tmp/log"
-	fi
-}
-fail() { echo "$*" >&2; return 1; }
 # expect_rc WANT CMD...: CMD must exit with exactly WANT.
 expect_rc() {
 	local want=$1 rc=0
@@ -69,11 +36,6 @@ one_error_line() {
 	n=$(wc -l <"$1")
 	[ "$n" -eq 1 ] || fail "expected one stderr line, got $n: $(cat "$1")"
 	grep -Eq "^vmstream-[a-z]+: error: $2: .+" "$1" || fail "expected $2 in: $(cat "$1")"
-}
-no_leftovers() { # no_leftovers DIR: no temporary output file left in DIR
-	local left
-	left=$(find "$1" -maxdepth 1 -name '.*.vms-*' | head -n 1)
-	[ -z "$left" ] || fail "temporary file left behind: $left"
 }
 gen() { head -c "$2" /dev/urandom >"$1"; }
 # records_of STREAM [--verify]: number of records inspect lists.
@@ -421,7 +383,7 @@ t_truncated() {
 run "truncated or trailing stream: exit 4, no output" t_truncated
 
 t_signal() {
-	local d="$tmp/sig" pid rc=0 i
+	local d="$tmp/sig" pid rc=0
 	rm -rf "$d" && mkdir "$d"
 	gen "$d/in" 2000000
 	"$SEND" -q --chunk-size 64K -o "$d/s.vms" "$d/in"
@@ -436,12 +398,8 @@ os.execv(sys.argv[1], sys.argv[1:])' "$RECV" -q -i "$d/fifo" "$d/out" 2>"$d/err"
 		pid=$!
 		exec 3>"$d/fifo"
 		head -c 500000 "$d/s.vms" >&3
-		# Wait until the temporary file exists and has data.
-		for i in $(seq 100); do
-			[ -n "$(find "$d" -maxdepth 1 -name '.out.vms-*' -size +1k)" ] && break
-			sleep 0.05
-		done
-		[ -n "$(find "$d" -maxdepth 1 -name '.out.vms-*')" ] || fail "no temporary file seen"
+		# The signal comes once the temporary file exists and has data.
+		wait_tmp_data "$d"
 		kill -"$sig" "$pid"
 		rc=0
 		wait "$pid" || rc=$?
@@ -592,7 +550,7 @@ t_large() {
 if [ "${VMS_E2E_LARGE:-0}" = 1 ]; then
 	run "large file (3 GiB)" t_large
 else
-	echo "SKIP large file (set VMS_E2E_LARGE=1)"
+	skip "large file (set VMS_E2E_LARGE=1)"
 fi
 
 echo "e2e_file: $passed passed, $failed failed"

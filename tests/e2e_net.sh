@@ -17,7 +17,8 @@
 #    dropped, replayed and swapped records, a record moved to another lane:
 #    the receiver names the exact VMS_E code, leaves no OUTPUT, and the
 #    sender exits 6 with VMS_EPEERABORT (the receiver's refusal);
-#  - --rate-limit accuracy: 10 s at 50M (binary: 52428800 bytes/s), +-5%.
+#  - --rate-limit accuracy: 10 s at 50M (binary: 52428800 bytes/s), never
+#    more than 5% faster (the tool's own clock), at most 25% slower.
 #
 # Every test has its own directory, ephemeral ports (--port-file) and a
 # watchdog; background processes are killed when a test ends.
@@ -70,7 +71,7 @@ send() {
 # expect RC_SEND RC_RECV: check both exit statuses (receiver waited for).
 expect() {
 	local rrc
-	rrc=$(wait_rc "$D/recv.rc" "$RPID" 20)
+	rrc=$(wait_rc "$D/recv.rc" "$RPID")
 	if [ "$SRC" -ne "$1" ] || [ "$rrc" -ne "$2" ]; then
 		echo "--- send.err"; cat "$D/send.err" 2>/dev/null || true
 		echo "--- recv.err"; cat "$D/recv.err" 2>/dev/null || true
@@ -80,6 +81,15 @@ expect() {
 
 # json FILE KEY: a value of a --json summary
 json() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))[sys.argv[2]]; print("null" if v is None else v)' "$1" "$2"; }
+# json_ms FILE: its "seconds" (the tool's own clock, start to end) in ms
+json_ms() { python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["seconds"] * 1000))' "$1"; }
+
+# A surviving end must give up by itself once its peer is gone: the kill
+# closes the connection, so it normally fails at once, and at the latest its
+# idle timeout (3 s here) ends it. SURVIVOR_MS bounds the time from the kill
+# to its exit generously: it tells "gave up by itself" from "hung until the
+# harness gave up", not how fast a loaded machine schedules it.
+SURVIVOR_MS=$(((3 + 10) * 1000))
 
 # check_ok IN OUT: both ends succeeded, data identical, summaries agree, the
 # engine is the one of this pass, the sender was acknowledged.
@@ -242,7 +252,7 @@ t_insecure_warning() {
 	# itself is refused on the sender's side without --insecure).
 	newdir warn
 	LISTEN_HOST=0.0.0.0 start_recv "$D" "$D/out" --insecure --accept-timeout 1
-	wait_rc "$D/recv.rc" "$RPID" 10 >/dev/null
+	wait_rc "$D/recv.rc" "$RPID" >/dev/null
 	grep -q '^vmstream-recv: WARNING: --insecure' "$D/recv.err" || fail "$(cat "$D/recv.err")"
 }
 
@@ -329,7 +339,7 @@ t_mode_mismatch() {
 	newdir psk-vs-none
 	start_recv "$D" "$D/out" -q --accept-timeout 10
 	send "$D" "$M/small" -q --to "127.0.0.1:$RPORT" --psk-file "$M/psk" --connect-timeout 5
-	rrc=$(wait_rc "$D/recv.rc" "$RPID" 20)
+	rrc=$(wait_rc "$D/recv.rc" "$RPID")
 	echo "sender PSK, receiver none: send=$SRC recv=$rrc"
 	cat "$D/send.err" "$D/recv.err"
 	[ "$SRC" -ne 0 ] && [ "$rrc" -ne 0 ] && [ ! -e "$D/out" ]
@@ -338,7 +348,7 @@ t_mode_mismatch() {
 	newdir none-vs-psk
 	start_recv "$D" "$D/out" -q --psk-file "$M/psk" --accept-timeout 10
 	send "$D" "$M/small" -q --to "127.0.0.1:$RPORT" --connect-timeout 5
-	rrc=$(wait_rc "$D/recv.rc" "$RPID" 20)
+	rrc=$(wait_rc "$D/recv.rc" "$RPID")
 	echo "sender none, receiver PSK: send=$SRC recv=$rrc"
 	cat "$D/send.err" "$D/recv.err"
 	[ "$SRC" -ne 0 ] && [ "$rrc" -ne 0 ] && [ ! -e "$D/out" ]
@@ -347,7 +357,7 @@ t_mode_mismatch() {
 	newdir psk-vs-x509
 	start_recv "$D" "$D/out" -q "${SRV_X509[@]}" --accept-timeout 10
 	send "$D" "$M/small" -q --to "127.0.0.1:$RPORT" --psk-file "$M/psk" --connect-timeout 5
-	rrc=$(wait_rc "$D/recv.rc" "$RPID" 20)
+	rrc=$(wait_rc "$D/recv.rc" "$RPID")
 	echo "sender PSK, receiver X.509: send=$SRC recv=$rrc"
 	cat "$D/send.err" "$D/recv.err"
 	[ "$SRC" -ne 0 ] && [ "$rrc" -ne 0 ] && [ ! -e "$D/out" ]
@@ -358,7 +368,7 @@ t_plaintext_refused() {
 	newdir plain
 	start_recv "$D" "$D/out" -q --psk-file "$M/psk"
 	send "$D" "$M/small" -q --to "127.0.0.1:$RPORT" --psk-file "$M/psk" --encrypt none
-	rrc=$(wait_rc "$D/recv.rc" "$RPID" 20)
+	rrc=$(wait_rc "$D/recv.rc" "$RPID")
 	cat "$D/send.err" "$D/recv.err"
 	[ "$SRC" -ne 0 ] && [ "$rrc" -ne 0 ] && [ ! -e "$D/out" ]
 	# the sender reports the receiver's reason
@@ -380,16 +390,19 @@ t_port_in_use() {
 }
 
 t_unreachable() {
-	local port rc=0 t0 t1
+	local port rc=0 ms
 	newdir unreach
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-	t0=$(date +%s%N)
-	"$SEND" -q --to "127.0.0.1:$port" --psk-file "$M/psk" "$M/small" 2>"$D/err" || rc=$?
-	t1=$(date +%s%N)
+	"$SEND" -q --to "127.0.0.1:$port" --psk-file "$M/psk" --connect-timeout 30 \
+		--json="$D/send.json" "$M/small" 2>"$D/err" || rc=$?
 	cat "$D/err"
 	[ "$rc" -eq 7 ] || fail "expected 7, got $rc"
 	grep -q '^vmstream-send: error: VMS_ENET: ' "$D/err"
-	[ $(((t1 - t0) / 1000000)) -lt 3000 ] || fail "took $(((t1 - t0) / 1000000)) ms"
+	# "Quickly" is what is under test: a refused connection fails at once,
+	# not after the connect timeout. The tool's own clock (no process
+	# start-up, no scheduling of this script) must show well under it.
+	ms=$(json_ms "$D/send.json")
+	[ "$ms" -lt 15000 ] || fail "took $ms ms with --connect-timeout 30"
 	# the same with lanes, and to IPv4 "localhost" by name
 	rc=0
 	"$SEND" -q --to "localhost:$port" --lanes 4 --psk-file "$M/psk" "$M/small" 2>"$D/err" || rc=$?
@@ -404,14 +417,15 @@ t_kill_sender() {
 		2>"$D/send.err" &
 	spid=$!
 	BG+=("$spid")
-	sleep 1.5
+	wait_tmp_data "$D" # mid-stream: the receiver is writing what it got
 	kill -9 "$spid"
 	t0=$(date +%s%N)
-	rrc=$(wait_rc "$D/recv.rc" "$RPID" 15)
+	rrc=$(wait_rc "$D/recv.rc" "$RPID")
 	t1=$(date +%s%N)
 	cat "$D/recv.err"
 	[ "$rrc" -ne 0 ] || fail "receiver succeeded"
-	[ $(((t1 - t0) / 1000000)) -lt 5000 ] || fail "receiver took $(((t1 - t0) / 1000000)) ms"
+	[ $(((t1 - t0) / 1000000)) -lt "$SURVIVOR_MS" ] ||
+		fail "receiver took $(((t1 - t0) / 1000000)) ms"
 	grep -q '^vmstream-recv: error: VMS_E' "$D/recv.err"
 	[ ! -e "$D/out" ]
 	no_leftovers "$D"
@@ -430,15 +444,16 @@ t_kill_receiver() {
 	) &
 	spid=$!
 	BG+=("$spid")
-	sleep 1.5
+	wait_tmp_data "$D" # mid-stream: the receiver is writing what it got
 	# the receiver's own process (the child of the subshell started by start_recv)
 	kill -9 "$(pgrep -P "$RPID" | head -n 1)"
 	t0=$(date +%s%N)
-	src=$(wait_rc "$D/send.rc" "$spid" 15)
+	src=$(wait_rc "$D/send.rc" "$spid")
 	t1=$(date +%s%N)
 	cat "$D/send.err"
 	[ "$src" -eq 7 ] || fail "sender exit $src, expected 7"
-	[ $(((t1 - t0) / 1000000)) -lt 5000 ] || fail "sender took $(((t1 - t0) / 1000000)) ms"
+	[ $(((t1 - t0) / 1000000)) -lt "$SURVIVOR_MS" ] ||
+		fail "sender took $(((t1 - t0) / 1000000)) ms"
 	grep -q '^vmstream-send: error: VMS_E\(NET\|TIMEOUT\)' "$D/send.err"
 }
 
@@ -456,7 +471,7 @@ t_tamper() {
 	ppt=$(wait_port "$D/pport")
 	send "$D" "$M/mixed" -q --to "127.0.0.1:$ppt" --psk-file "$M/psk" --lanes "$lanes" \
 		--encrypt "$enc" --chunk-size 64K --idle-timeout 10
-	rrc=$(wait_rc "$D/recv.rc" "$RPID" 20)
+	rrc=$(wait_rc "$D/recv.rc" "$RPID")
 	echo "proxy: $(cat "$D/proxy.err")"
 	echo "recv ($rrc): $(cat "$D/recv.err")"
 	echo "send ($SRC): $(cat "$D/send.err")"
@@ -503,14 +518,15 @@ t_input_shrinks() {
 	newdir shrink
 	cp "$M/big" "$D/in"
 	start_recv "$D" "$D/out" -q --allow-plaintext --psk-file "$M/psk" --idle-timeout 5
+	# cut the input once it is being sent (the receiver writes what it got)
 	(
-		sleep 1
+		wait_tmp_data "$D"
 		truncate -s 1M "$D/in"
 	) &
 	BG+=("$!")
 	send "$D" "$D/in" -q --to "127.0.0.1:$RPORT" --psk-file "$M/psk" --encrypt none \
 		--rate-limit 8M --idle-timeout 5
-	rrc=$(wait_rc "$D/recv.rc" "$RPID" 20)
+	rrc=$(wait_rc "$D/recv.rc" "$RPID")
 	cat "$D/send.err" "$D/recv.err"
 	[ "$SRC" -eq 3 ] || fail "sender exit $SRC, expected 3"
 	grep -q "^vmstream-send: error: VMS_EIO: input '.*in' shrank" \
@@ -554,12 +570,15 @@ t_rate_limit() {
 	[ "$SRC" -eq 0 ] || fail "sender exit $SRC: $(cat "$D/send.err")"
 	wire=$(json "$D/send.json" bytes_on_wire)
 	want=$((wire * 1000 / 52428800))
-	# The tool's own clock (from its start to the acknowledgement): process
-	# start-up under a loaded CI machine or a sanitizer is not the limiter's.
-	ms=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["seconds"] * 1000))' "$D/send.json")
+	# The rate is what is under test, on the tool's own clock (from its
+	# start to the acknowledgement): process start-up under a loaded CI
+	# machine or a sanitizer is not the limiter's. The limiter must never
+	# beat the limit (-5%); a loaded machine can only make the transfer
+	# slower, so above the limit the bound is wider (+25%).
+	ms=$(json_ms "$D/send.json")
 	echo "rate limit 50M: $wire wire bytes in $ms ms (expected $want ms; wall $(((t1 - t0) / 1000000)) ms)"
-	[ "$ms" -ge $((want * 95 / 100)) ] && [ "$ms" -le $((want * 105 / 100)) ] ||
-		fail "took $ms ms for $wire bytes at 50M, expected $want ms +-5%"
+	[ "$ms" -ge $((want * 95 / 100)) ] && [ "$ms" -le $((want * 125 / 100)) ] ||
+		fail "took $ms ms for $wire bytes at 50M, expected $want ms -5%/+25%"
 }
 
 t_usage() {
@@ -695,7 +714,7 @@ for PASS in ${VMS_E2E_NET_PASSES-posix uring}; do
 	run "tamper: swapped records on one lane of 2 -> VMS_ESEQ" t_tamper swap2 swap 6 2 VMS_ESEQ aes-256-gcm
 	run "tamper: records swapped between lanes -> ${XSWAP_CODE:=VMS_EEPOCH}" t_tamper xswap xswap 6 2 "$XSWAP_CODE" aes-256-gcm
 	run "tamper: records swapped between lanes, plaintext -> $XSWAP_CODE" t_tamper xswap-plain xswap 6 2 "$XSWAP_CODE" none
-	run "--rate-limit 50M for 10 s: +-5%" t_rate_limit
+	run "--rate-limit 50M for 10 s: -5%/+25%" t_rate_limit
 done
 
 echo "e2e_net: $skipped skipped, $(($(date +%s) - T0)) s"

@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
-# Harness shared by the network end-to-end suites (e2e_net.sh, e2e_device.sh):
-# tool lookup, a scratch directory, tests run in watched subshells with their
-# background processes killed at the end, and the waits on port and
-# exit-status files. (Named so that the e2e_*.sh glob of tests/CMakeLists.txt
-# does not take it for a suite.) Source it after setting:
+# Harness shared by the end-to-end suites (e2e_file.sh, e2e_net.sh,
+# e2e_device.sh): tool lookup, a scratch directory, tests run in watched
+# subshells with their background processes killed at the end, and the waits
+# for events (a port file, an exit status, output under way). (Named so that
+# the e2e_*.sh glob of tests/CMakeLists.txt does not take it for a suite.)
+# Source it after setting:
 #   SUITE         the suite's name (messages, scratch directory)
 #   root          the source tree
 #   TEST_TIMEOUT  seconds before a test's watchdog ends it
@@ -17,7 +18,8 @@ find_tool() { # find_tool VAR NAME [optional]
 		printf '%s\n' "${!var}"
 		return
 	fi
-	for dir in "${VMS_TOOLS_DIR:-}" "${VMS_BUILD_DIR:-$root/build}/bin" "$root/build/bin"; do
+	for dir in "${VMS_TOOLS_DIR:-}" "${VMS_BUILD_DIR:-$root/build}/bin" "$root/build/bin" \
+		"$root/build/tools"; do
 		if [ -n "$dir" ] && [ -x "$dir/$name" ]; then
 			printf '%s\n' "$dir/$name"
 			return
@@ -83,7 +85,8 @@ run() {
 	pid=$!
 	CUR_TEST=$pid
 	# The watchdog asks first (the test's traps then kill what it started),
-	# then kills the whole tree.
+	# then kills the whole tree. Its sleeps bound a hang, they wait for
+	# nothing: a test that ends kills its watchdog at once.
 	(
 		sleep "$TEST_TIMEOUT"
 		kill -TERM "$pid" 2>/dev/null || exit 0
@@ -125,30 +128,46 @@ no_leftovers() {
 }
 psk() { (umask 077 && openssl rand -hex 32 >"$1"); }
 
-# wait_port FILE: wait for a port file (max 10 s), print the port.
-wait_port() {
-	for _ in $(seq 200); do
-		if [ -s "$1" ]; then
-			cat "$1"
-			return
-		fi
+# ---- waits --------------------------------------------------------------
+# A test waits for the event it needs, never for a guessed time. The events
+# are files (a port file, an exit-status file, a temporary output growing),
+# which have no notification in a shell: wait_for looks every 50 ms. The
+# bound, E2E_WAIT seconds unless given, only ends a hang.
+E2E_WAIT=${VMS_E2E_WAIT:-30}
+
+# wait_for SECONDS WHAT CMD...: until CMD succeeds; fail "WHAT" after SECONDS.
+wait_for() {
+	local secs=$1 what=$2 end
+	shift 2
+	end=$((SECONDS + secs))
+	until "$@"; do
+		[ "$SECONDS" -le "$end" ] || fail "$what (waited ${secs}s)" || return
 		sleep 0.05
 	done
-	fail "no port in $1"
 }
 
-# wait_rc RCFILE PID SECONDS: wait for a background tool, print its exit
+# wait_port FILE: wait for a port file, print the port. (The tools write it
+# under a temporary name and rename it: a non-empty one is complete.)
+wait_port() {
+	wait_for "$E2E_WAIT" "no port in $1" test -s "$1" && cat "$1"
+}
+
+# wait_rc RCFILE PID [SECONDS]: wait for a background tool, print its exit
 # status. Status files are written under a temporary name and renamed, so a
 # non-empty file is a complete one.
 wait_rc() {
-	local f=$1 pid=$2 secs=$3 _i
-	for _i in $(seq $((secs * 20))); do
-		if [ -s "$f" ]; then
-			wait "$pid" 2>/dev/null || true
-			cat "$f"
-			return
-		fi
-		sleep 0.05
-	done
-	fail "process $pid still running after ${secs}s"
+	local f=$1 pid=$2 secs=${3:-$E2E_WAIT}
+	wait_for "$secs" "process $pid still running" test -s "$f" || return
+	wait "$pid" 2>/dev/null || true
+	cat "$f"
+}
+
+# has_tmp_data DIR: a tool's temporary output file in DIR holds data, i.e.
+# the stream is under way.
+has_tmp_data() {
+	[ -n "$(find "$1" -maxdepth 1 -name '.*.vms-*' -size +0c 2>/dev/null | head -n 1)" ]
+}
+# wait_tmp_data DIR: wait until it does.
+wait_tmp_data() {
+	wait_for "$E2E_WAIT" "no output under way in $1" has_tmp_data "$1"
 }

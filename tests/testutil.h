@@ -9,7 +9,9 @@
  *    every delivered DATA byte per device;
  *  - tu_ed: a small stream editor that splits a stream into records and
  *    re-serialises it, so tests can swap, drop, insert or patch records and
- *    recompute checksums exactly as a forger would.
+ *    recompute checksums exactly as a forger would;
+ *  - tu_wait_*: waits for the event a test needs (an fd ready, a thread
+ *    blocked, the library's threads idle), never for a guessed time.
  *
  * Setup failures (not test failures) abort via tu_die(); a missing kernel
  * feature exits 77 ("skipped").
@@ -26,7 +28,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <poll.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -93,6 +100,183 @@ static inline void tu_fill(void *buf, size_t n, uint64_t seed)
 		x ^= x << 25;
 		x ^= x >> 27;
 		p[i] = (uint8_t)((x * 0x2545f4914f6cdd1dull) >> 56);
+	}
+}
+
+/* ---- readiness -------------------------------------------------------- */
+
+/* Bound of every readiness wait. It only ends a hang: on a loaded machine
+ * the event may come late, but it comes, so nothing depends on the value. */
+#define TU_WAIT_MS 30000
+
+static inline int64_t tu_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* poll() one fd for events: its revents, or 0 if nothing came within
+ * timeout_ms. */
+static inline short tu_wait_fd(int fd, short events, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	int64_t end = tu_now_ms() + timeout_ms;
+
+	for (;;) {
+		int64_t left = end - tu_now_ms();
+		int r = poll(&p, 1, left > 0 ? (int)left : 0);
+
+		if (r > 0)
+			return p.revents;
+		if (r == 0)
+			return 0;
+		if (errno != EINTR)
+			tu_die("poll: %s", strerror(errno));
+	}
+}
+
+/* Thread states come from /proc, which has no notification: the waits
+ * below look every millisecond until what they wait for holds, and hold
+ * still (same context-switch counts) on two looks in a row, so a thread
+ * woken between two reads of /proc is not taken for an idle one. */
+#define TU_THREADS_MAX 256
+
+struct tu_thread {
+	pid_t tid;
+	char state;               /* State: letter of /proc/self/task/TID/status */
+	unsigned long long sw;    /* voluntary + involuntary context switches */
+	long sys;                 /* system call it is blocked in; -1: none,
+				     -2: /proc does not say */
+};
+
+static inline bool tu_thread_read(pid_t tid, struct tu_thread *t)
+{
+	char path[64], line[160];
+	unsigned long long v;
+	FILE *f;
+
+	t->tid = tid;
+	t->state = '?';
+	t->sw = 0;
+	t->sys = -1;
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
+	f = fopen(path, "r");
+	if (!f)
+		return false; /* it exited */
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "State:", 6))
+			sscanf(line + 6, " %c", &t->state);
+		else if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1 ||
+			 sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
+			t->sw += v;
+	}
+	fclose(f);
+	/* "NR args..." while blocked in a system call, else "running" / "-1 ..." */
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	f = fopen(path, "r");
+	if (!f) {
+		t->sys = -2;
+	} else {
+		if (fscanf(f, "%ld", &t->sys) != 1)
+			t->sys = -1;
+		fclose(f);
+	}
+	return true;
+}
+
+static inline bool tu_thread_asleep(const struct tu_thread *t)
+{
+	return t->state == 'S' || t->state == 'D' || t->state == 'I';
+}
+
+/* Every thread of this process but the caller, into t[]; their number. */
+static inline unsigned tu_threads_read(struct tu_thread *t)
+{
+	pid_t self = (pid_t)syscall(SYS_gettid);
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	unsigned n = 0;
+
+	if (!d)
+		tu_die("/proc/self/task: %s", strerror(errno));
+	while ((de = readdir(d)) && n < TU_THREADS_MAX) {
+		pid_t tid = (pid_t)atoi(de->d_name);
+
+		if (tid > 0 && tid != self && tu_thread_read(tid, &t[n]))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static inline void tu_pause_1ms(void)
+{
+	struct timespec ts = { 0, 1000000 }; /* the look interval, see above */
+
+	nanosleep(&ts, NULL);
+}
+
+static inline bool tu_threads_same(const struct tu_thread *a, unsigned na,
+				   const struct tu_thread *b, unsigned nb)
+{
+	if (na != nb)
+		return false;
+	for (unsigned i = 0; i < na; i++)
+		if (a[i].tid != b[i].tid || a[i].sw != b[i].sw)
+			return false;
+	return true;
+}
+
+/* Wait until every other thread of this process (the library's input,
+ * output, worker and device threads) is asleep and stays so: nothing moves
+ * any more without the test doing something (reading a pipe, releasing an
+ * event, writing more). true when reached, false after timeout_ms. */
+static inline bool tu_wait_quiescent(int timeout_ms)
+{
+	struct tu_thread a[TU_THREADS_MAX], b[TU_THREADS_MAX];
+	int64_t end = tu_now_ms() + timeout_ms;
+	unsigned na = 0, nb;
+	bool prev = false;
+
+	for (;;) {
+		bool all = true;
+
+		nb = tu_threads_read(b);
+		for (unsigned i = 0; i < nb; i++)
+			all = all && tu_thread_asleep(&b[i]);
+		if (all && prev && tu_threads_same(a, na, b, nb))
+			return true;
+		prev = all;
+		memcpy(a, b, sizeof(b[0]) * nb);
+		na = nb;
+		if (tu_now_ms() > end)
+			return false;
+		tu_pause_1ms();
+	}
+}
+
+/* Wait until thread tid is blocked in a system call other than a futex
+ * wait (a read, write, poll or io_uring_enter: it waits for an fd) and
+ * stays there. true when reached, false after timeout_ms. */
+static inline bool tu_wait_blocked(pid_t tid, int timeout_ms)
+{
+	int64_t end = tu_now_ms() + timeout_ms;
+	struct tu_thread a = { 0 }, b;
+	bool prev = false;
+
+	for (;;) {
+		bool now = tu_thread_read(tid, &b) && tu_thread_asleep(&b) &&
+			   (b.sys >= 0 || b.sys == -2) && b.sys != SYS_futex;
+
+		if (now && prev && a.sw == b.sw)
+			return true;
+		prev = now;
+		a = b;
+		if (tu_now_ms() > end)
+			return false;
+		tu_pause_1ms();
 	}
 }
 

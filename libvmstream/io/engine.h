@@ -38,6 +38,9 @@ enum vms_engine_kind {
 	VMS_ENGINE_POSIX = 2,
 };
 
+#define VMS_ENGINE_DEPTH_MAX 4096u /* most operations one engine keeps pending */
+#define VMS_ENGINE_IOV_MAX 4       /* most iovecs in one vms_engine_writev() */
+
 struct vms_engine;
 
 struct vms_io_done {
@@ -45,10 +48,11 @@ struct vms_io_done {
 	long res;     /* bytes transferred (writev: all of them), 0 = EOF (recv), or -errno */
 };
 
-/* depth: max operations in flight. arena/arena_len: memory that queued
- * buffers usually live in (registered with io_uring as fixed buffers; may be
- * NULL). Returns 0 or a negative enum vms_err (VMS_EUNSUPPORTED if URING was
- * requested explicitly and is not available), message via vms_fail(). */
+/* depth: max operations in flight (1..VMS_ENGINE_DEPTH_MAX). arena/arena_len:
+ * memory that queued buffers usually live in (registered with io_uring as
+ * fixed buffers; may be NULL). Returns 0 or a negative enum vms_err
+ * (VMS_EUNSUPPORTED if URING was requested explicitly and is not available),
+ * message via vms_fail(). */
 int vms_engine_new(struct vms_engine **out, int kind, unsigned depth, void *arena,
 		   size_t arena_len);
 void vms_engine_free(struct vms_engine *e);
@@ -98,5 +102,35 @@ int vms_engine_write_full(struct vms_engine *e, int fd, const void *buf, size_t 
 
 /* Is io_uring usable here? (cached probe) */
 int vms_engine_uring_available(void);
+/* Why io_uring is unavailable ("" if it is available). */
+const char *vms_engine_uring_reason(void);
+
+/* ---- for tests and bench_engine --------------------------------------- */
+
+/* Debug counters; cumulative over the engine's life. */
+struct vms_engine_stats {
+	uint64_t writes;            /* writev operations queued */
+	uint64_t recvs;             /* recv operations queued */
+	uint64_t fixed_ops;         /* transfers issued with the registered buffer
+				       (READ_FIXED, WRITE_FIXED, SEND_ZC fixed) */
+	uint64_t zc_ops;            /* SEND_ZC issued */
+	uint64_t short_writes;      /* partial writes continued internally */
+	uint64_t eagain;            /* EAGAIN answered by waiting for readiness */
+	uint64_t syscalls_wait;     /* io_uring_enter / poll calls made while waiting */
+	unsigned max_fd_writes;     /* most writes in progress on one fd at once (1) */
+	unsigned max_fds_busy;      /* most fds with a write in progress at once */
+	int fixed_registered;       /* the arena is a registered buffer */
+	int reg_err;                /* -errno of a failed registration (0: none tried
+				       or it worked) */
+	uint64_t requeued;          /* ops the kernel canceled (their thread exited),
+				       submitted again */
+};
+
+/* Copy the counters. 0, or VMS_EINVAL. */
+int vms_engine_stats(const struct vms_engine *e, struct vms_engine_stats *out);
+/* io_uring: send socket writes that lie in the registered arena with
+ * SEND_ZC (zero copy; slower on loopback, may help on real NICs). Returns 0,
+ * or VMS_EUNSUPPORTED (posix engine, or no registered arena). */
+int vms_engine_set_send_zc(struct vms_engine *e, int on);
 
 #endif

@@ -18,7 +18,7 @@
  *   instead of a thread stuck in write(). Without /proc (or if the reopen is
  *   refused) the write is a plain blocking one. If the caller made an fd
  *   non-blocking itself, EAGAIN sends it back to poll() too.
- * - Ordering and short writes as in engine_internal.h: one write in progress
+ * - Ordering and short writes as in queue.h: one write in progress
  *   per fd, the rest of a short write is finished before the next write.
  */
 #define _GNU_SOURCE
@@ -33,7 +33,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
-#include "io/engine_internal.h"
+#include "io/backend.h"
 
 struct posix_engine {
 	struct vms_engine base; /* first: the dispatcher casts */
@@ -81,7 +81,7 @@ static void write_done(struct vms_engine *e, struct vms_fdq *q, struct vms_op *o
 		close(op->alt_fd);
 	op->alt_fd = -1;
 	q->wflight = 0;
-	vms_eng_complete(e, op, res);
+	vms_ioq_complete(e, op, res);
 }
 
 /* Write as much of the head of q as the fd takes. */
@@ -124,7 +124,7 @@ static void attempt_write(struct vms_engine *e, struct vms_fdq *q)
 			write_done(e, q, op, -EIO);
 			return;
 		}
-		vms_eng_advance(op, (size_t)w);
+		vms_ioq_advance(op, (size_t)w);
 		if (op->done == op->total) {
 			write_done(e, q, op, (long)op->total);
 			return;
@@ -150,7 +150,7 @@ static void attempt_recv(struct vms_engine *e, struct vms_fdq *q)
 		e->st.eagain++;
 		return;
 	}
-	vms_eng_complete(e, op, r < 0 ? -errno : (long)r);
+	vms_ioq_complete(e, op, r < 0 ? -errno : (long)r);
 }
 
 /* Can op's write be attempted without blocking? Sockets (MSG_DONTWAIT) and
@@ -201,7 +201,7 @@ static void fail_fd(struct vms_engine *e, struct vms_fdq *q, long res)
 	struct vms_op *r = q->recv;
 
 	if (r)
-		vms_eng_complete(e, r, res);
+		vms_ioq_complete(e, r, res);
 	if (q->whead)
 		write_done(e, q, q->whead, res);
 }
@@ -220,8 +220,8 @@ static int p_cancel(struct vms_engine *e)
 static int p_wait(struct vms_engine *e, struct vms_io_done *done, unsigned max, int timeout_ms)
 {
 	struct posix_engine *p = P(e);
-	int64_t deadline = vms_eng_deadline(timeout_ms);
-	unsigned n = vms_eng_drain(e, done, max);
+	int64_t deadline = vms_ioq_deadline(timeout_ms);
+	unsigned n = vms_ioq_drain(e, done, max);
 	int last = 0;
 
 	while (n == 0 && max > 0 && e->npending > 0) {
@@ -230,7 +230,7 @@ static int p_wait(struct vms_engine *e, struct vms_io_done *done, unsigned max, 
 		int left, busy = 0, ret;
 
 		progress(e);
-		n = vms_eng_drain(e, done, max);
+		n = vms_ioq_drain(e, done, max);
 		if (n || last || e->npending == 0)
 			break;
 		for (q = e->active; q; q = q->next) {
@@ -249,7 +249,7 @@ static int p_wait(struct vms_engine *e, struct vms_io_done *done, unsigned max, 
 		}
 		if (e->nbusy > e->st.max_fds_busy)
 			e->st.max_fds_busy = e->nbusy;
-		left = busy ? 0 : vms_eng_left_ms(deadline);
+		left = busy ? 0 : vms_ioq_left_ms(deadline);
 		if (left == 0 && !busy)
 			last = 1; /* one non-blocking look, then report the timeout */
 		ret = poll(p->pfd, k, left);
@@ -285,11 +285,11 @@ static int p_wait(struct vms_engine *e, struct vms_io_done *done, unsigned max, 
 /* Wait for one fd; 1 ready, 0 timed out, or -errno. */
 static int poll_one(int fd, short ev, int timeout_ms)
 {
-	int64_t deadline = vms_eng_deadline(timeout_ms);
+	int64_t deadline = vms_ioq_deadline(timeout_ms);
 	struct pollfd pfd = { .fd = fd, .events = ev };
 
 	for (;;) {
-		int ret = poll(&pfd, 1, vms_eng_left_ms(deadline));
+		int ret = poll(&pfd, 1, vms_ioq_left_ms(deadline));
 
 		if (ret < 0 && errno == EINTR)
 			continue;
@@ -400,11 +400,11 @@ static void p_destroy(struct vms_engine *e)
 
 	free(p->pfd);
 	free(p->pq);
-	vms_eng_base_free(e);
+	vms_ioq_free(e);
 	free(p);
 }
 
-static const struct vms_engine_ops posix_ops = {
+static const struct vms_backend_ops posix_ops = {
 	.name = "posix",
 	.kind = VMS_ENGINE_POSIX,
 	.destroy = p_destroy,
@@ -423,7 +423,7 @@ int vms_posix_new(struct vms_engine **out, unsigned depth, void *arena, size_t a
 
 	if (!p)
 		return vms_fail(VMS_ENOMEM, "posix engine: no memory");
-	rc = vms_eng_base_init(&p->base, &posix_ops, depth, arena, arena_len);
+	rc = vms_ioq_init(&p->base, &posix_ops, depth, arena, arena_len);
 	if (rc)
 		goto out_free;
 	p->pfd = calloc(depth, sizeof(*p->pfd));
@@ -438,7 +438,7 @@ int vms_posix_new(struct vms_engine **out, unsigned depth, void *arena, size_t a
 out_base:
 	free(p->pfd);
 	free(p->pq);
-	vms_eng_base_free(&p->base);
+	vms_ioq_free(&p->base);
 out_free:
 	free(p);
 	return rc;

@@ -17,7 +17,7 @@
  *   kernel rejects IORING_RECVSEND_FIXED_BUF for plain SEND. They use SEND
  *   (one iovec) or SENDMSG with MSG_NOSIGNAL, or SEND_ZC from the arena when
  *   asked (vms_engine_set_send_zc).
- * - Ordering: one write in flight per fd (see engine_internal.h), no
+ * - Ordering: one write in flight per fd (see queue.h), no
  *   IOSQE_IO_LINK chains: a short write in a chain cancels the rest of it,
  *   so a chain needs the same "resubmit the rest, then the canceled ones"
  *   logic anyway, while writes to several fds in flight already keep the
@@ -39,8 +39,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "base/clock.h"
 #include "base/error.h"
-#include "io/engine_internal.h"
+#include "io/backend.h"
 
 enum {
 	TAG_OP = 0,     /* the transfer itself */
@@ -177,7 +178,7 @@ static void finish(struct uring_engine *u, struct vms_op *op, long res)
 		op->complete = 1;
 		return;
 	}
-	next = vms_eng_complete(&u->base, op, res);
+	next = vms_ioq_complete(&u->base, op, res);
 	if (next && !u->closing)
 		issue(u, next);
 }
@@ -228,7 +229,7 @@ static void issue(struct uring_engine *u, struct vms_op *op)
 		return;
 	op->zc = 0;
 	fixed = u->base.st.fixed_registered && n == 1 &&
-		vms_eng_in_arena(&u->base, v->iov_base, v->iov_len);
+		vms_ioq_in_arena(&u->base, v->iov_base, v->iov_len);
 	switch (op->type) {
 	case VMS_OP_WRITE:
 	case VMS_OP_SYNC_WRITE:
@@ -320,7 +321,7 @@ static void on_result(struct uring_engine *u, struct vms_op *op, int res)
 		finish(u, op, -EIO);
 		return;
 	}
-	vms_eng_advance(op, (size_t)res);
+	vms_ioq_advance(op, (size_t)res);
 	if (op->done == op->total) {
 		finish(u, op, (long)op->total);
 		return;
@@ -401,7 +402,7 @@ static int enter(struct uring_engine *u, int wait, int64_t deadline)
 		struct io_uring_cqe *cqe;
 
 		if (deadline >= 0) {
-			int64_t left = deadline - vms_eng_now_ns();
+			int64_t left = deadline - (int64_t)vms_now_ns();
 
 			if (left < 0)
 				left = 0;
@@ -444,16 +445,16 @@ static void u_start(struct vms_engine *e, struct vms_op *op)
 static int u_wait(struct vms_engine *e, struct vms_io_done *done, unsigned max, int timeout_ms)
 {
 	struct uring_engine *u = U(e);
-	int64_t deadline = vms_eng_deadline(timeout_ms);
-	unsigned n = vms_eng_drain(e, done, max);
+	int64_t deadline = vms_ioq_deadline(timeout_ms);
+	unsigned n = vms_ioq_drain(e, done, max);
 	int ret;
 
 	while (n == 0 && max > 0 && u->inflight > 0) {
 		ret = enter(u, 1, deadline);
 		if (ret < 0 && ret != -ETIME)
 			return engine_err(ret, "wait");
-		n = vms_eng_drain(e, done, max);
-		if (n == 0 && deadline >= 0 && vms_eng_now_ns() >= deadline)
+		n = vms_ioq_drain(e, done, max);
+		if (n == 0 && deadline >= 0 && (int64_t)vms_now_ns() >= deadline)
 			break;
 	}
 	/* Writes unblocked by these completions start now, not at the next
@@ -506,7 +507,7 @@ static void sync_abort(struct uring_engine *u, struct vms_op *op)
  * when complete, -ETIMEDOUT, or a hard -errno. */
 static int sync_wait(struct uring_engine *u, struct vms_op *op, int timeout_ms)
 {
-	int64_t deadline = vms_eng_deadline(timeout_ms);
+	int64_t deadline = vms_ioq_deadline(timeout_ms);
 	size_t seen = op->done;
 
 	for (;;) {
@@ -519,8 +520,8 @@ static int sync_wait(struct uring_engine *u, struct vms_op *op, int timeout_ms)
 			return 0;
 		if (op->done != seen) {
 			seen = op->done;
-			deadline = vms_eng_deadline(timeout_ms);
-		} else if (deadline >= 0 && vms_eng_now_ns() >= deadline) {
+			deadline = vms_ioq_deadline(timeout_ms);
+		} else if (deadline >= 0 && (int64_t)vms_now_ns() >= deadline) {
 			return -ETIMEDOUT;
 		}
 	}
@@ -658,11 +659,11 @@ static void u_destroy(struct vms_engine *e)
 			break;
 	}
 	io_uring_queue_exit(&u->ring);
-	vms_eng_base_free(e);
+	vms_ioq_free(e);
 	free(u);
 }
 
-static const struct vms_engine_ops uring_ops = {
+static const struct vms_backend_ops uring_ops = {
 	.name = "io_uring",
 	.kind = VMS_ENGINE_URING,
 	.destroy = u_destroy,
@@ -682,7 +683,7 @@ int vms_uring_new(struct vms_engine **out, unsigned depth, void *arena, size_t a
 	u = calloc(1, sizeof(*u));
 	if (!u)
 		return vms_fail(VMS_ENOMEM, "io_uring engine: no memory");
-	rc = vms_eng_base_init(&u->base, &uring_ops, depth, arena, arena_len);
+	rc = vms_ioq_init(&u->base, &uring_ops, depth, arena, arena_len);
 	if (rc)
 		goto out_free;
 	/* depth ops + a sync op + cancels, each at most one SQE at a time */
@@ -702,7 +703,7 @@ int vms_uring_new(struct vms_engine **out, unsigned depth, void *arena, size_t a
 	return 0;
 
 out_base:
-	vms_eng_base_free(&u->base);
+	vms_ioq_free(&u->base);
 out_free:
 	free(u);
 	return rc;
