@@ -320,7 +320,8 @@ struct vms_writer_opts {
 	/* CREATOR preamble entry: NULL = "vmstream <version>", "" = none. */
 	const char *creator;
 	/* Compression: NULL or "none"; "zstd" (level 1), "zstd:LEVEL" (LEVEL
-	 * may be negative, see vms_codec_levels()); "auto" (zstd whose level
+	 * may be negative: -7..19, the level_min..level_max of its struct
+	 * vms_stage, vms_stage_find("zstd")); "auto" (zstd whose level
 	 * follows the measured speeds, skipping data that does not compress);
 	 * or "NAME[:LEVEL]" of a codec added with vms_stage_register(). */
 	const char *compress;
@@ -333,7 +334,13 @@ struct vms_writer_opts {
 	uint32_t threads;        /* worker threads; 0 = none (all work on the
 				    calling thread); VMS_THREADS_AUTO = one per
 				    online CPU */
-	uint64_t memory;         /* buffer budget in bytes; 0 = 64 MiB */
+	uint64_t memory;         /* buffer budget in bytes, at most
+				    VMS_MEMORY_MAX; 0 = VMS_MEMORY_DEFAULT, or
+				    what the chunk size and stages need if that
+				    is more (a reader at its default accepts
+				    whatever a writer at its default wrote);
+				    too small a budget is VMS_EINVAL naming the
+				    one needed */
 	uint32_t flags;          /* VMS_WRITER_F_* */
 };
 #define VMS_WRITER_OPTS_INIT                                                  \
@@ -440,7 +447,7 @@ struct vms_reader_opts {
 	uint32_t flags;          /* VMS_READER_F_* */
 	const uint8_t *key;      /* VMS_KEY_LEN bytes for encrypted streams */
 	uint32_t threads;        /* as in struct vms_writer_opts */
-	uint64_t memory;         /* buffer budget; 0 = 64 MiB */
+	uint64_t memory;         /* as in struct vms_writer_opts */
 };
 #define VMS_READER_OPTS_INIT                                                  \
 	{ sizeof(struct vms_reader_opts), 0, NULL, NULL, VMS_LOG_WARN, NULL,   \
@@ -627,7 +634,7 @@ VMS_API const char *vms_reader_peer(const struct vms_reader *r);
 VMS_API const char *vms_writer_peer(const struct vms_writer *w);
 
 /* ------------------------------------------------------------------------ */
-/* Devices: sources and sinks of migration state (VFIO.md).                 */
+/* Devices: sources and sinks of migration state (docs/DESIGN-NOTES.md).    */
 /*
  * Every device follows the kernel's VFIO migration model: a state machine
  * (states below, same numbers as VFIO), opaque bytes read in PRE_COPY and

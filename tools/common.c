@@ -790,12 +790,12 @@ static int shared_opt(struct vms_tool *t, int key, const char *arg)
 			sh->threads = VMS_THREADS_AUTO;
 			return 0;
 		}
-		if (vms_tool_parse_uint(arg, 0, 64, &v, why, sizeof(why)))
-			return vms_tool_usage_error(t, "--threads %s (0..64 or auto)", why);
+		if (vms_tool_parse_uint(arg, 0, VMS_THREADS_MAX, &v, why, sizeof(why)))
+			return vms_tool_usage_error(t, "--threads %s (0..%u or auto)", why, VMS_THREADS_MAX);
 		sh->threads = (uint32_t)v;
 		return 0;
 	case VMS_OPT_MEMORY:
-		if (vms_tool_parse_size(arg, 64u << 10, 1ull << 40, &v, why, sizeof(why)))
+		if (vms_tool_parse_size(arg, 64u << 10, VMS_MEMORY_MAX, &v, why, sizeof(why)))
 			return vms_tool_usage_error(t, "--memory %s", why);
 		sh->memory = v;
 		return 0;
@@ -853,7 +853,7 @@ int vms_tool_parse(struct vms_tool *t, int argc, char **argv, vms_tool_opt_fn fn
 	t->progress = VMS_PROGRESS_AUTO;
 	memset(&t->sh, 0, sizeof(t->sh));
 	t->sh.threads = VMS_THREADS_AUTO;
-	t->sh.memory = VMS_MEMORY_DEFAULT;
+	t->sh.memory = 0; /* the library's default: 64M, or what the chunks and stages need */
 	t->sh.io = VMS_IO_AUTO;
 	t->sh.connect_timeout_ms = 10000;
 	t->sh.idle_timeout_ms = 30000;

@@ -107,7 +107,7 @@ struct vms_tool_opt {
 	  "worker threads, 0..64 or 'auto' (default auto: one per online CPU)" }
 #define VMS_TOOL_OPT_MEMORY                                                   \
 	{ "memory", required_argument, VMS_OPT_MEMORY, "SIZE",                \
-	  "buffer memory budget (default 64M; binary K/M/G)" }
+	  "buffer memory budget (default 64M, or more if the chunk size and stages need it; binary K/M/G)" }
 #define VMS_TOOL_OPT_PSK_FILE                                                 \
 	{ "psk-file", required_argument, VMS_OPT_PSK_FILE, "FILE",            \
 	  "network: authenticate with the TLS 1.3 pre-shared key in FILE (64 hex, mode 0600)" }
@@ -152,7 +152,7 @@ struct vms_tool_opt {
 struct vms_tool_shared {
 	const char *key_file;      /* --key-file (file mode stream key) */
 	uint32_t threads;          /* default VMS_THREADS_AUTO */
-	uint64_t memory;           /* default VMS_MEMORY_DEFAULT */
+	uint64_t memory;           /* 0 = the library's self-sizing default */
 	const char *psk_file;
 	const char *psk_identity;
 	const char *cert, *key, *ca;
