@@ -23,10 +23,35 @@
 #define VMS_TEST_VECTORS_H
 
 #include "../testutil.h"
+#include "stream/internal.h" /* vms_writer_set_epoch_limit */
+#include "refcrypto.h"
 
 /* "vmstream vectors": easy to spot in a hex dump. */
 static const uint8_t tv_stream_id[16] = { 'v', 'm', 's', 't', 'r', 'e', 'a', 'm',
 					   ' ', 'v', 'e', 'c', 't', 'o', 'r', 's' };
+/* The key of the encrypted vectors (IKM, key_source 1): 00 01 02 ... 1f.
+ * vectors.key holds it as a key file (64 hex digits and a newline). */
+static const uint8_t tv_key[32] = {
+	0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
+	0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f,
+};
+/* Their SALT: 40 41 ... 5f ("@ABC...XYZ[\]^_"), readable in a dump. */
+static const uint8_t tv_salt[32] = {
+	0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49, 0x4a, 0x4b, 0x4c, 0x4d, 0x4e, 0x4f,
+	0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5a, 0x5b, 0x5c, 0x5d, 0x5e, 0x5f,
+};
+/* The text-like input of the zstd vectors: 9 lines, 461 bytes. */
+static const char tv_text[] =
+	"vmstream stage vectors: zstd level 1 on text\n"
+	"line 1: the quick brown fox jumps over the lazy dog\n"
+	"line 2: the quick brown fox jumps over the lazy dog\n"
+	"line 3: the quick brown fox jumps over the lazy dog\n"
+	"line 4: the quick brown fox jumps over the lazy dog\n"
+	"line 5: the quick brown fox jumps over the lazy dog\n"
+	"line 6: the quick brown fox jumps over the lazy dog\n"
+	"line 7: the quick brown fox jumps over the lazy dog\n"
+	"line 8: the quick brown fox jumps over the lazy dog\n";
+#define TV_TEXT_LEN (sizeof(tv_text) - 1)
 
 struct tv_vector {
 	const char *name;
@@ -38,6 +63,8 @@ struct tv_vector {
 	 * "SEQ TYPE at=POS fields..." (see tv_format_event). */
 	const char *events;
 	uint8_t *(*build)(size_t *n);
+	bool keyed;          /* the reader is given tv_key (vectors.key) */
+	bool uses_zstd;      /* the writer's bytes depend on the libzstd version */
 };
 
 /* ---- building blocks ----------------------------------------------------- */
@@ -53,7 +80,10 @@ static inline void tv_check(int rc, const char *what)
 		tu_die("%s: %s (%s)", what, vms_errname(rc), vms_last_error());
 }
 
-static inline void tv_open(struct tv_w *t, uint64_t size_hint, const char *creator)
+/* A writer with the vectors' fixed inputs; compress NULL = none; an
+ * encrypted one uses tv_key and tv_salt. */
+static inline void tv_open_with(struct tv_w *t, uint64_t size_hint, const char *creator,
+				const char *compress, uint32_t cipher)
 {
 	struct vms_writer_opts o = VMS_WRITER_OPTS_INIT;
 
@@ -61,8 +91,20 @@ static inline void tv_open(struct tv_w *t, uint64_t size_hint, const char *creat
 	o.stream_id = tv_stream_id;
 	o.creator = creator;
 	o.size_hint = size_hint;
+	o.compress = compress;
+	o.threads = 0;
+	if (cipher) {
+		o.cipher = cipher;
+		o.key = tv_key;
+		o.salt = tv_salt;
+	}
 	t->fd = tu_memfd_new();
 	tv_check(vms_writer_open_fd(&t->w, t->fd, &o), "vms_writer_open_fd");
+}
+
+static inline void tv_open(struct tv_w *t, uint64_t size_hint, const char *creator)
+{
+	tv_open_with(t, size_hint, creator, NULL, VMS_CIPHER_NONE);
 }
 
 static inline uint32_t tv_dev(struct tv_w *t, const char *name, uint32_t kind, uint64_t hint)
@@ -272,6 +314,70 @@ static inline uint8_t *tv_abort(size_t *n)
 	tv_str(&t, d, "hel"); /* pending, dropped by the abort */
 	tv_check(vms_writer_abort(t.w, VMS_EDEVIO, "source device failed"), "abort");
 	return tv_done(&t, n);
+}
+
+/* ---- valid vectors: compressed and encrypted ------------------------------ */
+
+/* Device "text" (tv_text) with compress, cipher as given. */
+static inline uint8_t *tv_text_stream(const char *compress, uint32_t cipher, size_t *n)
+{
+	struct tv_w t;
+	uint32_t d;
+
+	tv_open_with(&t, UINT64_MAX, "", compress, cipher);
+	d = tv_dev(&t, "text", VMS_DEVKIND_BLOB, UINT64_MAX);
+	tv_write(&t, d, tv_text, TV_TEXT_LEN);
+	tv_check(vms_writer_end_device(t.w, d), "end");
+	tv_check(vms_writer_finish(t.w), "finish");
+	return tv_done(&t, n);
+}
+
+/* Device "dev0": 4096 zero bytes (a ZERO record), then "hello"; encrypted.
+ * epoch_limit: 0 = the writer's default. */
+static inline uint8_t *tv_sealed_stream(uint32_t cipher, bool zeros, uint64_t epoch_limit,
+					size_t *n)
+{
+	static const uint8_t zero[4096];
+	struct tv_w t;
+	uint32_t d;
+
+	tv_open_with(&t, UINT64_MAX, "", NULL, cipher);
+	if (epoch_limit)
+		vms_writer_set_epoch_limit(t.w, epoch_limit);
+	d = tv_dev(&t, "dev0", VMS_DEVKIND_BLOB, UINT64_MAX);
+	if (zeros)
+		tv_write(&t, d, zero, sizeof(zero));
+	tv_str(&t, d, "hello");
+	tv_check(vms_writer_end_device(t.w, d), "end");
+	tv_check(vms_writer_finish(t.w), "finish");
+	return tv_done(&t, n);
+}
+
+static inline uint8_t *tv_zstd1_text(size_t *n)
+{
+	return tv_text_stream("zstd:1", VMS_CIPHER_NONE, n);
+}
+
+static inline uint8_t *tv_aes_gcm(size_t *n)
+{
+	return tv_sealed_stream(VMS_CIPHER_AES_256_GCM, true, 0, n);
+}
+
+static inline uint8_t *tv_chacha20_poly1305(size_t *n)
+{
+	return tv_sealed_stream(VMS_CIPHER_CHACHA20_POLY1305, true, 0, n);
+}
+
+static inline uint8_t *tv_zstd1_aes_gcm(size_t *n)
+{
+	return tv_text_stream("zstd:1", VMS_CIPHER_AES_256_GCM, n);
+}
+
+/* The epoch limit lowered to 32 sealed bytes (test hook): every record
+ * after the first starts a new epoch. */
+static inline uint8_t *tv_aes_gcm_epochs(size_t *n)
+{
+	return tv_sealed_stream(VMS_CIPHER_AES_256_GCM, false, 32, n);
 }
 
 /* ---- invalid vectors ----------------------------------------------------- */
@@ -507,14 +613,14 @@ static inline uint8_t *tv_encrypted_nokey(size_t *n)
 
 static const struct tv_vector tv_vectors[] = {
 	{ "empty", "no devices: preamble and EOS only", 0, NULL,
-	  TV_PRE56 "0 EOS at=56 records=0 raw_bytes=0 devices=0\n", tv_empty },
+	  TV_PRE56 "0 EOS at=56 records=0 raw_bytes=0 devices=0\n", tv_empty, false, false },
 	{ "dev_empty", "one device \"dev0\" with 0 bytes", 0, NULL,
 	  TV_PRE56 TV_BEGIN0
 	  "1 DEVICE_END at=134 dev=0 total=0 digest=0x2d06800538d394c2\n"
 	  "2 EOS at=206 records=2 raw_bytes=0 devices=1\n",
-	  tv_dev_empty },
+	  tv_dev_empty, false, false },
 	{ "dev_hello", "one device \"dev0\" with the 5 bytes \"hello\"", 0, NULL,
-	  TV_PRE56 TV_BEGIN0 TV_HELLO_DATA TV_HELLO_END TV_HELLO_EOS, tv_dev_hello },
+	  TV_PRE56 TV_BEGIN0 TV_HELLO_DATA TV_HELLO_END TV_HELLO_EOS, tv_dev_hello, false, false },
 	{ "two_dev_phases",
 	  "devices \"ram\" (VMM, hint 7) and \"nic\" (VFIO) written interleaved across "
 	  "precopy round 1, switchover and stop-copy; \"nic\" ends first",
@@ -532,7 +638,7 @@ static const struct tv_vector tv_vectors[] = {
 	  "9 DATA at=656 dev=0 offset=6 len=1 data=65\n"
 	  "10 DEVICE_END at=713 dev=0 total=7 digest=0x753c851128254c01\n"
 	  "11 EOS at=785 records=11 raw_bytes=15 devices=2\n",
-	  tv_two_dev_phases },
+	  tv_two_dev_phases, false, false },
 	{ "chunk_tail",
 	  "one device of 4097 bytes (byte i = 31*i+7 mod 256): a full 4096-byte chunk and a "
 	  "1-byte tail",
@@ -543,7 +649,7 @@ static const struct tv_vector tv_vectors[] = {
 	  "2 DATA at=4286 dev=0 offset=4096 len=1 data=07\n"
 	  "3 DEVICE_END at=4343 dev=0 total=4097 digest=0xb319759b4671c221\n"
 	  "4 EOS at=4415 records=4 raw_bytes=4097 devices=1\n",
-	  tv_chunk_tail },
+	  tv_chunk_tail, false, false },
 	{ "params",
 	  "dev_hello with SIZE_HINT 5 and CREATOR \"vmstream-test-vectors\" preamble "
 	  "parameters",
@@ -553,7 +659,7 @@ static const struct tv_vector tv_vectors[] = {
 	  "1 DATA at=171 dev=0 offset=0 len=5 data=68656c6c6f\n"
 	  "2 DEVICE_END at=232 dev=0 total=5 digest=0x9555e8555c62dcfd\n"
 	  "3 EOS at=304 records=3 raw_bytes=5 devices=1\n",
-	  tv_params },
+	  tv_params, false, false },
 	{ "unknown_ignorable",
 	  "dev_hello plus an unknown ignorable parameter (type 0x8123, \"future\") and an "
 	  "unknown ignorable record (type 0x90, payload \"skip me\", seq 1) that the reader "
@@ -564,12 +670,12 @@ static const struct tv_vector tv_vectors[] = {
 	  "2 DATA at=207 dev=0 offset=0 len=5 data=68656c6c6f\n"
 	  "3 DEVICE_END at=268 dev=0 total=5 digest=0x9555e8555c62dcfd\n"
 	  "4 EOS at=340 records=4 raw_bytes=5 devices=1\n",
-	  tv_unknown_ignorable },
+	  tv_unknown_ignorable, false, false },
 	{ "minor_version", "dev_hello with version_minor 7: a 1.0 reader accepts any 1.x", 0,
 	  NULL,
 	  "preamble len=56 version=1.7 chunk_cap=4096 lanes=1 cipher=0 size_hint=none\n"
 	  TV_BEGIN0 TV_HELLO_DATA TV_HELLO_END TV_HELLO_EOS,
-	  tv_minor_version },
+	  tv_minor_version, false, false },
 	{ "zero_record",
 	  "one device: 4096 zero bytes as a ZERO record (no payload, payload_sum 0), then "
 	  "DATA \"tail\"; the digest covers the zeros",
@@ -579,84 +685,151 @@ static const struct tv_vector tv_vectors[] = {
 	  "2 DATA at=190 dev=0 offset=4096 len=4 data=7461696c\n"
 	  "3 DEVICE_END at=250 dev=0 total=4100 digest=0xb0957cc30c89bde3\n"
 	  "4 EOS at=322 records=4 raw_bytes=4100 devices=1\n",
-	  tv_zero_record },
+	  tv_zero_record, false, false },
+	{ "zstd1_text",
+	  "device \"text\" (the 461-byte text below) compressed with zstd level 1 "
+	  "(`compress = zstd:1`), not encrypted: one DATA record with codec 1, a single zstd "
+	  "frame of 122 bytes that decodes to raw_len 461",
+	  0, NULL,
+	  "preamble len=65 version=1.0 chunk_cap=4096 lanes=1 cipher=0 size_hint=none "
+	  "codecs=1:zstd\n"
+	  "0 DEVICE_BEGIN at=65 dev=0 kind=0 size_hint=unknown name=\"text\"\n"
+	  "1 DATA at=143 dev=0 offset=0 len=461 codec=1 wire_len=122 xxh3=0x94521885ed135bcf\n"
+	  "2 DEVICE_END at=321 dev=0 total=461 digest=0x94521885ed135bcf\n"
+	  "3 EOS at=393 records=3 raw_bytes=461 devices=1\n",
+	  tv_zstd1_text, false, true },
+	{ "aes_gcm",
+	  "AES-256-GCM with the key and salt below: device \"dev0\" with 4096 zero bytes (an "
+	  "encrypted ZERO record: no body, only the sealed sum) then \"hello\"",
+	  0, NULL,
+	  "preamble len=92 version=1.0 chunk_cap=4096 lanes=1 cipher=1 key_source=1 "
+	  "size_hint=none\n"
+	  "0 DEVICE_BEGIN at=92 epoch=0 dev=0 kind=0 size_hint=unknown name=\"dev0\"\n"
+	  "1 ZERO at=194 epoch=0 dev=0 offset=0 len=4096 wire_len=24\n"
+	  "2 DATA at=274 epoch=0 dev=0 offset=4096 len=5 codec=0 wire_len=29 data=68656c6c6f\n"
+	  "3 DEVICE_END at=359 epoch=0 dev=0 total=4101 digest=0xd6682bfc77aecd1a\n"
+	  "4 EOS at=455 epoch=0 records=4 raw_bytes=4101 devices=1\n",
+	  tv_aes_gcm, true, false },
+	{ "chacha20_poly1305", "ChaCha20-Poly1305: the same input, key and salt as aes_gcm", 0,
+	  NULL,
+	  "preamble len=92 version=1.0 chunk_cap=4096 lanes=1 cipher=2 key_source=1 "
+	  "size_hint=none\n"
+	  "0 DEVICE_BEGIN at=92 epoch=0 dev=0 kind=0 size_hint=unknown name=\"dev0\"\n"
+	  "1 ZERO at=194 epoch=0 dev=0 offset=0 len=4096 wire_len=24\n"
+	  "2 DATA at=274 epoch=0 dev=0 offset=4096 len=5 codec=0 wire_len=29 data=68656c6c6f\n"
+	  "3 DEVICE_END at=359 epoch=0 dev=0 total=4101 digest=0xd6682bfc77aecd1a\n"
+	  "4 EOS at=455 epoch=0 records=4 raw_bytes=4101 devices=1\n",
+	  tv_chacha20_poly1305, true, false },
+	{ "zstd1_aes_gcm",
+	  "zstd level 1, then AES-256-GCM, on the input of zstd1_text: the sealed body is the "
+	  "zstd frame",
+	  0, NULL,
+	  "preamble len=101 version=1.0 chunk_cap=4096 lanes=1 cipher=1 key_source=1 "
+	  "size_hint=none codecs=1:zstd\n"
+	  "0 DEVICE_BEGIN at=101 epoch=0 dev=0 kind=0 size_hint=unknown name=\"text\"\n"
+	  "1 DATA at=203 epoch=0 dev=0 offset=0 len=461 codec=1 wire_len=146 "
+	  "xxh3=0x94521885ed135bcf\n"
+	  "2 DEVICE_END at=405 epoch=0 dev=0 total=461 digest=0x94521885ed135bcf\n"
+	  "3 EOS at=501 epoch=0 records=3 raw_bytes=461 devices=1\n",
+	  tv_zstd1_aes_gcm, true, true },
+	{ "aes_gcm_epochs",
+	  "AES-256-GCM with the writer's epoch limit lowered to 32 sealed bytes (test hook "
+	  "vms_writer_set_epoch_limit), so the records use epochs 0, 1, 2, 3 (keys of lane 0, "
+	  "epochs 0 to 3): device \"dev0\" with \"hello\"",
+	  0, NULL,
+	  "preamble len=92 version=1.0 chunk_cap=4096 lanes=1 cipher=1 key_source=1 "
+	  "size_hint=none\n"
+	  "0 DEVICE_BEGIN at=92 epoch=0 dev=0 kind=0 size_hint=unknown name=\"dev0\"\n"
+	  "1 DATA at=194 epoch=1 dev=0 offset=0 len=5 codec=0 wire_len=29 data=68656c6c6f\n"
+	  "2 DEVICE_END at=279 epoch=2 dev=0 total=5 digest=0x9555e8555c62dcfd\n"
+	  "3 EOS at=375 epoch=3 records=3 raw_bytes=5 devices=1\n",
+	  tv_aes_gcm_epochs, true, false },
 	{ "abort",
 	  "one device begun, then ABORT (code VMS_EDEVIO = -24, \"source device failed\"); "
 	  "the reader reports the ABORT event, then fails",
 	  VMS_EPEERABORT, "source device failed",
 	  TV_PRE56 TV_BEGIN0 "1 ABORT at=134 code=-24 text=\"source device failed\"\n",
-	  tv_abort },
+	  tv_abort, false, false },
 
 	{ "bad_magic", "dev_hello with magic byte 0 = 0x89 (preamble_sum recomputed)",
-	  VMS_EMAGIC, "preamble at byte 0", "", tv_bad_magic },
+	  VMS_EMAGIC, "preamble at byte 0", "", tv_bad_magic, false, false },
 	{ "version_2", "dev_hello with version_major 2", VMS_EVERSION, "preamble at byte 0", "",
-	  tv_version_2 },
+	  tv_version_2, false, false },
 	{ "reserved_flag", "dev_hello with preamble flags bit 1 set", VMS_EFLAGS,
-	  "preamble at byte 0", "", tv_reserved_flag },
+	  "preamble at byte 0", "", tv_reserved_flag, false, false },
 	{ "reserved_field", "dev_hello with the preamble's reserved u32 = 1", VMS_ERESERVED,
-	  "preamble at byte 0", "", tv_reserved_field },
+	  "preamble at byte 0", "", tv_reserved_field, false, false },
 	{ "chunk_cap_32m", "empty with chunk_cap 32 MiB (above the 16 MiB limit)", VMS_ELENGTH,
-	  "preamble at byte 0", "", tv_chunk_cap_32m },
+	  "preamble at byte 0", "", tv_chunk_cap_32m, false, false },
 	{ "unknown_codec_name",
 	  "dev_hello whose preamble declares codec 64 \"x-no-such-codec\" (never implemented)",
-	  VMS_ECODEC, NULL, "", tv_unknown_codec_name },
+	  VMS_ECODEC, NULL, "", tv_unknown_codec_name, false, false },
 	{ "dup_param", "params with a second SIZE_HINT entry", VMS_EPREAMBLE,
-	  "preamble at byte 0", "", tv_dup_param },
+	  "preamble at byte 0", "", tv_dup_param, false, false },
 	{ "encrypted_nokey",
 	  "encrypted preamble (AES-256-GCM, key file, salt 32 x 0x5a) and an encrypted EOS; "
 	  "read without a key",
-	  VMS_EKEY, "preamble at byte 0", "", tv_encrypted_nokey },
+	  VMS_EKEY, "preamble at byte 0", "", tv_encrypted_nokey, false, false },
 	{ "trailing_byte", "dev_hello followed by one 0x00 byte", VMS_ETRAILING,
-	  "at byte 347", TV_PRE56 TV_BEGIN0 TV_HELLO_DATA TV_HELLO_END, tv_trailing_byte },
+	  "at byte 347", TV_PRE56 TV_BEGIN0 TV_HELLO_DATA TV_HELLO_END, tv_trailing_byte, false,
+	  false },
 	{ "missing_eos", "dev_hello without its EOS record", VMS_ETRUNCATED,
 	  "record 3 at byte 267", TV_PRE56 TV_BEGIN0 TV_HELLO_DATA TV_HELLO_END,
-	  tv_missing_eos },
+	  tv_missing_eos, false, false },
 	{ "truncated_payload", "dev_hello cut after 2 bytes of the DATA payload",
-	  VMS_ETRUNCATED, "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_truncated_payload },
+	  VMS_ETRUNCATED, "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_truncated_payload, false,
+	  false },
 	{ "seq_gap", "dev_hello with the DATA record's seq 2 instead of 1", VMS_ESEQ,
-	  "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_seq_gap },
+	  "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_seq_gap, false, false },
 	{ "offset_gap",
 	  "\"hello\", PHASE, \"world\" on one device; the second DATA says offset 6, not 5",
 	  VMS_EOFFSET, "record 3 at byte 259",
 	  TV_PRE56 TV_BEGIN0 TV_HELLO_DATA "2 PHASE at=195 phase=1 round=1\n",
-	  tv_offset_gap },
+	  tv_offset_gap, false, false },
 	{ "digest_mismatch", "dev_hello with one bit of the DEVICE_END digest flipped",
 	  VMS_EDIGEST, "record 2 at byte 195", TV_PRE56 TV_BEGIN0 TV_HELLO_DATA,
-	  tv_digest_mismatch },
+	  tv_digest_mismatch, false, false },
 	{ "eos_totals", "dev_hello whose EOS says raw_bytes 6", VMS_EEOS,
 	  "record 3 at byte 267", TV_PRE56 TV_BEGIN0 TV_HELLO_DATA TV_HELLO_END,
-	  tv_eos_totals },
+	  tv_eos_totals, false, false },
 	{ "unknown_critical_type",
 	  "dev_hello with a record of unknown critical type 0x08 as seq 1", VMS_ERECTYPE,
-	  "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_unknown_critical_type },
+	  "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_unknown_critical_type, false, false },
 	{ "undeclared_codec",
 	  "dev_hello whose DATA record says codec 64 (not declared), body 3 < raw_len 5",
-	  VMS_ECODEC, "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_undeclared_codec },
+	  VMS_ECODEC, "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_undeclared_codec, false,
+	  false },
 	{ "record_flag", "dev_hello with DATA record flags bit 1 set", VMS_EFLAGS,
-	  "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_record_flag },
+	  "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_record_flag, false, false },
 	{ "hdr_sum", "dev_hello with one bit of the DATA header's offset flipped",
-	  VMS_EHDRSUM, "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_hdr_sum },
+	  VMS_EHDRSUM, "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_hdr_sum, false, false },
 	{ "payload_sum", "dev_hello whose DATA payload reads \"hellp\"", VMS_EPAYLOADSUM,
-	  "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_payload_sum },
+	  "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_payload_sum, false, false },
 	{ "device_not_begun", "dev_hello whose DATA record names device 1", VMS_EDEVICE,
-	  "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_device_not_begun },
+	  "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_device_not_begun, false, false },
 };
 
 #define TV_COUNT (sizeof(tv_vectors) / sizeof(tv_vectors[0]))
 
 /* ---- formatting an event the way `events` lists it ----------------------- */
 
+/* key_source is shown for encrypted streams, codecs when some are declared. */
 static inline void tv_format_info(char *out, size_t cap, const struct vms_stream_info *i)
 {
-	char hint[32];
+	char hint[32], ks[32] = "", codecs[200] = "";
 
 	if (i->size_hint == UINT64_MAX)
 		snprintf(hint, sizeof(hint), "none");
 	else
 		snprintf(hint, sizeof(hint), "%llu", (unsigned long long)i->size_hint);
-	snprintf(out, cap, "preamble len=%u version=%u.%u chunk_cap=%u lanes=%u cipher=%u size_hint=%s\n",
+	if (i->cipher)
+		snprintf(ks, sizeof(ks), " key_source=%u", i->key_source);
+	if (i->codecs && *i->codecs)
+		snprintf(codecs, sizeof(codecs), " codecs=%s", i->codecs);
+	snprintf(out, cap,
+		 "preamble len=%u version=%u.%u chunk_cap=%u lanes=%u cipher=%u%s size_hint=%s%s\n",
 		 i->preamble_len, i->version_major, i->version_minor, i->chunk_cap, i->lanes,
-		 i->cipher, hint);
+		 i->cipher, ks, hint, codecs);
 }
 
 /* data_hex: the delivered bytes if at most 16 (else NULL: xxh3 is shown). */
@@ -667,12 +840,15 @@ static inline void tv_format_event(char *out, size_t cap, const struct tu_ev *e,
 	int k = snprintf(out, cap, "%llu %s at=%llu", (unsigned long long)e->seq,
 			 name ? name : "?", (unsigned long long)e->stream_pos);
 	size_t n = k > 0 ? (size_t)k : 0;
+	bool sealed = (e->flags & VMS_RFLAG_ENCRYPTED) != 0;
 
 #define TV_ADD(...)                                                                      \
 	do {                                                                             \
 		int m_ = snprintf(out + n, n < cap ? cap - n : 0, __VA_ARGS__);          \
 		n += m_ > 0 ? (size_t)m_ : 0;                                            \
 	} while (0)
+	if (sealed)
+		TV_ADD(" epoch=%u", e->epoch);
 	switch (e->type) {
 	case VMS_REC_DEVICE_BEGIN:
 		if (e->b == UINT64_MAX)
@@ -685,6 +861,8 @@ static inline void tv_format_event(char *out, size_t cap, const struct tu_ev *e,
 	case VMS_REC_DATA:
 		TV_ADD(" dev=%u offset=%llu len=%u", e->device, (unsigned long long)e->offset,
 		       e->raw_len);
+		if (e->codec || sealed)
+			TV_ADD(" codec=%u wire_len=%u", e->codec, e->wire_len);
 		if (data && e->data_len <= 16) {
 			TV_ADD(" data=");
 			for (size_t i = 0; i < e->data_len; i++)
@@ -696,6 +874,8 @@ static inline void tv_format_event(char *out, size_t cap, const struct tu_ev *e,
 	case VMS_REC_ZERO:
 		TV_ADD(" dev=%u offset=%llu len=%u", e->device, (unsigned long long)e->offset,
 		       e->raw_len);
+		if (sealed)
+			TV_ADD(" wire_len=%u", e->wire_len);
 		break;
 	case VMS_REC_PHASE:
 		TV_ADD(" phase=%llu round=%llu", (unsigned long long)e->a, (unsigned long long)e->b);
