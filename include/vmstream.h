@@ -46,7 +46,9 @@ extern "C" {
 VMS_API const char *vms_version_string(void);
 
 /* ------------------------------------------------------------------------ */
-/* Errors. Values are part of the ABI and are never renumbered.             */
+/* Errors. Values are part of the ABI and are never renumbered. They are   */
+/* wire values too (ABORT, REPLY, acknowledgement): FORMAT.md section 10   */
+/* lists them, and a test keeps the two tables equal.                      */
 
 enum vms_err {
 	VMS_OK = 0,

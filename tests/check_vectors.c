@@ -475,6 +475,49 @@ START_TEST(xxh3_examples)
 }
 END_TEST
 
+/* FORMAT.md section 10 lists every enum vms_err with its number (they are
+ * wire values), exactly the library's table, in order. */
+START_TEST(format_md_error_table)
+{
+	char name[PATH_MAX + 32];
+	char *txt, *p, *save = NULL;
+	int want = 0;
+	size_t n;
+	FILE *f;
+	struct tu_bytes b = { 0 };
+	uint8_t buf[4096];
+
+	snprintf(name, sizeof(name), "%s/../../FORMAT.md", vdir);
+	f = fopen(name, "rb");
+	ck_assert_msg(f != NULL, "%s: %s", name, strerror(errno));
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		tu_bytes_add(&b, buf, n);
+	fclose(f);
+	tu_bytes_add(&b, "", 1);
+	txt = (char *)b.p;
+	p = strstr(txt, "\n## 10. Error codes\n");
+	ck_assert_msg(p != NULL, "FORMAT.md has no section \"10. Error codes\"");
+	for (char *line = strtok_r(p, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char ename[64];
+		int value;
+
+		if (strncmp(line, "## ", 3) == 0 && strncmp(line, "## 10.", 6) != 0)
+			break; /* next section */
+		if (sscanf(line, "| %d | `%63[A-Z_0-9]` |", &value, ename) != 2)
+			continue;
+		ck_assert_msg(value == want, "FORMAT.md lists %d where %d is next", value, want);
+		ck_assert_msg(vms_errname(value) != NULL, "FORMAT.md lists %d, unknown to the library",
+			      value);
+		ck_assert_str_eq(ename, vms_errname(value));
+		want--;
+	}
+	ck_assert_msg(vms_errname(want) == NULL, "FORMAT.md section 10 lacks %d (%s)", want,
+		      vms_errname(want));
+	ck_assert_int_lt(want, -30);
+	tu_bytes_free(&b);
+}
+END_TEST
+
 static Suite *vectors_suite(void)
 {
 	Suite *s = suite_create("vectors");
@@ -492,6 +535,7 @@ static Suite *vectors_suite(void)
 	tcase_add_loop_test(tc, reference_decode, 0, (int)TV_COUNT);
 	tcase_add_loop_test(tc, valid_headers_only, 0, (int)TV_COUNT);
 	tcase_add_test(tc, xxh3_examples);
+	tcase_add_test(tc, format_md_error_table);
 	suite_add_tcase(s, tc);
 	return s;
 }
