@@ -762,6 +762,13 @@ START_TEST(test_reader_key_mismatch)
 		ck_assert_uint_eq(r.nev, 0);
 		tu_run_free(&r);
 	}
+	/* a key given for a plaintext stream is refused in headers-only mode
+	 * too (FORMAT.md preamble rule 21 needs no payload) */
+	ck_assert_int_eq(read_with(plain, np, K1, 0, VMS_READER_F_HEADERS_ONLY, &r), VMS_EKEY);
+	ck_assert_int_eq(r.open_err, VMS_EKEY);
+	ck_assert_uint_eq(r.nev, 0);
+	ck_assert_msg(strncmp(r.msg, "preamble at byte 0: ", 20) == 0, "%s", r.msg);
+	tu_run_free(&r);
 	/* headers-only needs no key and delivers no payload */
 	ck_assert_int_eq(read_with(enc, ne, NULL, 0, VMS_READER_F_HEADERS_ONLY, &r), 0);
 	ck_assert_uint_eq(r.nev, 9);

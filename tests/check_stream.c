@@ -653,11 +653,50 @@ START_TEST(reader_max_chunk)
 	ro.max_chunk = 65535;
 	ck_assert_int_eq(vms_reader_open_fd(&rd, fd, &ro), VMS_ELENGTH);
 	ck_assert_ptr_null(rd);
-	ck_assert_ptr_nonnull(strstr(vms_last_error(), "preamble"));
+	/* FORMAT.md preamble rule 11, located like every preamble refusal */
+	ck_assert_msg(strncmp(vms_last_error(), "preamble at byte 0: ", 20) == 0, "%s",
+		      vms_last_error());
 	tu_memfd_set(fd, t.out, t.n);
 	ro.max_chunk = 65536;
 	ck_assert_int_eq(vms_reader_open_fd(&rd, fd, &ro), 0);
 	vms_reader_free(rd);
+	close(fd);
+	wr_free(&t);
+}
+END_TEST
+
+/* A chunk cap the reader's memory budget cannot buffer (with its threads) is
+ * a chunk cap it does not accept: VMS_ELENGTH at the preamble (FORMAT.md
+ * preamble rule 22), like max_chunk, not an option error. */
+START_TEST(reader_budget_chunk_cap)
+{
+	struct vms_reader_opts ro = VMS_READER_OPTS_INIT;
+	struct vms_reader *rd = (struct vms_reader *)&ro;
+	struct tu_run r;
+	struct wr t;
+	uint32_t d;
+	int fd;
+
+	wr_open(&t, 1u << 20);
+	d = wr_dev(&t, "d");
+	ck_assert_int_eq(vms_writer_write(t.w, d, "hello", 5), 0);
+	ck_assert_int_eq(vms_writer_end_device(t.w, d), 0);
+	ck_assert_int_eq(vms_writer_finish(t.w), 0);
+	wr_close(&t);
+	fd = tu_memfd_new();
+	tu_memfd_set(fd, t.out, t.n);
+	ro.memory = 2u << 20; /* one 1 MiB slot; two threads need three */
+	ro.threads = 2;
+	ck_assert_int_eq(vms_reader_open_fd(&rd, fd, &ro), VMS_ELENGTH);
+	ck_assert_ptr_null(rd);
+	ck_assert_msg(strncmp(vms_last_error(), "preamble at byte 0: chunk_cap 1048576 ", 38) == 0,
+		      "%s", vms_last_error());
+	/* the same budget without threads fits, and reads it all */
+	ro.threads = 0;
+	tu_memfd_set(fd, t.out, t.n);
+	ck_assert_int_eq(tu_run_fd(fd, &ro, &r), 0);
+	ck_assert_uint_eq(r.dev[0].n, 5);
+	tu_run_free(&r);
 	close(fd);
 	wr_free(&t);
 }
@@ -1338,6 +1377,7 @@ static Suite *stream_suite(void)
 	tcase_add_test(tc, misuse_codes);
 	tcase_add_test(tc, bad_options);
 	tcase_add_test(tc, reader_max_chunk);
+	tcase_add_test(tc, reader_budget_chunk_cap);
 	tcase_add_test(tc, reader_end_is_sticky);
 	tcase_add_test(tc, reader_info_and_hint);
 	suite_add_tcase(s, tc);

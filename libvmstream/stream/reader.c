@@ -785,6 +785,10 @@ static int read_preamble(struct vms_reader *r, const uint8_t *key)
 		if (st->id < 64 && st->id != c->id)
 			return vms_fail(VMS_ECODEC, "preamble at byte 0: codec \"%s\" must have id %u, not %u",
 					c->name, st->id, c->id);
+		/* FORMAT.md 2.1: ids below 64 belong to codecs FORMAT.md defines */
+		if (st->id >= 64 && c->id < 64)
+			return vms_fail(VMS_ECODEC, "preamble at byte 0: private codec \"%s\" declared "
+						    "with id %u, reserved for FORMAT.md codecs", c->name, c->id);
 		r->codecs[i] = st;
 		snprintf(r->codec_list + strlen(r->codec_list),
 			 sizeof(r->codec_list) - strlen(r->codec_list), "%s%u:%s", i ? "," : "", c->id,
@@ -794,14 +798,17 @@ static int read_preamble(struct vms_reader *r, const uint8_t *key)
 	if (r->pre.lanes != r->t.nlanes)
 		return vms_fail(VMS_EPREAMBLE, "preamble at byte 0: stream has %u lanes, the session %u",
 				r->pre.lanes, r->t.nlanes);
-	if (r->headers_only)
-		return 0;
+	/* FORMAT.md preamble rule 21: a caller who gives a key expects secrecy
+	 * and authenticity; a plaintext stream (perhaps one whose encryption
+	 * was stripped, checksums recomputed) must not read as verified. */
 	if (r->pre.cipher == VMS_CIPHER_NONE) {
 		if (key || (r->t.keyed && !r->t.allow_plaintext))
 			return vms_fail(VMS_EKEY, "preamble at byte 0: stream is not encrypted but a key "
 						  "was expected (refusing unauthenticated data)");
 		return 0;
 	}
+	if (r->headers_only)
+		return 0;
 	if (r->pre.key_source != (r->t.session ? VMS_KEYSRC_SESSION : VMS_KEYSRC_FILE))
 		return vms_fail(VMS_EKEY, "preamble at byte 0: stream keys come from a %s",
 				r->pre.key_source == VMS_KEYSRC_SESSION ? "network session" : "key file");
@@ -836,11 +843,15 @@ static int setup_pipeline(struct vms_reader *r)
 		r->nthreads = 0;
 	/* producer fills one, workers hold one each, the caller holds one. */
 	want = r->nthreads ? 2 * r->nthreads + 3 : 1;
-	fit = (unsigned)(budget / slot > 1024 ? 1024 : budget / slot);
+	fit = (unsigned)(budget / slot > VMS_MEMORY_SLOTS_MAX ? VMS_MEMORY_SLOTS_MAX : budget / slot);
+	/* FORMAT.md preamble rule 22: the stream's chunk cap is more than this
+	 * reader accepts, as for max_chunk (rule 11). */
 	if (fit < (r->nthreads ? 3u : 1u))
-		return vms_fail(VMS_EINVAL,
-				"memory budget %llu bytes is too small for %u-byte chunks (need %zu)",
-				(unsigned long long)budget, r->pre.chunk_cap, slot * (r->nthreads ? 3 : 1));
+		return vms_fail(VMS_ELENGTH,
+				"preamble at byte 0: chunk_cap %u needs %zu bytes of buffers with %u "
+				"threads, above this reader's memory budget of %llu bytes",
+				r->pre.chunk_cap, slot * (r->nthreads ? 3 : 1), r->nthreads,
+				(unsigned long long)budget);
 	r->nslots = want < fit ? want : fit;
 	r->arena_len = slot * r->nslots;
 	r->arena = vms_alloc_prefault(r->arena_len);

@@ -603,6 +603,134 @@ static inline uint8_t *tv_encrypted_nokey(size_t *n)
 	return tv_edited(&e, n);
 }
 
+/* ---- invalid vectors: the order of the preamble rules -------------------- */
+
+/* dev_hello with preamble parameter entries appended (checksum recomputed). */
+static inline void tv_hello_ed(struct tu_ed *e)
+{
+	tv_edit(e, tv_dev_hello);
+}
+
+/* Undefined flag bit 1 and the reserved u32 = 1: rule 8 (flags) first. */
+static inline uint8_t *tv_flags_and_reserved(size_t *n)
+{
+	struct tu_ed e;
+
+	tv_hello_ed(&e);
+	vms_put_u32(e.pre + 32, 2);
+	vms_put_u32(e.pre + 44, 1);
+	tu_pre_fix(e.pre, e.pre_len);
+	return tv_edited(&e, n);
+}
+
+/* chunk_cap 32 MiB and cipher 3: rule 10 (chunk_cap) before 12 (cipher). */
+static inline uint8_t *tv_chunk_cap_and_cipher(size_t *n)
+{
+	struct tu_ed e;
+
+	tv_hello_ed(&e);
+	vms_put_u32(e.pre + 36, 32u << 20);
+	e.pre[40] = 3;
+	tu_pre_fix(e.pre, e.pre_len);
+	return tv_edited(&e, n);
+}
+
+/* "zstd" declared with id 2: its id is 1 (FORMAT.md 2.1). */
+static inline uint8_t *tv_zstd_id_2(size_t *n)
+{
+	struct tu_ed e;
+
+	tv_hello_ed(&e);
+	tu_ed_add_param(&e, 0x0001, "\x02zstd", 5);
+	return tv_edited(&e, n);
+}
+
+/* lanes 2 in a file: a file is one lane. */
+static inline uint8_t *tv_lanes_2_file(size_t *n)
+{
+	struct tu_ed e;
+
+	tv_hello_ed(&e);
+	vms_put_u16(e.pre + 42, 2);
+	tu_pre_fix(e.pre, e.pre_len);
+	return tv_edited(&e, n);
+}
+
+/* SIZE_HINT (known, ignorable) with a 4-byte value. */
+static inline uint8_t *tv_size_hint_len(size_t *n)
+{
+	struct tu_ed e;
+
+	tv_hello_ed(&e);
+	tu_ed_add_param(&e, 0x8001, "\x05\0\0\0", 4);
+	return tv_edited(&e, n);
+}
+
+/* The unknown ignorable type 0x8123 twice. */
+static inline uint8_t *tv_dup_ignorable_param(size_t *n)
+{
+	struct tu_ed e;
+
+	tv_hello_ed(&e);
+	tu_ed_add_param(&e, 0x8123, "one", 3);
+	tu_ed_add_param(&e, 0x8123, "two", 3);
+	return tv_edited(&e, n);
+}
+
+/* 17 CODEC entries (ids 64..80, names x-codec-00..16): at most 16. The
+ * names are unknown too, but all entries are checked before any name. */
+static inline uint8_t *tv_too_many_codecs(size_t *n)
+{
+	struct tu_ed e;
+
+	tv_hello_ed(&e);
+	for (int i = 0; i < 17; i++) {
+		char v[16];
+
+		v[0] = (char)(64 + i);
+		snprintf(v + 1, sizeof(v) - 1, "x-codec-%02d", i);
+		tu_ed_add_param(&e, 0x0001, v, 11);
+	}
+	return tv_edited(&e, n);
+}
+
+/* An unknown codec name, then a SIZE_HINT with a 4-byte value: rule 17
+ * (entries) before rule 19 (names). */
+static inline uint8_t *tv_param_before_codec_name(size_t *n)
+{
+	static const char v[] = "\x40x-no-such-codec";
+	struct tu_ed e;
+
+	tv_hello_ed(&e);
+	tu_ed_add_param(&e, 0x0001, v, (uint16_t)(sizeof(v) - 1));
+	tu_ed_add_param(&e, 0x8001, "\x05\0\0\0", 4);
+	return tv_edited(&e, n);
+}
+
+/* An unknown codec name and lanes 2 in a file: rule 19 before rule 20. */
+static inline uint8_t *tv_codec_name_before_lanes(size_t *n)
+{
+	static const char v[] = "\x40x-no-such-codec";
+	struct tu_ed e;
+
+	tv_hello_ed(&e);
+	vms_put_u16(e.pre + 42, 2);
+	tu_ed_add_param(&e, 0x0001, v, (uint16_t)(sizeof(v) - 1));
+	return tv_edited(&e, n);
+}
+
+/* encrypted_nokey declaring an unknown codec, read without a key: rule 19
+ * before rule 21. */
+static inline uint8_t *tv_codec_name_before_key(size_t *n)
+{
+	static const char v[] = "\x40x-no-such-codec";
+	struct tu_ed e;
+
+	tv_edit(&e, tv_encrypted_nokey);
+	tu_ed_add_param(&e, 0x0001, v, (uint16_t)(sizeof(v) - 1));
+	return tv_edited(&e, n);
+}
+
 /* ---- the table ----------------------------------------------------------- */
 
 #define TV_PRE56 "preamble len=56 version=1.0 chunk_cap=4096 lanes=1 cipher=0 size_hint=none\n"
@@ -763,13 +891,53 @@ static const struct tv_vector tv_vectors[] = {
 	  "preamble at byte 0", "", tv_chunk_cap_32m, false, false },
 	{ "unknown_codec_name",
 	  "dev_hello whose preamble declares codec 64 \"x-no-such-codec\" (never implemented)",
-	  VMS_ECODEC, NULL, "", tv_unknown_codec_name, false, false },
+	  VMS_ECODEC, "preamble at byte 0", "", tv_unknown_codec_name, false, false },
 	{ "dup_param", "params with a second SIZE_HINT entry", VMS_EPREAMBLE,
 	  "preamble at byte 0", "", tv_dup_param, false, false },
 	{ "encrypted_nokey",
 	  "encrypted preamble (AES-256-GCM, key file, salt 32 x 0x5a) and an encrypted EOS; "
 	  "read without a key",
 	  VMS_EKEY, "preamble at byte 0", "", tv_encrypted_nokey, false, false },
+	{ "flags_and_reserved",
+	  "dev_hello with preamble flags bit 1 set and the reserved u32 = 1: preamble rule 8 "
+	  "(flags) comes before rule 9 (reserved)",
+	  VMS_EFLAGS, "preamble at byte 0", "", tv_flags_and_reserved, false, false },
+	{ "chunk_cap_and_cipher",
+	  "dev_hello with chunk_cap 32 MiB and cipher 3: rule 10 (chunk_cap) before rule 12 "
+	  "(cipher)",
+	  VMS_ELENGTH, "preamble at byte 0", "", tv_chunk_cap_and_cipher, false, false },
+	{ "zstd_id_2", "dev_hello whose preamble declares codec \"zstd\" with id 2 (its id is 1)",
+	  VMS_ECODEC, "preamble at byte 0", "", tv_zstd_id_2, false, false },
+	{ "lanes_2_file", "dev_hello with preamble lanes 2, read from a file (a file is one lane)",
+	  VMS_EPREAMBLE, "preamble at byte 0", "", tv_lanes_2_file, false, false },
+	{ "size_hint_len",
+	  "dev_hello with a SIZE_HINT entry of 4 bytes: a known entry is checked although it is "
+	  "ignorable",
+	  VMS_EPREAMBLE, "preamble at byte 0", "", tv_size_hint_len, false, false },
+	{ "dup_ignorable_param",
+	  "dev_hello with the unknown ignorable parameter type 0x8123 twice (\"one\", \"two\")",
+	  VMS_EPREAMBLE, "preamble at byte 0", "", tv_dup_ignorable_param, false, false },
+	{ "too_many_codecs",
+	  "dev_hello declaring 17 codecs (ids 64..80, names x-codec-00 .. x-codec-16; at most 16 "
+	  "are allowed): every entry is checked (rule 17) before any codec name (rule 19)",
+	  VMS_EPREAMBLE, "preamble at byte 0", "", tv_too_many_codecs, false, false },
+	{ "param_before_codec_name",
+	  "dev_hello declaring codec 64 \"x-no-such-codec\", then a SIZE_HINT entry of 4 bytes: "
+	  "rule 17 (entries) before rule 19 (codec names)",
+	  VMS_EPREAMBLE, "preamble at byte 0", "", tv_param_before_codec_name, false, false },
+	{ "codec_name_before_lanes",
+	  "dev_hello with lanes 2 declaring codec 64 \"x-no-such-codec\", read from a file: rule 19 "
+	  "(codec names) before rule 20 (lanes of the transport)",
+	  VMS_ECODEC, "preamble at byte 0", "", tv_codec_name_before_lanes, false, false },
+	{ "codec_name_before_key",
+	  "encrypted_nokey declaring codec 64 \"x-no-such-codec\", read without a key: rule 19 "
+	  "(codec names) before rule 21 (key)",
+	  VMS_ECODEC, "preamble at byte 0", "", tv_codec_name_before_key, false, false },
+	{ "key_for_plaintext",
+	  "dev_hello (not encrypted) read with a key: a reader given a key expects an encrypted "
+	  "stream, so a plaintext one (perhaps stripped of its encryption, sums recomputed) is "
+	  "refused",
+	  VMS_EKEY, "preamble at byte 0", "", tv_dev_hello, true, false },
 	{ "trailing_byte", "dev_hello followed by one 0x00 byte", VMS_ETRAILING,
 	  "at byte 347", TV_PRE56 TV_BEGIN0 TV_HELLO_DATA TV_HELLO_END, tv_trailing_byte, false,
 	  false },
