@@ -519,8 +519,8 @@ struct vms_event {
 };
 
 /* Return 1 and fill *ev with the next verified record; 0 once the stream has
- * ended cleanly (after the EOS event has been returned and no byte follows);
- * or a negative error. An ABORT record is returned as an event and the next
+ * ended cleanly (after the EOS event has been returned; it is returned only
+ * once the reader saw that no byte follows it); or a negative error. An ABORT record is returned as an event and the next
  * call returns VMS_EPEERABORT. After an error every later call returns the
  * same error. DATA bytes are only ever returned after their checksum (and
  * authentication) verified; DEVICE_END only after total and digest matched. */

@@ -834,7 +834,7 @@ static const struct {
 	[T_FLIP_TAG] = { "tag bit flipped", VMS_EAUTH, 3 },
 	/* wire_len - 1 on an uncompressed DATA record: body = wire_len - 24 is
 	 * then raw_len - 1, which 3.2 forbids for codec 0: the length rule
-	 * (FORMAT.md 4, record rule 7) fires before authentication (rule 11). */
+	 * (FORMAT.md 4.2, record rule 10) fires before authentication (rule 16). */
 	[T_TRUNC_TAG_DATA] = { "tag truncated (DATA, codec 0)", VMS_ELENGTH, 3 },
 	[T_TRUNC_TAG_CONTROL] = { "tag truncated (PHASE)", VMS_ELENGTH, 2 },
 	[T_REPLAY] = { "record replayed", VMS_ESEQ, 4 },
@@ -843,14 +843,14 @@ static const struct {
 	[T_DROP_PHASE_RENUMBER] = { "PHASE dropped, later seqs rewritten", VMS_EAUTH, 2 },
 	[T_SWAP_PHASE_RENUMBER] = { "PHASE and DATA swapped, seqs rewritten", VMS_EAUTH, 2 },
 	/* fails authentication too, but the device offset is a header-only
-	 * rule (FORMAT.md 4, record rule 10) and comes before rule 11 */
+	 * rule (FORMAT.md 4.2, record rule 14) and comes before rule 16 */
 	[T_DROP_DATA_RENUMBER] = { "DATA dropped, later seqs rewritten", VMS_EOFFSET, 3 },
 	[T_TRANSPLANT_OTHER_SID] = { "record from a stream with another id", VMS_EAUTH, 3 },
 	[T_TRANSPLANT_OTHER_SALT] = { "record from a stream with another salt", VMS_EAUTH, 3 },
 	[T_LANE] = { "lane 1 in a 1-lane stream", VMS_EEPOCH, 3 },
 	[T_EPOCH_PLUS1] = { "epoch +1 without a rotation", VMS_EAUTH, 3 },
 	[T_EPOCH_PLUS2] = { "epoch +2", VMS_EEPOCH, 3 },
-	[T_PAYLOAD_SUM_SET] = { "payload_sum set in an encrypted header", VMS_ERESERVED, 3 }, /* rule 7 */
+	[T_PAYLOAD_SUM_SET] = { "payload_sum set in an encrypted header", VMS_ERESERVED, 3 }, /* rule 11 */
 	[T_FLAG_CLEARED] = { "ENCRYPTED flag cleared", VMS_EFLAGS, 3 },
 	[T_PRE_CREATOR] = { "preamble: creator changed", VMS_EAUTH, 0 },
 	[T_PRE_SALT] = { "preamble: salt changed", VMS_EAUTH, 0 },
@@ -1103,7 +1103,7 @@ START_TEST(test_zero_record_truncated)
 END_TEST
 
 /* Authentic record (re-sealed with the right key) holding a hostile zstd
- * frame: authentication passes, decompression (record rule 12) must refuse. */
+ * frame: authentication passes, decompression (record rule 17) must refuse. */
 START_TEST(test_resealed_hostile_frame)
 {
 	struct wo s = { .cipher = ciphers[_i], .key = K1, .compress = "zstd:1" };
@@ -1167,6 +1167,33 @@ static uint8_t *write_epochs(uint32_t cipher, uint32_t threads, const char *comp
 	ck_assert_int_eq(vms_writer_end_device(w, 0), 0);
 	return wclose(w, fd, n);
 }
+
+/* An epoch limit below one record (test hook): every record gets an epoch
+ * of its own, but the first is still epoch 0 (FORMAT.md record rule 8), so
+ * the reader, which refuses a first record in epoch 1, reads it. */
+START_TEST(test_epoch_limit_below_one_record)
+{
+	struct wo s = { .cipher = ciphers[_i], .key = K1, .epoch_limit = 1 };
+	struct vms_device_desc d = VMS_DEVICE_DESC_INIT;
+	int fd = tu_memfd_new();
+	struct vms_writer *w = wopen(&s, fd);
+	struct tu_run r;
+	uint8_t *b;
+	size_t n;
+
+	d.name = "d";
+	ck_assert_int_eq(vms_writer_begin_device(w, &d, NULL), 0);
+	ck_assert_int_eq(vms_writer_write(w, 0, "hello", 5), 0);
+	ck_assert_int_eq(vms_writer_end_device(w, 0), 0);
+	b = wclose(w, fd, &n);
+	ck_assert_int_eq(read_with(b, n, K1, 0, 0, &r), 0);
+	ck_assert_uint_eq(r.nev, 4);
+	for (size_t i = 0; i < r.nev; i++)
+		ck_assert_uint_eq(r.ev[i].epoch, i);
+	tu_run_free(&r);
+	free(b);
+}
+END_TEST
 
 START_TEST(test_epoch_rotation)
 {
@@ -1362,6 +1389,7 @@ static Suite *crypto_suite(void)
 	tc = tcase_create("epochs");
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_epoch_rotation, 0, 4);
+	tcase_add_loop_test(tc, test_epoch_limit_below_one_record, 0, 2);
 	tcase_add_loop_test(tc, test_epoch_rotation_compressed, 0, 2);
 	tcase_add_loop_test(tc, test_epoch_tamper, 0, 10);
 	suite_add_tcase(s, tc);

@@ -126,6 +126,7 @@ struct vms_reader {
 	enum rstate state;
 	bool aborted;
 	int32_t abort_code;
+	uint64_t abort_seq, abort_pos; /* the ABORT record: reported with its location */
 	char name[VMS_NAME_MAX + 1];
 	char abort_text[VMS_ABORT_TEXT_MAX + 1];
 
@@ -368,7 +369,8 @@ static void check_trailing(struct vms_reader *r, struct rjob *j)
 			return;
 		}
 		if (!at_eof) {
-			/* FORMAT.md rule 17: reported after the EOS itself verified */
+			/* FORMAT.md record rule 22: reported after the EOS itself verified,
+			 * and the EOS is then not delivered */
 			j->trailing = true;
 			j->trail_pos = li->pending ? li->pos : li->in.consumed;
 			return;
@@ -408,8 +410,11 @@ static int input_record(struct vms_reader *r, struct rjob *j)
 		return jfail(j, VMS_EEPOCH, h->seq, "lane index beyond the stream's lane count"), 1;
 	if (r->t.nlanes > 1 && h->lane != lane)
 		return jfail(j, VMS_EEPOCH, h->seq, "record arrived on another lane than its header names"), 1;
+	/* FORMAT.md record rule 8: the first record has epoch 0, each next one
+	 * the same epoch or the next */
 	if (r->pre.cipher == VMS_CIPHER_NONE ? h->epoch != 0
-					     : (h->epoch < r->in_epoch || h->epoch > r->in_epoch + 1))
+					     : (h->epoch < r->in_epoch ||
+						h->epoch > r->in_epoch + (h->seq ? 1 : 0)))
 		return jfail(j, VMS_EEPOCH, h->seq, "key epoch out of order"), 1;
 	if (!vms_rec_is_known(h->type) && !(h->type & VMS_REC_IGNORABLE))
 		return jfail(j, VMS_ERECTYPE, h->seq, "unknown critical record type"), 1;
@@ -1066,13 +1071,18 @@ int vms_reader_next(struct vms_reader *r, struct vms_event *ev)
 		return 0;
 	}
 	if (r->aborted) {
+		/* located at the ABORT record, like every other refusal */
+		int k = snprintf(r->msg, sizeof(r->msg), "record %llu at byte %llu: ",
+				 (unsigned long long)r->abort_seq, (unsigned long long)r->abort_pos);
+		size_t at = k > 0 ? (size_t)k : 0;
+
 		r->err = VMS_EPEERABORT;
 		if (r->headers_only)
-			snprintf(r->msg, sizeof(r->msg), "peer aborted the stream (reason not read: "
-							 "headers-only mode)");
+			snprintf(r->msg + at, sizeof(r->msg) - at, "peer aborted the stream (reason "
+								 "not read: headers-only mode)");
 		else
-			snprintf(r->msg, sizeof(r->msg), "peer aborted the stream: %.300s (peer error %s)",
-				 r->abort_text,
+			snprintf(r->msg + at, sizeof(r->msg) - at,
+				 "peer aborted the stream: %.300s (peer error %s)", r->abort_text,
 				 vms_errname(r->abort_code) ? vms_errname(r->abort_code) : "unknown");
 		return vms_fail_msg(r->err, r->msg);
 	}
@@ -1092,8 +1102,11 @@ int vms_reader_next(struct vms_reader *r, struct vms_event *ev)
 	}
 	if (ev->type == VMS_REC_EOS)
 		r->state = R_EOS_SEEN;
-	else if (ev->type == VMS_REC_ABORT)
+	else if (ev->type == VMS_REC_ABORT) {
 		r->aborted = true;
+		r->abort_seq = ev->seq;
+		r->abort_pos = ev->stream_pos;
+	}
 	progress(r);
 	return 1;
 }

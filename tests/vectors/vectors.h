@@ -731,6 +731,155 @@ static inline uint8_t *tv_codec_name_before_key(size_t *n)
 	return tv_edited(&e, n);
 }
 
+/* ---- invalid vectors: the record rules ----------------------------------- */
+
+/* dev_hello with an unknown ignorable record (type 0x90) as seq 1, as in
+ * unknown_ignorable, with the header fields given; zstd declared when codec
+ * is set, payload_sum wrong when bad_sum. */
+static inline uint8_t *tv_ignorable_rec(uint32_t device, uint8_t codec, uint64_t offset,
+					uint32_t raw_len, const void *pl, uint32_t pl_len,
+					bool bad_sum, size_t *n)
+{
+	struct vms_rec_hdr h = { .type = 0x90, .codec = codec, .device = device,
+				 .offset = offset, .raw_len = raw_len };
+	struct tu_ed e;
+
+	tv_edit(&e, tv_dev_hello);
+	if (codec)
+		tu_ed_add_param(&e, 0x0001, "\x01zstd", 5);
+	tu_ed_insert(&e, 1, &h, pl, pl_len);
+	tu_ed_fix_sum(&e, 1);
+	if (bad_sum)
+		e.r[1].h.payload_sum ^= 1;
+	tu_ed_renumber(&e);
+	tu_ed_fix_eos(&e);
+	return tv_edited(&e, n);
+}
+
+static inline uint8_t *tv_ignorable_device(size_t *n)
+{
+	return tv_ignorable_rec(0, 0, 0, 7, "skip me", 7, false, n);
+}
+
+static inline uint8_t *tv_ignorable_codec(size_t *n)
+{
+	return tv_ignorable_rec(VMS_DEVICE_NONE, 1, 0, 7, "skip me", 7, false, n);
+}
+
+static inline uint8_t *tv_ignorable_offset(size_t *n)
+{
+	return tv_ignorable_rec(VMS_DEVICE_NONE, 0, 5, 7, "skip me", 7, false, n);
+}
+
+static inline uint8_t *tv_ignorable_raw_len(size_t *n)
+{
+	return tv_ignorable_rec(VMS_DEVICE_NONE, 0, 0, 3, "skip me", 7, false, n);
+}
+
+static inline uint8_t *tv_ignorable_too_long(size_t *n)
+{
+	static uint8_t big[4097];
+
+	memset(big, 'x', sizeof(big));
+	return tv_ignorable_rec(VMS_DEVICE_NONE, 0, 0, sizeof(big), big, sizeof(big), false, n);
+}
+
+static inline uint8_t *tv_ignorable_payload_sum(size_t *n)
+{
+	return tv_ignorable_rec(VMS_DEVICE_NONE, 0, 0, 7, "skip me", 7, true, n);
+}
+
+/* The DATA record of dev_hello with offset 1 and its payload cut after 2
+ * bytes: the header rules come before the payload is read. */
+static inline uint8_t *tv_truncated_bad_offset(size_t *n)
+{
+	struct tu_ed e;
+	uint8_t *p;
+
+	tv_edit(&e, tv_dev_hello);
+	e.r[1].h.offset = 1;
+	p = tv_edited(&e, n);
+	*n = 134 + 56 + 2;
+	return p;
+}
+
+static inline uint8_t *tv_truncated_header(size_t *n)
+{
+	uint8_t *p = tv_dev_hello(n);
+
+	*n = 134 + 10; /* inside the DATA header */
+	return p;
+}
+
+/* Reseal record i of an encrypted stream (key tv_key) with plaintext pt
+ * (body || sum) under its header as it now is (FORMAT.md section 5, by the
+ * reference implementation). */
+static inline void tv_reseal(struct tu_ed *e, size_t i, const uint8_t *pt, size_t pt_len)
+{
+	struct tu_rec *r = &e->r[i];
+	struct ref_stream rs;
+	uint8_t key[32], nonce[12], hb[VMS_HDR_LEN];
+
+	if (ref_parse_preamble(&rs, e->pre, e->pre_len) != 0)
+		tu_die("reseal: preamble");
+	r->h.wire_len = (uint32_t)(pt_len + 16);
+	vms_hdr_encode(&r->h, hb); /* what tu_ed_build writes: the AAD */
+	if (ref_key(&rs, tv_key, r->h.lane, r->h.epoch, key) != 0)
+		tu_die("reseal: key");
+	ref_nonce(nonce, r->h.lane, r->h.epoch, r->h.seq);
+	free(r->pl);
+	r->pl_len = (uint32_t)(pt_len + 16);
+	r->pl = tu_xmalloc(r->pl_len);
+	if (ref_seal(rs.cipher, key, nonce, hb, VMS_HDR_LEN, pt, pt_len, r->pl) != 0)
+		tu_die("reseal: seal");
+}
+
+/* aes_gcm with every record moved to epoch 1 (resealed under the keys of
+ * epoch 1): valid but for the first record, which must have epoch 0. */
+static inline uint8_t *tv_first_epoch_1(size_t *n)
+{
+	struct ref_stream rs;
+	struct tu_ed e;
+
+	tv_edit(&e, tv_aes_gcm);
+	if (ref_parse_preamble(&rs, e.pre, e.pre_len) != 0)
+		tu_die("first_epoch_1: preamble");
+	for (size_t i = 0; i < e.n; i++) {
+		struct tu_rec *r = &e.r[i];
+		uint8_t *pt = tu_xmalloc(r->pl_len);
+
+		if (ref_open_record(&rs, tv_key, r->hb, r->pl, r->pl_len, pt) != 0)
+			tu_die("first_epoch_1: record %zu does not open", i);
+		r->h.epoch = 1;
+		tv_reseal(&e, i, pt, r->pl_len - 16);
+		free(pt);
+	}
+	return tv_edited(&e, n);
+}
+
+/* aes_gcm's DATA record with payload_sum 1 and raw_len 6 (body 5): the
+ * length rule (10) comes before the sealed-sum rule (11). */
+static inline uint8_t *tv_sealed_sum_after_length(size_t *n)
+{
+	struct tu_ed e;
+
+	tv_edit(&e, tv_aes_gcm);
+	e.r[2].h.payload_sum = 1;
+	e.r[2].h.raw_len = 6;
+	return tv_edited(&e, n);
+}
+
+/* abort followed by bytes: nothing after an ABORT record is read. */
+static inline uint8_t *tv_abort_then_bytes(size_t *n)
+{
+	uint8_t *p = tv_abort(n);
+
+	p = tu_xrealloc(p, *n + 4);
+	memcpy(p + *n, "junk", 4);
+	*n += 4;
+	return p;
+}
+
 /* ---- the table ----------------------------------------------------------- */
 
 #define TV_PRE56 "preamble len=56 version=1.0 chunk_cap=4096 lanes=1 cipher=0 size_hint=none\n"
@@ -875,7 +1024,7 @@ static const struct tv_vector tv_vectors[] = {
 	{ "abort",
 	  "one device begun, then ABORT (code VMS_EDEVIO = -24, \"source device failed\"); "
 	  "the reader reports the ABORT event, then fails",
-	  VMS_EPEERABORT, "source device failed",
+	  VMS_EPEERABORT, "record 1 at byte 134: peer aborted the stream: source device failed",
 	  TV_PRE56 TV_BEGIN0 "1 ABORT at=134 code=-24 text=\"source device failed\"\n",
 	  tv_abort, false, false },
 
@@ -938,14 +1087,31 @@ static const struct tv_vector tv_vectors[] = {
 	  "stream, so a plaintext one (perhaps stripped of its encryption, sums recomputed) is "
 	  "refused",
 	  VMS_EKEY, "preamble at byte 0", "", tv_dev_hello, true, false },
-	{ "trailing_byte", "dev_hello followed by one 0x00 byte", VMS_ETRAILING,
-	  "at byte 347", TV_PRE56 TV_BEGIN0 TV_HELLO_DATA TV_HELLO_END, tv_trailing_byte, false,
-	  false },
+	{ "trailing_byte",
+	  "dev_hello followed by one 0x00 byte. The error is located after the EOS record (record "
+	  "4, the first extra byte), and the EOS record is not delivered: no bytes after it is "
+	  "part of verifying it (record rule 22)",
+	  VMS_ETRAILING, "record 4 at byte 347",
+	  TV_PRE56 TV_BEGIN0 TV_HELLO_DATA TV_HELLO_END, tv_trailing_byte, false, false },
+	{ "abort_then_bytes",
+	  "abort followed by the 4 bytes \"junk\": a reader reads nothing after an ABORT "
+	  "record, so this is the peer's abort, not trailing bytes",
+	  VMS_EPEERABORT, "record 1 at byte 134: peer aborted the stream: source device failed",
+	  TV_PRE56 TV_BEGIN0 "1 ABORT at=134 code=-24 text=\"source device failed\"\n",
+	  tv_abort_then_bytes, false, false },
 	{ "missing_eos", "dev_hello without its EOS record", VMS_ETRUNCATED,
 	  "record 3 at byte 267", TV_PRE56 TV_BEGIN0 TV_HELLO_DATA TV_HELLO_END,
 	  tv_missing_eos, false, false },
 	{ "truncated_payload", "dev_hello cut after 2 bytes of the DATA payload",
 	  VMS_ETRUNCATED, "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_truncated_payload, false,
+	  false },
+	{ "truncated_header", "dev_hello cut after 10 bytes of the DATA record's header",
+	  VMS_ETRUNCATED, "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_truncated_header, false,
+	  false },
+	{ "truncated_bad_offset",
+	  "dev_hello whose DATA record says offset 1 and is cut after 2 payload bytes: the "
+	  "header rules (offset: rule 14) come before the payload is read (rule 15)",
+	  VMS_EOFFSET, "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_truncated_bad_offset, false,
 	  false },
 	{ "seq_gap", "dev_hello with the DATA record's seq 2 instead of 1", VMS_ESEQ,
 	  "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_seq_gap, false, false },
@@ -973,6 +1139,55 @@ static const struct tv_vector tv_vectors[] = {
 	  VMS_EHDRSUM, "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_hdr_sum, false, false },
 	{ "payload_sum", "dev_hello whose DATA payload reads \"hellp\"", VMS_EPAYLOADSUM,
 	  "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_payload_sum, false, false },
+	{ "first_epoch_1",
+	  "aes_gcm with every record in epoch 1 (each resealed under the key of lane 0, epoch 1): "
+	  "the first record must have epoch 0",
+	  VMS_EEPOCH, "record 0 at byte 92",
+	  "preamble len=92 version=1.0 chunk_cap=4096 lanes=1 cipher=1 key_source=1 "
+	  "size_hint=none\n",
+	  tv_first_epoch_1, true, false },
+	{ "sealed_sum_after_length",
+	  "aes_gcm whose DATA record says payload_sum 1 and raw_len 6 (its body has 5 bytes): the "
+	  "length rules (rule 10) come before the encrypted payload_sum rule (rule 11)",
+	  VMS_ELENGTH, "record 2 at byte 274",
+	  "preamble len=92 version=1.0 chunk_cap=4096 lanes=1 cipher=1 key_source=1 "
+	  "size_hint=none\n"
+	  "0 DEVICE_BEGIN at=92 epoch=0 dev=0 kind=0 size_hint=unknown name=\"dev0\"\n"
+	  "1 ZERO at=194 epoch=0 dev=0 offset=0 len=4096 wire_len=24\n",
+	  tv_sealed_sum_after_length, true, false },
+	{ "ignorable_device",
+	  "unknown_ignorable's record 0x90 (\"skip me\") with device 0: an unknown record is a "
+	  "stream-level control record, device 0xFFFFFFFF",
+	  VMS_EDEVICE, "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_ignorable_device, false,
+	  false },
+	{ "ignorable_codec",
+	  "dev_hello declaring zstd (id 1) with an unknown ignorable record (0x90, \"skip me\") "
+	  "whose codec is 1: control records have codec 0",
+	  VMS_ECODEC, "record 1 at byte 143",
+	  "preamble len=65 version=1.0 chunk_cap=4096 lanes=1 cipher=0 size_hint=none "
+	  "codecs=1:zstd\n"
+	  "0 DEVICE_BEGIN at=65 dev=0 kind=0 size_hint=unknown name=\"dev0\"\n",
+	  tv_ignorable_codec, false, false },
+	{ "ignorable_offset",
+	  "an unknown ignorable record (0x90, \"skip me\") with offset 5: control records have "
+	  "offset 0",
+	  VMS_EOFFSET, "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_ignorable_offset, false,
+	  false },
+	{ "ignorable_raw_len",
+	  "an unknown ignorable record (0x90) with raw_len 3 and a 7-byte payload: a control "
+	  "record's body is raw_len bytes",
+	  VMS_ELENGTH, "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_ignorable_raw_len, false,
+	  false },
+	{ "ignorable_too_long",
+	  "an unknown ignorable record (0x90) of 4097 bytes: a control record's body is at most "
+	  "4096 bytes",
+	  VMS_ELENGTH, "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_ignorable_too_long, false,
+	  false },
+	{ "ignorable_payload_sum",
+	  "an unknown ignorable record (0x90, \"skip me\") whose payload_sum is wrong: it is "
+	  "verified before it is skipped",
+	  VMS_EPAYLOADSUM, "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_ignorable_payload_sum,
+	  false, false },
 	{ "device_not_begun", "dev_hello whose DATA record names device 1", VMS_EDEVICE,
 	  "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_device_not_begun, false, false },
 };
