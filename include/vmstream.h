@@ -89,6 +89,7 @@ enum vms_err {
 	VMS_ESINK = -35,       /* the sink (output) rejected or failed a write */
 	VMS_ENODATA = -36,     /* device has no precopy data right now (retry
 				  after precopy info); not a failure */
+	VMS_EPHASE = -37,      /* PHASE record with an undefined phase value */
 };
 
 /* Static description of an error code ("bad record header checksum"). Never

@@ -617,6 +617,9 @@ static int deliver_control(struct vms_reader *r, const struct rjob *j, struct vm
 			return rfail(r, err, h->seq, j->pos, why);
 		ev->u.phase.phase = (uint32_t)vms_get_u64(body);
 		ev->u.phase.round = (uint32_t)(vms_get_u64(body) >> 32);
+		/* FORMAT.md 3.1, record rule 19: phases 1..3 are all 1.x has */
+		if (ev->u.phase.phase < VMS_PHASE_PRECOPY || ev->u.phase.phase > VMS_PHASE_STOPCOPY)
+			return rfail(r, VMS_EPHASE, h->seq, j->pos, "PHASE with an undefined phase value");
 		return 0;
 	case VMS_REC_DEVICE_END: {
 		struct rdev *d = &r->devs[h->device];

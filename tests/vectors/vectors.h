@@ -880,6 +880,31 @@ static inline uint8_t *tv_abort_then_bytes(size_t *n)
 	return p;
 }
 
+/* offset_gap's stream (hello, PHASE precopy 1, world) with the PHASE
+ * record's phase value set to `phase`. */
+static inline uint8_t *tv_phase_value(uint32_t phase, size_t *n)
+{
+	struct tu_ed e;
+
+	tv_edit(&e, tv_offset_gap);
+	e.r[3].h.offset = 5; /* undo offset_gap's defect */
+	if (e.r[2].h.type != VMS_REC_PHASE)
+		tu_die("phase vector: record 2 is not PHASE");
+	vms_put_u32(e.r[2].pl, phase);
+	tu_ed_fix_sum(&e, 2);
+	return tv_edited(&e, n);
+}
+
+static inline uint8_t *tv_phase_0(size_t *n)
+{
+	return tv_phase_value(0, n);
+}
+
+static inline uint8_t *tv_phase_4(size_t *n)
+{
+	return tv_phase_value(4, n);
+}
+
 /* ---- the table ----------------------------------------------------------- */
 
 #define TV_PRE56 "preamble len=56 version=1.0 chunk_cap=4096 lanes=1 cipher=0 size_hint=none\n"
@@ -1120,6 +1145,13 @@ static const struct tv_vector tv_vectors[] = {
 	  VMS_EOFFSET, "record 3 at byte 259",
 	  TV_PRE56 TV_BEGIN0 TV_HELLO_DATA "2 PHASE at=195 phase=1 round=1\n",
 	  tv_offset_gap, false, false },
+	{ "phase_0",
+	  "\"hello\", PHASE, \"world\" on one device (offset_gap without its defect) with the "
+	  "PHASE record's phase 0: phases are 1, 2 and 3",
+	  VMS_EPHASE, "record 2 at byte 195", TV_PRE56 TV_BEGIN0 TV_HELLO_DATA, tv_phase_0, false,
+	  false },
+	{ "phase_4", "the same stream with phase 4", VMS_EPHASE, "record 2 at byte 195",
+	  TV_PRE56 TV_BEGIN0 TV_HELLO_DATA, tv_phase_4, false, false },
 	{ "digest_mismatch", "dev_hello with one bit of the DEVICE_END digest flipped",
 	  VMS_EDIGEST, "record 2 at byte 195", TV_PRE56 TV_BEGIN0 TV_HELLO_DATA,
 	  tv_digest_mismatch, false, false },
