@@ -433,13 +433,14 @@ static int write_readme(const char *path)
 	      "(`76 6d 73 74 72 65 61 6d 20 76 65 63 74 6f 72 73`). Valid vectors are written by\n"
 	      "libvmstream's writer (threads 0) with that fixed stream id and `creator = \"\"` (no\n"
 	      "CREATOR entry), so they depend on nothing but the format (and, for the zstd\n"
-	      "ones, the compressor: below). Two (`unknown_ignorable`, `minor_version`) carry\n"
-	      "something the writer never emits and are the writer's\n"
-	      "output plus the edit described; `zero_record` is what the writer emits with zero\n"
-	      "elision on (the default). Invalid vectors are a valid stream with one defect;\n"
-	      "every other checksum is recomputed (and an encrypted record resealed) so that a\n"
-	      "reader meets exactly that defect first (FORMAT.md section 4 gives the order of\n"
-	      "the checks).\n\n"
+	      "ones, the compressor: below). Four (`unknown_ignorable`, `minor_version`,\n"
+	      "`zstd_unused_bit`, `zstd_checksum`) carry something the writer never emits and\n"
+	      "are the writer's output plus the edit described; `zero_record` is what the\n"
+	      "writer emits with zero elision on (the default). Invalid vectors are a valid\n"
+	      "stream with one defect (a few, named `X_before_Y` or `X_and_Y`, have two, to pin\n"
+	      "which rule comes first); every other checksum is recomputed (and an encrypted\n"
+	      "record resealed) so that a reader meets exactly that defect first (FORMAT.md\n"
+	      "section 4 gives the order of the checks).\n\n"
 	      "The encrypted vectors (key_source 1, key file) use:\n\n",
 	      f);
 	fputs("* key (IKM, the key file's 32 bytes): `", f);
@@ -489,13 +490,17 @@ static int write_readme(const char *path)
 		"## Compressed vectors and the libzstd version\n\n"
 		"zstd does not promise the same compressed bytes across versions. These files were\n"
 		"made with libzstd %u.%u.%u. With another libzstd every decode still holds\n"
-		"(decoding is version independent), but the rebuild of the vectors that say\n"
-		"\"zstd frame\" in their description may fail with a message naming the libzstd\n"
-		"version. Then look at the difference (`cmp -l`, or the two `.hex` files): if only\n"
-		"the zstd frame and what depends on it (wire lengths, later offsets, sums,\n"
-		"ciphertext) changed, regenerate and commit the new files; anything else is a\n"
-		"format change (FORMAT.md section 6). The other vectors must never change.\n\n",
+		"(decoding is version independent), but the rebuild of the vectors made from the\n"
+		"writer's zstd output may fail with a message naming the libzstd version:",
 		zv / 10000, zv / 100 % 100, zv % 100);
+	for (size_t i = 0, k = 0; i < TV_COUNT; i++)
+		if (tv_vectors[i].uses_zstd)
+			fprintf(f, "%s`%s`", k++ ? ", " : " ", tv_vectors[i].name);
+	fputs(". Then look at the difference (`cmp -l`, or the two `.hex` files): if only\n"
+	      "the zstd frame and what depends on it (wire lengths, later offsets, sums,\n"
+	      "ciphertext) changed, regenerate and commit the new files; anything else is a\n"
+	      "format change (FORMAT.md section 6). The other vectors must never change.\n\n",
+	      f);
 	fputs("## Regenerating\n\n"
 	      "    gcc -std=gnu11 -Iinclude -Ilibvmstream -Itests \\\n"
 	      "        $(find libvmstream -name '*.c') tests/vectors/gen_vectors.c \\\n"

@@ -23,6 +23,8 @@
 #define VMS_TEST_VECTORS_H
 
 #include "../testutil.h"
+#include <xxhash.h>
+#include <zstd.h>
 #include "stream/internal.h" /* vms_writer_set_epoch_limit */
 #include "refcrypto.h"
 
@@ -905,6 +907,165 @@ static inline uint8_t *tv_phase_4(size_t *n)
 	return tv_phase_value(4, n);
 }
 
+/* ---- zstd bodies ------------------------------------------------------------ */
+
+/* zstd1_text with its DATA body (a zstd frame) replaced by edit(body, len):
+ * the result must still decode to the text when `decodes` (libzstd's
+ * one-shot decoder, which is lenient where FORMAT.md is not), so the
+ * vector has exactly the one defect. Header sum and wire_len are refreshed;
+ * payload_sum stays: the decoded bytes are the same. */
+static inline uint8_t *tv_zstd_edit(size_t (*edit)(uint8_t *body, size_t len), bool decodes,
+				    size_t *n)
+{
+	struct tu_ed e;
+	uint8_t *body, *out;
+	size_t len;
+
+	tv_edit(&e, tv_zstd1_text);
+	if (e.r[1].h.type != VMS_REC_DATA || e.r[1].h.codec != 1)
+		tu_die("zstd vector: record 1 is not a zstd DATA record");
+	body = tu_xmalloc(e.r[1].pl_len + 64);
+	memcpy(body, e.r[1].pl, e.r[1].pl_len);
+	len = edit(body, e.r[1].pl_len);
+	out = tu_xmalloc(TV_TEXT_LEN + 64);
+	if (decodes && (ZSTD_decompress(out, TV_TEXT_LEN + 64, body, len) != TV_TEXT_LEN ||
+			memcmp(out, tv_text, TV_TEXT_LEN) != 0))
+		tu_die("zstd vector: the edited frame no longer decodes to the text");
+	free(out);
+	free(e.r[1].pl);
+	e.r[1].pl = body;
+	e.r[1].pl_len = (uint32_t)len;
+	return tv_edited(&e, n);
+}
+
+/* The writer's frame starts 28 b5 2f fd, then the Frame_Header_Descriptor
+ * 0x60 (Frame_Content_Size 2 bytes, single segment) and those 2 bytes. */
+static inline void tv_zstd_expect_header(const uint8_t *b)
+{
+	if (memcmp(b, "\x28\xb5\x2f\xfd\x60", 5) != 0)
+		tu_die("zstd vector: unexpected frame header");
+}
+
+/* RFC 8878 Unused_Bit (bit 4 of the descriptor) set: a decoder ignores it. */
+static inline size_t tv_edit_unused_bit(uint8_t *b, size_t len)
+{
+	tv_zstd_expect_header(b);
+	b[4] |= 0x10;
+	return len;
+}
+
+static inline uint32_t tv_text_xxh64_low(void)
+{
+	return (uint32_t)XXH64(tv_text, TV_TEXT_LEN, 0);
+}
+
+/* Content_Checksum_Flag set and the checksum (low 32 bits of XXH64 of the
+ * content, seed 0) appended. */
+static inline size_t tv_edit_checksum(uint8_t *b, size_t len)
+{
+	tv_zstd_expect_header(b);
+	b[4] |= 0x04;
+	vms_put_u32(b + len, tv_text_xxh64_low());
+	return len + 4;
+}
+
+static inline size_t tv_edit_bad_checksum(uint8_t *b, size_t len)
+{
+	tv_zstd_expect_header(b);
+	b[4] |= 0x04;
+	vms_put_u32(b + len, tv_text_xxh64_low() ^ 1);
+	return len + 4;
+}
+
+/* No Frame_Content_Size: descriptor 0x00 (no single segment, so a
+ * Window_Descriptor, 0x00: a 1 KiB window) instead of 0x60 and its 2 bytes. */
+static inline size_t tv_edit_no_content_size(uint8_t *b, size_t len)
+{
+	tv_zstd_expect_header(b);
+	b[4] = 0x00;
+	b[5] = 0x00;
+	memmove(b + 6, b + 7, len - 7);
+	return len - 1;
+}
+
+/* A second frame after the first: the empty frame 28 b5 2f fd 20 00 01 00 00
+ * (single segment, content size 0, one empty last raw block). */
+static inline size_t tv_edit_two_frames(uint8_t *b, size_t len)
+{
+	tv_zstd_expect_header(b);
+	memcpy(b + len, "\x28\xb5\x2f\xfd\x20\x00\x01\x00\x00", 9);
+	return len + 9;
+}
+
+/* Dictionary_ID_Flag 1 and the dictionary id 7 after the descriptor. */
+static inline size_t tv_edit_dictionary_id(uint8_t *b, size_t len)
+{
+	tv_zstd_expect_header(b);
+	b[4] |= 0x01;
+	memmove(b + 6, b + 5, len - 5);
+	b[5] = 7;
+	return len + 1;
+}
+
+static inline uint8_t *tv_zstd_unused_bit(size_t *n)
+{
+	return tv_zstd_edit(tv_edit_unused_bit, true, n);
+}
+
+static inline uint8_t *tv_zstd_checksum(size_t *n)
+{
+	return tv_zstd_edit(tv_edit_checksum, true, n);
+}
+
+static inline uint8_t *tv_zstd_bad_checksum(size_t *n)
+{
+	return tv_zstd_edit(tv_edit_bad_checksum, false, n);
+}
+
+static inline uint8_t *tv_zstd_no_content_size(size_t *n)
+{
+	return tv_zstd_edit(tv_edit_no_content_size, true, n);
+}
+
+static inline uint8_t *tv_zstd_two_frames(size_t *n)
+{
+	return tv_zstd_edit(tv_edit_two_frames, true, n);
+}
+
+static inline uint8_t *tv_zstd_dictionary_id(size_t *n)
+{
+	return tv_zstd_edit(tv_edit_dictionary_id, false, n);
+}
+
+/* Device "dev0" of 4096 bytes 'a' whose DATA body is a frame of the legacy
+ * zstd format v0.7 (magic 27 b5 2f fd; content size 4096; one RLE block of
+ * 'a'; end block), which libzstd still decodes when built with legacy
+ * support. Not an RFC 8878 frame. */
+static inline uint8_t *tv_zstd_legacy_frame(size_t *n)
+{
+	static const uint8_t legacy[] = { 0x27, 0xb5, 0x2f, 0xfd, 0x60, 0x00, 0x0f,
+					  0x80, 0x10, 0x00, 0x61, 0xc0, 0x00, 0x00 };
+	uint8_t data[4096], *buf;
+	struct tu_ed e;
+	struct tv_w t;
+	uint32_t d;
+
+	memset(data, 'a', sizeof(data));
+	tv_open_with(&t, UINT64_MAX, "", "zstd:1", VMS_CIPHER_NONE);
+	d = tv_dev(&t, "dev0", VMS_DEVKIND_BLOB, UINT64_MAX);
+	tv_write(&t, d, data, sizeof(data));
+	tv_check(vms_writer_end_device(t.w, d), "end");
+	tv_check(vms_writer_finish(t.w), "finish");
+	buf = tv_done(&t, n);
+	tv_edit_buf(&e, buf, *n);
+	if (e.r[1].h.type != VMS_REC_DATA || e.r[1].h.codec != 1)
+		tu_die("zstd_legacy_frame: record 1 is not a zstd DATA record");
+	free(e.r[1].pl);
+	e.r[1].pl = tu_memdup(legacy, sizeof(legacy));
+	e.r[1].pl_len = sizeof(legacy);
+	return tv_edited(&e, n);
+}
+
 /* ---- the table ----------------------------------------------------------- */
 
 #define TV_PRE56 "preamble len=56 version=1.0 chunk_cap=4096 lanes=1 cipher=0 size_hint=none\n"
@@ -1046,6 +1207,29 @@ static const struct tv_vector tv_vectors[] = {
 	  "2 DEVICE_END at=279 epoch=2 dev=0 total=5 digest=0x9555e8555c62dcfd\n"
 	  "3 EOS at=375 epoch=3 records=3 raw_bytes=5 devices=1\n",
 	  tv_aes_gcm_epochs, true, false },
+	{ "zstd_unused_bit",
+	  "zstd1_text with the Unused_Bit (bit 4 of the zstd frame's Frame_Header_Descriptor) "
+	  "set: the frame decodes to the same bytes, so the stream is accepted. A change to a "
+	  "compressed body that does not change the decoded bytes is not detected (FORMAT.md 3.3)",
+	  0, NULL,
+	  "preamble len=65 version=1.0 chunk_cap=4096 lanes=1 cipher=0 size_hint=none "
+	  "codecs=1:zstd\n"
+	  "0 DEVICE_BEGIN at=65 dev=0 kind=0 size_hint=unknown name=\"text\"\n"
+	  "1 DATA at=143 dev=0 offset=0 len=461 codec=1 wire_len=122 xxh3=0x94521885ed135bcf\n"
+	  "2 DEVICE_END at=321 dev=0 total=461 digest=0x94521885ed135bcf\n"
+	  "3 EOS at=393 records=3 raw_bytes=461 devices=1\n",
+	  tv_zstd_unused_bit, false, true },
+	{ "zstd_checksum",
+	  "zstd1_text whose zstd frame carries the optional Content_Checksum (the low 32 bits of "
+	  "XXH64 of the 461 bytes, appended to the frame): correct, so accepted",
+	  0, NULL,
+	  "preamble len=65 version=1.0 chunk_cap=4096 lanes=1 cipher=0 size_hint=none "
+	  "codecs=1:zstd\n"
+	  "0 DEVICE_BEGIN at=65 dev=0 kind=0 size_hint=unknown name=\"text\"\n"
+	  "1 DATA at=143 dev=0 offset=0 len=461 codec=1 wire_len=126 xxh3=0x94521885ed135bcf\n"
+	  "2 DEVICE_END at=325 dev=0 total=461 digest=0x94521885ed135bcf\n"
+	  "3 EOS at=397 records=3 raw_bytes=461 devices=1\n",
+	  tv_zstd_checksum, false, true },
 	{ "abort",
 	  "one device begun, then ABORT (code VMS_EDEVIO = -24, \"source device failed\"); "
 	  "the reader reports the ABORT event, then fails",
@@ -1165,6 +1349,48 @@ static const struct tv_vector tv_vectors[] = {
 	  "dev_hello whose DATA record says codec 64 (not declared), body 3 < raw_len 5",
 	  VMS_ECODEC, "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_undeclared_codec, false,
 	  false },
+	{ "zstd_bad_checksum",
+	  "zstd_checksum with the frame's Content_Checksum off by one bit: the decoded bytes are "
+	  "right, but a checksum that is present is verified",
+	  VMS_EDECOMPRESS, "record 1 at byte 143",
+	  "preamble len=65 version=1.0 chunk_cap=4096 lanes=1 cipher=0 size_hint=none "
+	  "codecs=1:zstd\n"
+	  "0 DEVICE_BEGIN at=65 dev=0 kind=0 size_hint=unknown name=\"text\"\n",
+	  tv_zstd_bad_checksum, false, true },
+	{ "zstd_no_content_size",
+	  "zstd1_text whose frame has no Frame_Content_Size (descriptor 0x00 and a 1 KiB "
+	  "Window_Descriptor instead of 0x60 and the 2-byte size): it still decodes to the text, "
+	  "but the content size is required",
+	  VMS_EDECOMPRESS, "record 1 at byte 143",
+	  "preamble len=65 version=1.0 chunk_cap=4096 lanes=1 cipher=0 size_hint=none "
+	  "codecs=1:zstd\n"
+	  "0 DEVICE_BEGIN at=65 dev=0 kind=0 size_hint=unknown name=\"text\"\n",
+	  tv_zstd_no_content_size, false, true },
+	{ "zstd_two_frames",
+	  "zstd1_text with an empty zstd frame (28 b5 2f fd 20 00 01 00 00) after its frame: "
+	  "decoders that concatenate frames give the same bytes, but a body is one frame",
+	  VMS_EDECOMPRESS, "record 1 at byte 143",
+	  "preamble len=65 version=1.0 chunk_cap=4096 lanes=1 cipher=0 size_hint=none "
+	  "codecs=1:zstd\n"
+	  "0 DEVICE_BEGIN at=65 dev=0 kind=0 size_hint=unknown name=\"text\"\n",
+	  tv_zstd_two_frames, false, true },
+	{ "zstd_dictionary_id",
+	  "zstd1_text whose frame names dictionary 7 (Dictionary_ID_Flag 1, one id byte): zstd "
+	  "bodies use no dictionary",
+	  VMS_EDECOMPRESS, "record 1 at byte 143",
+	  "preamble len=65 version=1.0 chunk_cap=4096 lanes=1 cipher=0 size_hint=none "
+	  "codecs=1:zstd\n"
+	  "0 DEVICE_BEGIN at=65 dev=0 kind=0 size_hint=unknown name=\"text\"\n",
+	  tv_zstd_dictionary_id, false, true },
+	{ "zstd_legacy_frame",
+	  "device \"dev0\" of 4096 bytes 'a' whose zstd DATA body is a 14-byte frame of the "
+	  "legacy format v0.7 (magic 27 b5 2f fd, one RLE block), which libzstd built with legacy "
+	  "support decodes to the right bytes: not an RFC 8878 frame",
+	  VMS_EDECOMPRESS, "record 1 at byte 143",
+	  "preamble len=65 version=1.0 chunk_cap=4096 lanes=1 cipher=0 size_hint=none "
+	  "codecs=1:zstd\n"
+	  "0 DEVICE_BEGIN at=65 dev=0 kind=0 size_hint=unknown name=\"dev0\"\n",
+	  tv_zstd_legacy_frame, false, false },
 	{ "record_flag", "dev_hello with DATA record flags bit 1 set", VMS_EFLAGS,
 	  "record 1 at byte 134", TV_PRE56 TV_BEGIN0, tv_record_flag, false, false },
 	{ "hdr_sum", "dev_hello with one bit of the DATA header's offset flipped",
