@@ -530,7 +530,7 @@ static int write_readme(const char *path)
 		if (v->keyed)
 			fputs(" Read with the key.", f);
 		if (v->where)
-			fprintf(f, " The message names `%s`.", v->where);
+			fprintf(f, " The error message starts with `%s`.", v->where);
 		fputs(" Events before the failure:\n\n", f);
 		readme_events(f, v->events);
 		fputc('\n', f);
