@@ -46,7 +46,9 @@ extern "C" {
 VMS_API const char *vms_version_string(void);
 
 /* ------------------------------------------------------------------------ */
-/* Errors. Values are part of the ABI and are never renumbered.             */
+/* Errors. Values are part of the ABI and are never renumbered. They are   */
+/* wire values too (ABORT, REPLY, acknowledgement): FORMAT.md section 10   */
+/* lists them, and a test keeps the two tables equal.                      */
 
 enum vms_err {
 	VMS_OK = 0,
@@ -87,6 +89,7 @@ enum vms_err {
 	VMS_ESINK = -35,       /* the sink (output) rejected or failed a write */
 	VMS_ENODATA = -36,     /* device has no precopy data right now (retry
 				  after precopy info); not a failure */
+	VMS_EPHASE = -37,      /* PHASE record with an undefined phase value */
 };
 
 /* Static description of an error code ("bad record header checksum"). Never
@@ -536,9 +539,10 @@ struct vms_event {
 #define VMS_EVENT_INIT { sizeof(struct vms_event), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, { { NULL, 0 } } }
 
 /* Return 1 and fill *ev with the next verified record (ev->size below
- * sizeof(struct vms_event) is VMS_EINVAL); 0 once the stream has
- * ended cleanly (after the EOS event has been returned and no byte follows);
- * or a negative error. An ABORT record is returned as an event and the next
+ * sizeof(struct vms_event) is VMS_EINVAL); 0 once the stream has ended
+ * cleanly (after the EOS event has been returned; it is returned only once
+ * the reader saw that no byte follows it); or a negative error. An ABORT
+ * record is returned as an event and the next
  * call returns VMS_EPEERABORT. After an error every later call returns the
  * same error. DATA bytes are only ever returned after their checksum (and
  * authentication) verified; DEVICE_END only after total and digest matched. */

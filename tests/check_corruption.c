@@ -633,8 +633,8 @@ START_TEST(eos_early)
 }
 END_TEST
 
-/* FORMAT.md 4 checks an EOS record's payload (rule 13) and totals (16)
- * before looking for bytes after it (17): with both wrong, the first rule
+/* FORMAT.md 4.2 checks an EOS record's payload (rule 18) and totals (21)
+ * before looking for bytes after it (22): with both wrong, the first rule
  * wins. (libvmstream checks for trailing bytes as soon as it has read the
  * EOS record, before verifying it.) */
 START_TEST(eos_rules_before_trailing)

@@ -1272,6 +1272,7 @@ static const struct {
 	{ VMS_ERESERVED, -34, "VMS_ERESERVED" },
 	{ VMS_ESINK, -35, "VMS_ESINK" },
 	{ VMS_ENODATA, -36, "VMS_ENODATA" },
+	{ VMS_EPHASE, -37, "VMS_EPHASE" },
 };
 #define NERRS (sizeof(errs) / sizeof(errs[0]))
 
@@ -1307,7 +1308,7 @@ END_TEST
  * INT_MIN trips error.c lookup(): `(size_t)-code` negates INT_MIN. */
 START_TEST(err_unknown_codes)
 {
-	static const int unknown[] = { 1, 2, 100, INT_MAX, -37, -38, -1000, INT_MIN + 1, INT_MIN };
+	static const int unknown[] = { 1, 2, 100, INT_MAX, -38, -39, -1000, INT_MIN + 1, INT_MIN };
 
 	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
 		ck_assert_str_eq(vms_strerror(unknown[i]), "unknown error");

@@ -732,7 +732,7 @@ START_TEST(test_rle_unregistered_reader)
 	ck_assert_uint_eq(r.nev, 0);
 	ck_assert_ptr_nonnull(strstr(r.msg, "test-rle"));
 	tu_run_free(&r);
-	/* FORMAT.md 4, preamble rule 8 holds in headers-only mode too */
+	/* FORMAT.md 4.1, preamble rule 19 holds in headers-only mode too */
 	ck_assert_int_eq(lseek(c.fd, 0, SEEK_SET), 0);
 	o.flags = VMS_READER_F_HEADERS_ONLY;
 	ck_assert_int_eq(tu_run_fd(c.fd, &o, &r), VMS_ECODEC);
@@ -761,6 +761,55 @@ START_TEST(test_rle_private_id_from_stream)
 	ck_assert_mem_eq(r.dev[0].p, data, RLE_DATA_LEN);
 	tu_run_free(&r);
 	free(data);
+	close(c.fd);
+}
+END_TEST
+
+START_TEST(test_rle_private_low_id)
+{
+	/* FORMAT.md 2.1: ids 1..63 belong to codecs FORMAT.md defines. The RLE
+	 * stream with its private codec declared (and used) as id 5 instead of
+	 * 200 is refused at the preamble although the reader has the codec;
+	 * as id 64 it reads. */
+	struct child_write c = { tu_memfd_new(), &trle_stage };
+	struct vms_reader_opts o = VMS_READER_OPTS_INIT;
+	static const uint8_t ids[] = { 5, 63, 64 };
+	struct tu_ed ed;
+	uint8_t *b;
+	size_t n;
+
+	ck_assert_int_eq(in_child(child_write_rle, &c), 0);
+	ck_assert_int_eq(vms_stage_register(&trle_stage), 0);
+	b = tu_memfd_get(c.fd, &n);
+	for (size_t k = 0; k < sizeof(ids); k++) {
+		struct tu_run r;
+		uint8_t *e;
+		size_t en;
+
+		ck_assert_int_eq(tu_ed_parse(&ed, b, n), 0);
+		ck_assert_uint_eq(tu_le16(ed.pre + 48), 0x0001); /* the CODEC entry */
+		ck_assert_uint_eq(ed.pre[52], TRLE_ID);
+		ed.pre[52] = ids[k];
+		tu_pre_fix(ed.pre, ed.pre_len);
+		for (size_t i = 0; i < ed.n; i++)
+			if (ed.r[i].h.codec == TRLE_ID)
+				ed.r[i].h.codec = ids[k];
+		e = tu_ed_build(&ed, &en);
+		tu_memfd_set(c.fd, e, en);
+		tu_run_fd(c.fd, &o, &r);
+		if (ids[k] < 64) {
+			ck_assert_int_eq(r.open_err, VMS_ECODEC);
+			ck_assert_uint_eq(r.nev, 0);
+			ck_assert_msg(strncmp(r.msg, "preamble at byte 0: ", 20) == 0, "%s", r.msg);
+		} else {
+			ck_assert_msg(r.err == 0, "id %u: %s", ids[k], r.msg);
+			ck_assert_uint_eq(r.dev[0].n, RLE_DATA_LEN);
+		}
+		tu_run_free(&r);
+		tu_ed_free(&ed);
+		free(e);
+	}
+	free(b);
 	close(c.fd);
 }
 END_TEST
@@ -1348,6 +1397,7 @@ static Suite *stages_suite(void)
 	tcase_add_test(tc, test_rle_bad_level_spec);
 	tcase_add_test(tc, test_rle_unregistered_reader);
 	tcase_add_test(tc, test_rle_private_id_from_stream);
+	tcase_add_test(tc, test_rle_private_low_id);
 	tcase_add_loop_test(tc, test_codec_without_gain_is_stored, 0, 2);
 	suite_add_tcase(s, tc);
 

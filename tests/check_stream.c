@@ -653,12 +653,107 @@ START_TEST(reader_max_chunk)
 	ro.max_chunk = 65535;
 	ck_assert_int_eq(vms_reader_open_fd(&rd, fd, &ro), VMS_ELENGTH);
 	ck_assert_ptr_null(rd);
-	ck_assert_ptr_nonnull(strstr(vms_last_error(), "preamble"));
+	/* FORMAT.md preamble rule 11, located like every preamble refusal */
+	ck_assert_msg(strncmp(vms_last_error(), "preamble at byte 0: ", 20) == 0, "%s",
+		      vms_last_error());
 	tu_memfd_set(fd, t.out, t.n);
 	ro.max_chunk = 65536;
 	ck_assert_int_eq(vms_reader_open_fd(&rd, fd, &ro), 0);
 	vms_reader_free(rd);
 	close(fd);
+	wr_free(&t);
+}
+END_TEST
+
+/* A chunk cap the reader's memory budget cannot buffer (with its threads) is
+ * a chunk cap it does not accept: VMS_ELENGTH at the preamble (FORMAT.md
+ * preamble rule 22), like max_chunk, not an option error. */
+START_TEST(reader_budget_chunk_cap)
+{
+	struct vms_reader_opts ro = VMS_READER_OPTS_INIT;
+	struct vms_reader *rd = (struct vms_reader *)&ro;
+	struct tu_run r;
+	struct wr t;
+	uint32_t d;
+	int fd;
+
+	wr_open(&t, 1u << 20);
+	d = wr_dev(&t, "d");
+	ck_assert_int_eq(vms_writer_write(t.w, d, "hello", 5), 0);
+	ck_assert_int_eq(vms_writer_end_device(t.w, d), 0);
+	ck_assert_int_eq(vms_writer_finish(t.w), 0);
+	wr_close(&t);
+	fd = tu_memfd_new();
+	tu_memfd_set(fd, t.out, t.n);
+	ro.memory = 2u << 20; /* one 1 MiB slot; two threads need three */
+	ro.threads = 2;
+	ck_assert_int_eq(vms_reader_open_fd(&rd, fd, &ro), VMS_ELENGTH);
+	ck_assert_ptr_null(rd);
+	{
+		static const char want[] = "preamble at byte 0: memory budget 2097152 bytes is too "
+					   "small for the stream's 1048576-byte chunks with 2 threads: "
+					   "it needs at least 3158016 (--memory 3158016";
+
+		ck_assert_msg(strncmp(vms_last_error(), want, sizeof(want) - 1) == 0, "%s",
+			      vms_last_error());
+	}
+	/* the same budget without threads fits, and reads it all */
+	ro.threads = 0;
+	tu_memfd_set(fd, t.out, t.n);
+	ck_assert_int_eq(tu_run_fd(fd, &ro, &r), 0);
+	ck_assert_uint_eq(r.dev[0].n, 5);
+	tu_run_free(&r);
+	close(fd);
+	wr_free(&t);
+}
+END_TEST
+
+/* FORMAT.md record rule 13: at most 65536 devices (VMS_DEVICES_MAX). The
+ * 65537th DEVICE_BEGIN (seq 65536) is refused with its location after the
+ * 65536 before it were delivered. Built by hand: the writer refuses it. */
+START_TEST(device_cap)
+{
+	struct vms_reader_opts ro = VMS_READER_OPTS_INIT;
+	struct tu_bytes b = { 0 };
+	struct vms_reader *rd;
+	struct vms_event ev = VMS_EVENT_INIT;
+	struct wr t;
+	uint64_t seen = 0, pos;
+	char want[96];
+	int fd, rc;
+
+	wr_open(&t, 4096);
+	wr_close(&t); /* preamble only: no finish, no EOS */
+	tu_bytes_add(&b, t.out, t.n);
+	for (uint32_t i = 0; i <= VMS_DEVICES_MAX; i++) {
+		struct vms_begin_body bb = { .kind = 0, .size_hint = UINT64_MAX, .name_len = 1 };
+		struct vms_rec_hdr h = { .type = VMS_REC_DEVICE_BEGIN, .device = i, .seq = i };
+		uint8_t hb[VMS_HDR_LEN], body[VMS_BEGIN_FIXED + 1];
+
+		bb.name[0] = 'd';
+		h.raw_len = h.wire_len = (uint32_t)vms_begin_encode(&bb, body);
+		h.payload_sum = tu_xxh3(body, h.raw_len);
+		vms_hdr_encode(&h, hb);
+		tu_bytes_add(&b, hb, sizeof(hb));
+		tu_bytes_add(&b, body, h.raw_len);
+	}
+	pos = t.n + (uint64_t)VMS_DEVICES_MAX * (VMS_HDR_LEN + VMS_BEGIN_FIXED + 1);
+	fd = tu_memfd_new();
+	tu_memfd_set(fd, b.p, b.n);
+	ck_assert_int_eq(vms_reader_open_fd(&rd, fd, &ro), 0);
+	while ((rc = vms_reader_next(rd, &ev)) == 1) {
+		ck_assert_uint_eq(ev.type, VMS_REC_DEVICE_BEGIN);
+		ck_assert_uint_eq(ev.seq, seen);
+		seen++;
+	}
+	ck_assert_int_eq(rc, VMS_EDEVICE);
+	ck_assert_uint_eq(seen, VMS_DEVICES_MAX);
+	snprintf(want, sizeof(want), "record %u at byte %llu: ", VMS_DEVICES_MAX,
+		 (unsigned long long)pos);
+	ck_assert_msg(strncmp(vms_last_error(), want, strlen(want)) == 0, "%s", vms_last_error());
+	vms_reader_free(rd);
+	close(fd);
+	tu_bytes_free(&b);
 	wr_free(&t);
 }
 END_TEST
@@ -688,6 +783,8 @@ START_TEST(abort_record)
 	ck_assert_int_eq(r.again, VMS_EPEERABORT);
 	ck_assert_ptr_nonnull(strstr(r.msg, "disk gone"));
 	ck_assert_ptr_nonnull(strstr(r.msg, "VMS_EDEVIO"));
+	/* located at the ABORT record (seq 2, after 56 + 77 + 4152 bytes) */
+	ck_assert_msg(strncmp(r.msg, "record 2 at byte 4285: ", 23) == 0, "%s", r.msg);
 	ck_assert_uint_eq(r.nev, 3);
 	ck_assert_uint_eq(r.ev[1].type, VMS_REC_DATA);
 	ck_assert_uint_eq(r.ev[1].raw_len, 4096);
@@ -698,6 +795,12 @@ START_TEST(abort_record)
 	/* the pending 904 bytes were dropped, not sent */
 	ck_assert_uint_eq(r.dev[0].n, 4096);
 	ck_assert_uint_eq(t.n, 56 + 77 + 56 + 4096 + 56 + 6 + 9);
+	tu_run_free(&r);
+	/* framing only: the same location, no reason */
+	tu_run_buf(t.out, t.n, VMS_READER_F_HEADERS_ONLY, &r);
+	ck_assert_int_eq(r.err, VMS_EPEERABORT);
+	ck_assert_msg(strncmp(r.msg, "record 2 at byte 4285: peer aborted", 35) == 0, "%s", r.msg);
+	ck_assert_uint_eq(r.nev, 3);
 	tu_run_free(&r);
 	wr_free(&t);
 }
@@ -1338,6 +1441,8 @@ static Suite *stream_suite(void)
 	tcase_add_test(tc, misuse_codes);
 	tcase_add_test(tc, bad_options);
 	tcase_add_test(tc, reader_max_chunk);
+	tcase_add_test(tc, reader_budget_chunk_cap);
+	tcase_add_test(tc, device_cap);
 	tcase_add_test(tc, reader_end_is_sticky);
 	tcase_add_test(tc, reader_info_and_hint);
 	suite_add_tcase(s, tc);

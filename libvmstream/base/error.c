@@ -54,6 +54,7 @@ static const struct errdesc errtab[] = {
 	{ VMS_ERESERVED, "VMS_ERESERVED", "reserved field not zero" },
 	{ VMS_ESINK, "VMS_ESINK", "output sink failed" },
 	{ VMS_ENODATA, "VMS_ENODATA", "no data available now" },
+	{ VMS_EPHASE, "VMS_EPHASE", "undefined migration phase in a PHASE record" },
 };
 
 static const struct errdesc *lookup(int code)

@@ -27,6 +27,10 @@
 #define VMS_CODEC_NAME_MAX 32
 #define VMS_BEGIN_FIXED 18            /* DEVICE_BEGIN body before the name */
 #define VMS_ABORT_FIXED 6             /* ABORT body before the text */
+/* Key epochs (FORMAT.md section 5): a writer moves to the next epoch before
+ * the plaintext or the records sealed under one key would exceed these. */
+#define VMS_EPOCH_BYTES (1ull << 34)
+#define VMS_EPOCH_RECORDS (1ull << 32)
 
 /* ---- sessions (FORMAT.md section 9) ------------------------------------ */
 #define VMS_SESSION_MSG_MAX 4096      /* HELLO / REPLY, framing excluded */

@@ -7,11 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "vmstream.h"
+#include "base/limits.h" /* VMS_EPOCH_BYTES, VMS_EPOCH_RECORDS */
 
 #define VMS_NONCE_LEN 12
-/* Epoch rotation point: plaintext bytes and records sealed under one key. */
-#define VMS_EPOCH_BYTES (1ull << 34)
-#define VMS_EPOCH_RECORDS (1ull << 32)
 
 struct vms_keysched {
 	uint8_t prk[32];

@@ -303,8 +303,6 @@ int vms_hdr_check(const struct vms_rec_hdr *h, const struct vms_preamble *p, uin
 		if (h->wire_len < VMS_AEAD_OVERHEAD)
 			return WHY("encrypted payload shorter than its overhead"), VMS_ELENGTH;
 		body = h->wire_len - VMS_AEAD_OVERHEAD;
-		if (h->payload_sum != 0)
-			return WHY("payload_sum must be 0 in an encrypted record"), VMS_ERESERVED;
 	}
 	switch (h->type) {
 	case VMS_REC_DATA:
@@ -326,6 +324,9 @@ int vms_hdr_check(const struct vms_rec_hdr *h, const struct vms_preamble *p, uin
 			return WHY("control record wire_len inconsistent with raw_len"), VMS_ELENGTH;
 		break;
 	}
+	/* FORMAT.md record rules 10 (lengths), 11, 12 (codec), in that order */
+	if (enc && h->payload_sum != 0)
+		return WHY("payload_sum must be 0 in an encrypted record"), VMS_ERESERVED;
 	if (h->codec != 0) {
 		if (h->type != VMS_REC_DATA)
 			return WHY("codec set on a non-DATA record"), VMS_ECODEC;

@@ -5,6 +5,7 @@
  * no decompression bombs).
  */
 #include <stdlib.h>
+#include <string.h>
 #include <zstd.h>
 #include <zstd_errors.h>
 #include "stage/stage.h"
@@ -95,9 +96,15 @@ static int zstd_apply(void *p, struct vms_stage_io *io)
 static int zstd_invert(void *p, struct vms_stage_io *io)
 {
 	struct zctx *z = p;
-	unsigned long long csize = ZSTD_getFrameContentSize(io->src, io->src_len);
+	unsigned long long csize;
 	size_t fsize, r;
 
+	/* FORMAT.md 2.1: an RFC 8878 frame. libzstd built with legacy support
+	 * also decodes the pre-1.0 formats (other magic numbers), which other
+	 * readers do not: refuse them so that every reader agrees. */
+	if (io->src_len < 4 || memcmp(io->src, "\x28\xb5\x2f\xfd", 4) != 0)
+		return VMS_EDECOMPRESS;
+	csize = ZSTD_getFrameContentSize(io->src, io->src_len);
 	if (csize != io->raw_len || io->raw_len > io->dst_cap)
 		return VMS_EDECOMPRESS;
 	/* Exactly one frame, nothing after it. */

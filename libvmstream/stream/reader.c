@@ -126,6 +126,7 @@ struct vms_reader {
 	enum rstate state;
 	bool aborted;
 	int32_t abort_code;
+	uint64_t abort_seq, abort_pos; /* the ABORT record: reported with its location */
 	char name[VMS_NAME_MAX + 1];
 	char abort_text[VMS_ABORT_TEXT_MAX + 1];
 
@@ -369,7 +370,8 @@ static void check_trailing(struct vms_reader *r, struct rjob *j)
 			return;
 		}
 		if (!at_eof) {
-			/* FORMAT.md rule 17: reported after the EOS itself verified */
+			/* FORMAT.md record rule 22: reported after the EOS itself verified,
+			 * and the EOS is then not delivered */
 			j->trailing = true;
 			j->trail_pos = li->pending ? li->pos : li->in.consumed;
 			return;
@@ -409,8 +411,11 @@ static int input_record(struct vms_reader *r, struct rjob *j)
 		return jfail(j, VMS_EEPOCH, h->seq, "lane index beyond the stream's lane count"), 1;
 	if (r->t.nlanes > 1 && h->lane != lane)
 		return jfail(j, VMS_EEPOCH, h->seq, "record arrived on another lane than its header names"), 1;
+	/* FORMAT.md record rule 8: the first record has epoch 0, each next one
+	 * the same epoch or the next */
 	if (r->pre.cipher == VMS_CIPHER_NONE ? h->epoch != 0
-					     : (h->epoch < r->in_epoch || h->epoch > r->in_epoch + 1))
+					     : (h->epoch < r->in_epoch ||
+						h->epoch > r->in_epoch + (h->seq ? 1 : 0)))
 		return jfail(j, VMS_EEPOCH, h->seq, "key epoch out of order"), 1;
 	if (!vms_rec_is_known(h->type) && !(h->type & VMS_REC_IGNORABLE))
 		return jfail(j, VMS_ERECTYPE, h->seq, "unknown critical record type"), 1;
@@ -613,6 +618,9 @@ static int deliver_control(struct vms_reader *r, const struct rjob *j, struct vm
 			return rfail(r, err, h->seq, j->pos, why);
 		ev->u.phase.phase = (uint32_t)vms_get_u64(body);
 		ev->u.phase.round = (uint32_t)(vms_get_u64(body) >> 32);
+		/* FORMAT.md 3.1, record rule 19: phases 1..3 are all 1.x has */
+		if (ev->u.phase.phase < VMS_PHASE_PRECOPY || ev->u.phase.phase > VMS_PHASE_STOPCOPY)
+			return rfail(r, VMS_EPHASE, h->seq, j->pos, "PHASE with an undefined phase value");
 		return 0;
 	case VMS_REC_DEVICE_END: {
 		struct rdev *d = &r->devs[h->device];
@@ -786,6 +794,10 @@ static int read_preamble(struct vms_reader *r, const uint8_t *key)
 		if (st->id < 64 && st->id != c->id)
 			return vms_fail(VMS_ECODEC, "preamble at byte 0: codec \"%s\" must have id %u, not %u",
 					c->name, st->id, c->id);
+		/* FORMAT.md 2.1: ids below 64 belong to codecs FORMAT.md defines */
+		if (st->id >= 64 && c->id < 64)
+			return vms_fail(VMS_ECODEC, "preamble at byte 0: private codec \"%s\" declared "
+						    "with id %u, reserved for FORMAT.md codecs", c->name, c->id);
 		r->codecs[i] = st;
 		snprintf(r->codec_list + strlen(r->codec_list),
 			 sizeof(r->codec_list) - strlen(r->codec_list), "%s%u:%s", i ? "," : "", c->id,
@@ -795,14 +807,17 @@ static int read_preamble(struct vms_reader *r, const uint8_t *key)
 	if (r->pre.lanes != r->t.nlanes)
 		return vms_fail(VMS_EPREAMBLE, "preamble at byte 0: stream has %u lanes, the session %u",
 				r->pre.lanes, r->t.nlanes);
-	if (r->headers_only)
-		return 0;
+	/* FORMAT.md preamble rule 21: a caller who gives a key expects secrecy
+	 * and authenticity; a plaintext stream (perhaps one whose encryption
+	 * was stripped, checksums recomputed) must not read as verified. */
 	if (r->pre.cipher == VMS_CIPHER_NONE) {
 		if (key || (r->t.keyed && !r->t.allow_plaintext))
 			return vms_fail(VMS_EKEY, "preamble at byte 0: stream is not encrypted but a key "
 						  "was expected (refusing unauthenticated data)");
 		return 0;
 	}
+	if (r->headers_only)
+		return 0;
 	if (r->pre.key_source != (r->t.session ? VMS_KEYSRC_SESSION : VMS_KEYSRC_FILE))
 		return vms_fail(VMS_EKEY, "preamble at byte 0: stream keys come from a %s",
 				r->pre.key_source == VMS_KEYSRC_SESSION ? "network session" : "key file");
@@ -835,11 +850,17 @@ static int setup_pipeline(struct vms_reader *r)
 		r->nthreads = 0;
 	/* producer fills one, workers hold one each, the caller holds one. */
 	want = r->nthreads ? 2 * r->nthreads + 3 : 1;
-	snprintf(what, sizeof(what), "the stream's %u-byte chunks%s", r->pre.chunk_cap,
-		 r->pre.ncodecs ? " with a codec" : "");
+	snprintf(what, sizeof(what), "the stream's %u-byte chunks%s with %u threads",
+		 r->pre.chunk_cap, r->pre.ncodecs ? " and a codec" : "", r->nthreads);
 	err = vms_budget_slots(r->o.memory, slot, r->nthreads ? 3u : 1u, want, what, &r->nslots);
-	if (err)
-		return err;
+	if (err) {
+		/* FORMAT.md preamble rule 22: the stream's chunk cap is more
+		 * than this reader accepts, as for max_chunk (rule 11). */
+		char m[VMS_MSG_MAX];
+
+		snprintf(m, sizeof(m), "%s", vms_last_error());
+		return vms_fail(VMS_ELENGTH, "preamble at byte 0: %s", m);
+	}
 	r->arena_len = slot * r->nslots;
 	r->arena = vms_alloc_prefault(r->arena_len);
 	r->jobs = calloc(r->nslots, sizeof(*r->jobs));
@@ -1052,13 +1073,18 @@ int vms_reader_next(struct vms_reader *r, struct vms_event *ev)
 		return 0;
 	}
 	if (r->aborted) {
+		/* located at the ABORT record, like every other refusal */
+		int k = snprintf(r->msg, sizeof(r->msg), "record %llu at byte %llu: ",
+				 (unsigned long long)r->abort_seq, (unsigned long long)r->abort_pos);
+		size_t at = k > 0 ? (size_t)k : 0;
+
 		r->err = VMS_EPEERABORT;
 		if (r->headers_only)
-			snprintf(r->msg, sizeof(r->msg), "peer aborted the stream (reason not read: "
-							 "headers-only mode)");
+			snprintf(r->msg + at, sizeof(r->msg) - at, "peer aborted the stream (reason "
+								 "not read: headers-only mode)");
 		else
-			snprintf(r->msg, sizeof(r->msg), "peer aborted the stream: %.300s (peer error %s)",
-				 r->abort_text,
+			snprintf(r->msg + at, sizeof(r->msg) - at,
+				 "peer aborted the stream: %.300s (peer error %s)", r->abort_text,
 				 vms_errname(r->abort_code) ? vms_errname(r->abort_code) : "unknown");
 		return vms_fail_msg(r->err, r->msg);
 	}
@@ -1078,8 +1104,11 @@ int vms_reader_next(struct vms_reader *r, struct vms_event *ev)
 	}
 	if (ev->type == VMS_REC_EOS)
 		r->state = R_EOS_SEEN;
-	else if (ev->type == VMS_REC_ABORT)
+	else if (ev->type == VMS_REC_ABORT) {
 		r->aborted = true;
+		r->abort_seq = ev->seq;
+		r->abort_pos = ev->stream_pos;
+	}
 	progress(r);
 	return 1;
 }

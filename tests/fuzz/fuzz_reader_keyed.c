@@ -13,7 +13,7 @@
  *   bit 1  fix checksums first: preamble_sum, every header_sum, the payload_sum
  *          of unencrypted records and (plaintext form) the inner sum of
  *          uncompressed records, so mutations get past the XXH3 gates.
- * Other bits are ignored. The sealing uses tests/vectors_stages/refcrypto.h,
+ * Other bits are ignored. The sealing uses tests/vectors/refcrypto.h,
  * an implementation of section 5 independent of the library's.
  *
  * Checks, besides the sanitizers:
@@ -42,14 +42,14 @@
 #include <xxhash.h>
 
 #include "vmstream.h"
-#include "../vectors_stages/refcrypto.h"
+#include "../vectors/refcrypto.h"
 
 #define HDR 56
 #define HARNESS_DEVICES 64
 #define MODE_PLAINTEXT 0x01
 #define MODE_FIX_SUMS 0x02
 
-/* 00 01 02 ... 1f, as in the stage vectors */
+/* 00 01 02 ... 1f, as in the encrypted test vectors (tests/vectors) */
 static const uint8_t FUZZ_KEY[32] = {
 	0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
 	0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f,

@@ -12,12 +12,18 @@
  *   /tmp/gen_vectors tests/vectors
  *
  * check_vectors then proves the committed files are what the current writer
- * produces; regenerating is only needed when a vector is added or the format
- * changes (which needs a new major version: FORMAT.md section 6).
+ * produces; regenerating is only needed when a vector is added, when a newer
+ * libzstd compresses the zstd vectors differently (README "Compressed
+ * vectors"), or when the format changes (FORMAT.md section 6).
+ *
+ * Encrypted records are annotated with what FORMAT.md section 5 derives for
+ * them (HKDF info, key, nonce, plaintext), computed by refcrypto.h from the
+ * specification alone, not by the library.
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stdio.h>
+#include <zstd.h>
 #include "vectors.h"
 
 /* ---- annotated hex listing ----------------------------------------------- */
@@ -117,7 +123,7 @@ static size_t dump_preamble(struct hexout *h, size_t n)
 	if (plen < VMS_PREAMBLE_MIN || plen > VMS_PREAMBLE_MAX || plen > n)
 		return 16;
 	grp(h, 16, 16, "stream_id");
-	grp(h, 32, 4, "flags 0x%08x", le32(b + 32));
+	grp(h, 32, 4, "flags 0x%08x%s", le32(b + 32), le32(b + 32) & 1 ? " (ENCRYPTED)" : "");
 	grp(h, 36, 4, "chunk_cap %u", le32(b + 36));
 	grp(h, 40, 4, "cipher %u, key_source %u, lanes %u", b[40], b[41], le16(b + 42));
 	grp(h, 44, 4, "reserved %u", le32(b + 44));
@@ -133,6 +139,9 @@ static size_t dump_preamble(struct hexout *h, size_t n)
 			quoted(txt, sizeof(txt), b + pos + 5, len ? len - 1u : 0);
 			grp(h, pos, 4u + len, "param 0x%04x %s, len %u: id %u \"%s\"", t, param_name(t),
 			    len, len ? b[pos + 4] : 0, txt);
+			break;
+		case 0x0002:
+			grp(h, pos, 4u + len, "param 0x%04x %s, len %u", t, param_name(t), len);
 			break;
 		case 0x8001:
 			if (len == 8) {
@@ -155,6 +164,77 @@ static size_t dump_preamble(struct hexout *h, size_t n)
 	return plen;
 }
 
+/* A comment line with bytes: "#   label xx xx ..." (16 a line). */
+static void cbytes(FILE *f, const char *label, const uint8_t *p, size_t n)
+{
+	fprintf(f, "#   %s", label);
+	for (size_t i = 0; i < n; i++) {
+		if (i && i % 16 == 0)
+			fprintf(f, "\n#   %*s", (int)strlen(label), "");
+		fprintf(f, " %02x", p[i]);
+	}
+	fputc('\n', f);
+}
+
+/* Key schedule of an encrypted stream (FORMAT.md section 5), if its salt
+ * and tv_key give it; records are then annotated by dump_sealed. */
+struct sealing {
+	bool on;
+	struct ref_stream rs;
+	uint32_t seen[65536 / 32]; /* (lane 0) epochs whose key was shown */
+};
+
+static void dump_key_schedule(struct hexout *h, struct sealing *s, size_t n)
+{
+	uint8_t prk[32], k[32];
+
+	s->on = ref_parse_preamble(&s->rs, h->base, n) == 0 && s->rs.cipher && s->rs.has_salt &&
+		ref_hkdf_hmac(s->rs.salt, 32, tv_key, 32, (const uint8_t *)"", 0, k, 32, prk) == 0;
+	if (!s->on)
+		return;
+	fprintf(h->f, "# key schedule (FORMAT.md section 5) with the key file vectors.key = IKM:\n");
+	cbytes(h->f, "IKM =", tv_key, 32);
+	cbytes(h->f, "PRK = HKDF-Extract(SHA-256, salt = SALT, IKM) =", prk, 32);
+}
+
+/* An encrypted payload: derived key (first record of each epoch), nonce,
+ * plaintext, then the ciphertext and the tag. Returns false if it does not
+ * open with tv_key (the caller then lists it as opaque bytes). */
+static bool dump_sealed(struct hexout *h, struct sealing *s, const uint8_t *hb,
+			const struct vms_rec_hdr *r, size_t off, size_t len)
+{
+	uint8_t key[32], nonce[12], info[REF_INFO_LEN];
+	uint8_t *pt;
+	size_t body;
+
+	if (!s->on || len < 24)
+		return false;
+	pt = tu_xmalloc(len);
+	if (ref_open_record(&s->rs, tv_key, hb, h->base + off, len, pt) != 0 ||
+	    ref_key(&s->rs, tv_key, r->lane, r->epoch, key) != 0) {
+		free(pt);
+		return false;
+	}
+	body = len - 24;
+	if (r->lane == 0 && !(s->seen[r->epoch / 32] & (1u << (r->epoch % 32)))) {
+		s->seen[r->epoch / 32] |= 1u << (r->epoch % 32);
+		ref_info(info, s->rs.stream_id, s->rs.preamble_sum, s->rs.cipher, r->lane, r->epoch);
+		fprintf(h->f, "# first record of lane %u, epoch %u:\n", r->lane, r->epoch);
+		cbytes(h->f, "info =", info, sizeof(info));
+		cbytes(h->f, "key(lane, epoch) = HKDF-Expand(PRK, info, 32) =", key, 32);
+	}
+	ref_nonce(nonce, r->lane, r->epoch, r->seq);
+	cbytes(h->f, "nonce = lane || epoch || seq =", nonce, 12);
+	fprintf(h->f, "#   AAD = the 56 header bytes above\n");
+	if (body)
+		cbytes(h->f, r->codec ? "plaintext body (zstd frame) =" : "plaintext body =", pt, body);
+	cbytes(h->f, "plaintext sum (u64, XXH3-64 of the decoded bytes) =", pt + body, 8);
+	grp(h, off, body + 8, "ciphertext of body || sum, %zu bytes", body + 8);
+	grp(h, off + body + 8, 16, "tag");
+	free(pt);
+	return true;
+}
+
 static void dump_payload(struct hexout *h, const struct vms_rec_hdr *r, size_t off, size_t len)
 {
 	const uint8_t *p = h->base + off;
@@ -163,7 +243,7 @@ static void dump_payload(struct hexout *h, const struct vms_rec_hdr *r, size_t o
 	if (len == 0)
 		return;
 	if (r->flags & VMS_RFLAG_ENCRYPTED) {
-		grp(h, off, len, "payload: ciphertext and tag");
+		grp(h, off, len, "payload: ciphertext and tag (does not open with vectors.key)");
 		return;
 	}
 	switch (r->type) {
@@ -213,7 +293,11 @@ static void dump_payload(struct hexout *h, const struct vms_rec_hdr *r, size_t o
 		}
 		break;
 	case VMS_REC_DATA:
-		grp(h, off, len, "data, %zu bytes", len);
+		if (r->codec)
+			grp(h, off, len, "codec %u body (zstd frame), %zu bytes, decodes to raw_len %u "
+					 "bytes", r->codec, len, r->raw_len);
+		else
+			grp(h, off, len, "data, %zu bytes", len);
 		return;
 	default:
 		break;
@@ -222,7 +306,7 @@ static void dump_payload(struct hexout *h, const struct vms_rec_hdr *r, size_t o
 	grp(h, off, len, "payload \"%s\"", txt);
 }
 
-static void dump_records(struct hexout *h, size_t pos, size_t n)
+static void dump_records(struct hexout *h, struct sealing *s, size_t pos, size_t n)
 {
 	for (unsigned long long i = 0; pos < n; i++) {
 		struct vms_rec_hdr r;
@@ -239,8 +323,8 @@ static void dump_records(struct hexout *h, size_t pos, size_t n)
 		fprintf(h->f, "## record %llu at %zu (0x%zx): %s\n", i, pos, pos,
 			name ? name : (r.type & VMS_REC_IGNORABLE ? "unknown, ignorable"
 								  : "unknown, critical"));
-		grp(h, pos, 4, "type 0x%02x, flags 0x%02x, codec %u, reserved %u", r.type, r.flags,
-		    r.codec, h->base[pos + 3]);
+		grp(h, pos, 4, "type 0x%02x, flags 0x%02x%s, codec %u, reserved %u", r.type, r.flags,
+		    r.flags & VMS_RFLAG_ENCRYPTED ? " (ENCRYPTED)" : "", r.codec, h->base[pos + 3]);
 		grp(h, pos + 4, 4, "device %u%s", r.device,
 		    r.device == VMS_DEVICE_NONE ? " (none)" : "");
 		grp(h, pos + 8, 8, "seq %llu", (unsigned long long)r.seq);
@@ -259,7 +343,9 @@ static void dump_records(struct hexout *h, size_t pos, size_t n)
 				grp(h, pos, avail, "payload cut after %zu of %u bytes", avail, r.wire_len);
 			return;
 		}
-		dump_payload(h, &r, pos, r.wire_len);
+		if (!(r.flags & VMS_RFLAG_ENCRYPTED) ||
+		    !dump_sealed(h, s, h->base + pos - VMS_HDR_LEN, &r, pos, r.wire_len))
+			dump_payload(h, &r, pos, r.wire_len);
 		pos += r.wire_len;
 	}
 }
@@ -267,19 +353,24 @@ static void dump_records(struct hexout *h, size_t pos, size_t n)
 static int write_hex(const char *path, const struct tv_vector *v, const uint8_t *b, size_t n)
 {
 	struct hexout h = { fopen(path, "w"), b };
+	static struct sealing s;
 	size_t pos;
 
 	if (!h.f)
 		return -1;
+	memset(&s, 0, sizeof(s));
 	fprintf(h.f, "# %s.vms, %zu bytes: %s\n", v->name, n, v->what);
-	fprintf(h.f, "# expected: %s\n", v->code ? vms_errname(v->code) : "valid");
+	fprintf(h.f, "# expected: %s%s\n", v->code ? vms_errname(v->code) : "valid",
+		v->keyed ? " (read with the key in vectors.key)" : "");
+	fprintf(h.f, "# Lines starting with '#' are annotations; the others hold the stream bytes.\n");
 	fprintf(h.f, "# offset  bytes (hex)%*s field\n", HEX_COL - 11, "");
 	pos = dump_preamble(&h, n);
 	if (pos == 16 && n > 16) {
 		fprintf(h.f, "## rest of the stream (preamble_len out of range)\n");
 		grp(&h, 16, n - 16, NULL);
 	} else if (pos < n) {
-		dump_records(&h, pos, n);
+		dump_key_schedule(&h, &s, n);
+		dump_records(&h, &s, pos, n);
 	}
 	return fclose(h.f);
 }
@@ -303,35 +394,78 @@ static void readme_events(FILE *f, const char *events)
 	}
 }
 
+static void hex32(FILE *f, const uint8_t *p)
+{
+	for (int i = 0; i < 32; i++)
+		fprintf(f, "%02x", p[i]);
+}
+
 static int write_readme(const char *path)
 {
 	FILE *f = fopen(path, "w");
+	unsigned zv = ZSTD_versionNumber();
 
 	if (!f)
 		return -1;
 	fputs("# vmstream format test vectors\n\n"
-	      "Small streams that pin the wire format of FORMAT.md (version 1.0). Generated by\n"
+	      "Small streams that pin the wire format of FORMAT.md (version 1.0): plain,\n"
+	      "compressed (zstd) and encrypted (AES-256-GCM, ChaCha20-Poly1305) streams a reader\n"
+	      "must accept, and streams with one defect each that it must refuse with an exact\n"
+	      "error. This directory is all an implementer needs besides FORMAT.md. Generated by\n"
 	      "`gen_vectors.c` from the definitions in `vectors.h`; do not edit by hand.\n\n"
-	      "Each vector `NAME` has:\n\n"
+	      "## Files\n\n"
 	      "* `NAME.vms` — the stream bytes;\n"
 	      "* `NAME.hex` — an annotated hex listing, one line per field group (offset, bytes,\n"
-	      "  field values; payloads 16 bytes a line);\n"
-	      "* a line `NAME CODE` in `expected.txt`: the exact `enum vms_err` a reader must\n"
-	      "  return, `0` if it must accept the stream.\n\n"
+	      "  field values; payloads 16 bytes a line). Lines starting with `#` are\n"
+	      "  annotations; for encrypted records they give what FORMAT.md section 5 derives:\n"
+	      "  the HKDF info and key of each (lane, epoch), the nonce and the decrypted\n"
+	      "  plaintext `body || sum` (computed by `refcrypto.h`, an implementation of\n"
+	      "  section 5 written from the specification alone);\n"
+	      "* `expected.txt` — one line `NAME CODE` per vector: the exact `enum vms_err` a\n"
+	      "  reader must return (its number: FORMAT.md section 10), `0` if it must accept\n"
+	      "  the stream; a third word `key` means the stream is read with the key\n"
+	      "  of `vectors.key`, otherwise the reader is given no key;\n"
+	      "* `vectors.key` — that key as a key file (FORMAT.md section 5: 64 hex digits\n"
+	      "  and a newline). The tools refuse key files readable by others: copy it and\n"
+	      "  `chmod 600` the copy before `vmstream-inspect --verify --key-file`.\n\n"
+	      "## Inputs\n\n"
 	      "All vectors use chunk_cap 4096 and stream_id \"vmstream vectors\"\n"
 	      "(`76 6d 73 74 72 65 61 6d 20 76 65 63 74 6f 72 73`). Valid vectors are written by\n"
-	      "libvmstream's writer with that fixed stream id and `creator = \"\"` (no CREATOR\n"
-	      "entry), so they depend on nothing but the format. Two of them (`unknown_ignorable`,\n"
-	      "`minor_version`) carry something the writer never emits and are the writer's\n"
-	      "output plus the edit described; `zero_record` is what the writer emits with zero\n"
-	      "elision on (the default). Invalid vectors are a valid stream with\n"
-	      "one defect; every other checksum is recomputed so that a reader meets exactly that\n"
-	      "defect first (FORMAT.md section 4 gives the order of the checks).\n\n"
+	      "libvmstream's writer (threads 0) with that fixed stream id and `creator = \"\"` (no\n"
+	      "CREATOR entry), so they depend on nothing but the format (and, for the zstd\n"
+	      "ones, the compressor: below). Four (`unknown_ignorable`, `minor_version`,\n"
+	      "`zstd_unused_bit`, `zstd_checksum`) carry something the writer never emits and\n"
+	      "are the writer's output plus the edit described; `zero_record` is what the\n"
+	      "writer emits with zero elision on (the default). Invalid vectors are a valid\n"
+	      "stream with one defect (a few, named `X_before_Y` or `X_and_Y`, have two, to pin\n"
+	      "which rule comes first); every other checksum is recomputed (and an encrypted\n"
+	      "record resealed) so that a reader meets exactly that defect first (FORMAT.md\n"
+	      "section 4 gives the order of the checks).\n\n"
+	      "The encrypted vectors (key_source 1, key file) use:\n\n",
+	      f);
+	fputs("* key (IKM, the key file's 32 bytes): `", f);
+	hex32(f, tv_key);
+	fputs("`\n* SALT (the preamble's SALT entry): `", f);
+	hex32(f, tv_salt);
+	fputs("` (\"@ABC...XYZ[\\]^_\")\n\n"
+	      "The input of `zstd1_text` and `zstd1_aes_gcm` is device \"text\" holding these\n"
+	      "9 lines (461 bytes, each ending in a newline):\n\n"
+	      "    vmstream stage vectors: zstd level 1 on text\n"
+	      "    line 1: the quick brown fox jumps over the lazy dog\n"
+	      "    ...  (lines 2 to 7 alike)\n"
+	      "    line 8: the quick brown fox jumps over the lazy dog\n\n"
+	      "## Checks\n\n"
 	      "`tests/check_vectors.c` rebuilds every vector from the same inputs and compares it\n"
 	      "byte for byte with the committed file, checks that each `.hex` listing holds the\n"
-	      "same bytes, and reads each file: valid vectors must decode to exactly the records\n"
-	      "listed below, invalid ones must fail with exactly their code after delivering\n"
-	      "exactly the events listed.\n\n"
+	      "same bytes and that `expected.txt` and `vectors.key` say what `vectors.h` says,\n"
+	      "and reads each file with libvmstream's reader (threads 0 and 2): valid vectors\n"
+	      "must decode to exactly the records listed below, invalid ones must fail with\n"
+	      "exactly their code, the location listed, after delivering exactly the events\n"
+	      "listed. Every valid vector is also decoded a second way, without the library's\n"
+	      "reader: `refcrypto.h` opens each encrypted record, libzstd's one-shot decoder\n"
+	      "expands each compressed one, and every sum, digest and total is recomputed. An\n"
+	      "encrypted vector read without the key must fail with `VMS_EKEY`, with another\n"
+	      "key with `VMS_EAUTH`.\n\n"
 	      "## Checksum example values\n\n"
 	      "FORMAT.md section 1 refers here for the second example (both checked by\n"
 	      "check_vectors):\n\n"
@@ -340,13 +474,34 @@ static int write_readme(const char *path)
 	      "| `\"\"` (empty) | `0x2d06800538d394c2` |\n"
 	      "| `\"vmstream\"` (8 bytes `76 6d 73 74 72 65 61 6d`) | `0x823964198109694d` |\n\n"
 	      "## Reading the decode listings\n\n"
-	      "`preamble` is what the reader reports from the preamble (`vms_reader_info`). Then\n"
-	      "one line per event: `SEQ TYPE at=<stream offset of the record header>` and the\n"
-	      "decoded fields. DATA shows its bytes in hex when there are at most 16, else the\n"
-	      "XXH3-64 of them. Unknown ignorable records are verified and skipped, so their seq\n"
-	      "is missing from the list. For invalid vectors the list is what a reader delivers\n"
-	      "before it fails; `at byte` is the offset the error message names.\n\n"
-	      "## Regenerating\n\n"
+	      "`preamble` is what the reader reports from the preamble (`vms_reader_info`;\n"
+	      "`key_source` only for encrypted streams, `codecs` (`id:name`) only when some are\n"
+	      "declared). Then one line per event: `SEQ TYPE at=<stream offset of the record\n"
+	      "header>`, `epoch=<key epoch>` for encrypted records, and the decoded fields. DATA\n"
+	      "shows its bytes in hex when there are at most 16, else the XXH3-64 of them; in a\n"
+	      "compressed or encrypted stream also its `codec` and `wire_len` as on the wire (an\n"
+	      "encrypted record's wire_len is its body plus 24). Unknown ignorable records are\n"
+	      "verified and skipped, so their seq is missing from the list. For invalid vectors\n"
+	      "the list is what a reader delivers before it fails (nothing of the failing\n"
+	      "record); `at` is the location its error names: `preamble at byte 0`, or\n"
+	      "`record N at byte P` (FORMAT.md section 4).\n\n",
+	      f);
+	fprintf(f,
+		"## Compressed vectors and the libzstd version\n\n"
+		"zstd does not promise the same compressed bytes across versions. These files were\n"
+		"made with libzstd %u.%u.%u. With another libzstd every decode still holds\n"
+		"(decoding is version independent), but the rebuild of the vectors made from the\n"
+		"writer's zstd output may fail with a message naming the libzstd version:",
+		zv / 10000, zv / 100 % 100, zv % 100);
+	for (size_t i = 0, k = 0; i < TV_COUNT; i++)
+		if (tv_vectors[i].uses_zstd)
+			fprintf(f, "%s`%s`", k++ ? ", " : " ", tv_vectors[i].name);
+	fputs(". Then look at the difference (`cmp -l`, or the two `.hex` files): if only\n"
+	      "the zstd frame and what depends on it (wire lengths, later offsets, sums,\n"
+	      "ciphertext) changed, regenerate and commit the new files; anything else is a\n"
+	      "format change (FORMAT.md section 6). The other vectors must never change.\n\n",
+	      f);
+	fputs("## Regenerating\n\n"
 	      "    gcc -std=gnu11 -Iinclude -Ilibvmstream -Itests \\\n"
 	      "        $(find libvmstream -name '*.c') tests/vectors/gen_vectors.c \\\n"
 	      "        -o /tmp/gen_vectors -lxxhash -lzstd -lcrypto -lssl -luring -lpthread -lm\n"
@@ -359,7 +514,8 @@ static int write_readme(const char *path)
 
 		if (v->code)
 			continue;
-		fprintf(f, "### `%s`\n\n%s. Expected decode:\n\n", v->name, v->what);
+		fprintf(f, "### `%s`\n\n%s. Expected decode%s:\n\n", v->name, v->what,
+			v->keyed ? " with the key" : "");
 		readme_events(f, v->events);
 		fputc('\n', f);
 	}
@@ -371,12 +527,28 @@ static int write_readme(const char *path)
 			continue;
 		fprintf(f, "### `%s` — `%s` (%d)\n\n%s.", v->name, vms_errname(v->code), v->code,
 			v->what);
+		if (v->keyed)
+			fputs(" Read with the key.", f);
 		if (v->where)
-			fprintf(f, " The message names `%s`.", v->where);
+			fprintf(f, " The error message starts with `%s`.", v->where);
 		fputs(" Events before the failure:\n\n", f);
 		readme_events(f, v->events);
 		fputc('\n', f);
 	}
+	return fclose(f);
+}
+
+static int write_key_file(const char *dir)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/vectors.key", dir);
+	f = fopen(path, "w");
+	if (!f)
+		return -1;
+	hex32(f, tv_key);
+	fputc('\n', f);
 	return fclose(f);
 }
 
@@ -412,12 +584,16 @@ int main(int argc, char **argv)
 			perror(path);
 			return 1;
 		}
-		fprintf(exp, "%s %d\n", v->name, v->code);
+		fprintf(exp, "%s %d%s\n", v->name, v->code, v->keyed ? " key" : "");
 		printf("%-24s %6zu bytes  %s\n", v->name, n, v->code ? vms_errname(v->code) : "valid");
 		free(b);
 	}
 	if (fclose(exp) != 0)
 		return 1;
+	if (write_key_file(argv[1]) != 0) {
+		perror("vectors.key");
+		return 1;
+	}
 	snprintf(path, sizeof(path), "%s/README.md", argv[1]);
 	if (write_readme(path) != 0) {
 		perror(path);

@@ -2,7 +2,7 @@
 /*
  * An independent reading of FORMAT.md section 5 (key schedule, nonce, record
  * sealing), written from the specification only, for the tests and for the
- * stage vectors' annotations. It shares no code with libvmstream/crypto:
+ * encrypted test vectors' annotations. It shares no code with libvmstream/crypto:
  *
  *  - HKDF-SHA256 two ways: OpenSSL's EVP_PKEY HKDF method (the library uses
  *    EVP_KDF) and RFC 5869 spelled out with one-shot HMAC, cross-checked
