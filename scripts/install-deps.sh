@@ -11,6 +11,7 @@ packages=(
 	check libsubunit-dev            # unit test framework
 	zstd xxhash openssl             # reference tools used by tests
 	iperf3 socat netcat-openbsd iproute2 procps time python3 # e2e and bench scripts
+	python3-xxhash python3-zstandard python3-cryptography # tests/ref/vmsread.py (ref_vectors)
 )
 
 if [ "${VMS_SKIP_DEPS:-0}" = 1 ]; then
