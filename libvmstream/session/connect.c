@@ -53,160 +53,208 @@ out_close:
 	return err;
 }
 
-int vms_writer_connect(struct vms_writer **out, const char *addr, const struct vms_net_opts *nopts,
-		       const struct vms_writer_opts *opts)
-{
+/* A sender's session while its lanes are set up. */
+struct dial {
+	const char *addr;          /* as given, for messages */
 	struct vms_writer_opts wo;
 	struct vms_net_opts net;
-	struct vms_transport t;
-	struct vms_tls_creds *creds = NULL;
-	struct addrinfo hints = { 0 }, *res = NULL, *ai;
-	struct vms_hello h = { 0 };
+	struct vms_tls_creds *creds;
+	struct addrinfo *res;
+	struct vms_hello h;        /* lane set per lane */
+	uint64_t deadline;         /* all lanes, handshakes included */
+	struct vms_transport t;    /* what the writer gets */
+};
+
+/* Options, address and credentials, in the order their errors are reported. */
+static int dial_take(struct dial *d, const char *addr, const struct vms_net_opts *nopts,
+		     const struct vms_writer_opts *opts)
+{
+	struct addrinfo hints = { 0 };
 	char host[256], port[16];
-	uint64_t deadline;
-	bool loopback = false;
 	int err, gai;
 
-	*out = NULL;
-	vms_transport_init_fd(&t, -1);
-	err = vms_net_opts_take(&net, nopts);
+	err = vms_net_opts_take(&d->net, nopts);
 	if (err)
 		return err;
-	err = vms_writer_opts_take(&wo, opts);
+	err = vms_writer_opts_take(&d->wo, opts);
 	if (err)
 		return err;
-	if (wo.cipher != VMS_CIPHER_NONE && !vms_net_authenticated(&net))
+	if (d->wo.cipher != VMS_CIPHER_NONE && !vms_net_authenticated(&d->net))
 		return vms_fail(VMS_EKEY, "encryption needs an authenticated session: give a PSK or certificates");
 	err = vms_split_addr(addr, host, sizeof(host), port, sizeof(port), false);
 	if (err)
 		return err;
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	gai = getaddrinfo(host, port, &hints, &res);
+	gai = getaddrinfo(host, port, &hints, &d->res);
 	if (gai != 0)
 		return vms_fail(VMS_ENET, "cannot resolve %s: %s", host, gai_strerror(gai));
-	err = vms_net_creds(&net, 0, &creds);
-	if (err)
-		goto out_free;
-
-	h.vmin = h.vmax = VMS_FORMAT_MAJOR;
-	h.lanes = (uint16_t)net.lanes;
-	if (getrandom(h.session_id, sizeof(h.session_id), 0) != sizeof(h.session_id)) {
-		err = vms_fail(VMS_EIO, "getrandom: %s", strerror(errno));
-		goto out_free;
-	}
-	h.chunk_cap = wo.chunk_size ? wo.chunk_size : VMS_CHUNK_DEFAULT;
-	h.cipher = (uint8_t)wo.cipher;
-	h.size_hint = wo.size_hint;
-	{
-		const struct vms_stage *codec;
-		int level;
-		bool adaptive;
-
-		err = vms_compress_parse(wo.compress, &codec, &level, &adaptive);
-		if (err)
-			goto out_free;
-		if (codec) {
-			h.ncodecs = 1;
-			h.codecs[0].id = (uint8_t)codec->id;
-			snprintf(h.codecs[0].name, sizeof(h.codecs[0].name), "%s", codec->name);
-		}
-	}
-
-	deadline = vms_deadline_in(net.connect_timeout_ms);
-	t.nlanes = net.lanes;
-	t.own_fds = true;
-	t.session = true;
-	t.keyed = creds != NULL;
-	t.engine = net.io;
-	t.idle_timeout_ms = net.idle_timeout_ms;
-	t.rate_limit = net.rate_limit;
-	for (unsigned l = 0; l < net.lanes; l++)
-		t.fds[l] = -1;
-	for (unsigned l = 0; l < net.lanes; l++) {
-		uint8_t msg[VMS_SESSION_MSG_MAX], rep[VMS_SESSION_MSG_MAX];
-		size_t mlen, rlen = 0;
-		int32_t status = 0;
-		char text[VMS_SESSION_MSG_MAX];
-		int fd = -1;
-
-		err = VMS_ENET;
-		for (ai = res; ai; ai = ai->ai_next) {
-			err = connect_one(ai, deadline, &fd);
-			if (!err)
-				break;
-		}
-		if (err) {
-			char why[VMS_MSG_MAX];
-
-			snprintf(why, sizeof(why), "%s", vms_last_error());
-			err = vms_fail(err, "cannot connect to %s (lane %u): %s", addr, l, why);
-			goto out_free;
-		}
-		t.fds[l] = fd;
-		if (l == 0) {
-			struct sockaddr_storage ss;
-			socklen_t sl = sizeof(ss);
-
-			loopback = getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
-				   vms_sockaddr_loopback((struct sockaddr *)&ss);
-			if (!creds && !loopback && !(net.flags & VMS_NET_F_INSECURE)) {
-				err = vms_fail(VMS_EINVAL, "refusing an unauthenticated, unencrypted session "
-							   "with non-loopback %s: give a PSK or certificates, "
-							   "or choose insecure explicitly", addr);
-				goto out_free;
-			}
-			if (!creds && !loopback)
-				vms_log(wo.log, wo.log_user, wo.log_level, VMS_LOG_WARN,
-					"INSECURE: sending unauthenticated, unencrypted data to %s", addr);
-		}
-		vms_sock_tune(fd);
-		h.lane = (uint16_t)l;
-		mlen = vms_hello_encode(&h, msg);
-		if (creds) {
-			struct vms_tls_info info;
-			int timeout = (int)vms_deadline_left(deadline);
-
-			err = vms_tls_client(creds, fd, msg, mlen, rep, sizeof(rep), &rlen, (uint16_t)l,
-					     t.ikm_c2s[l], t.ikm_s2c[l], timeout > 0 ? timeout : 1,
-					     &info);
-			if (!err && l == 0)
-				snprintf(t.peer, sizeof(t.peer), "%.255s", info.peer);
-		} else {
-			err = vms_plain_send(fd, msg, mlen, deadline);
-			if (!err)
-				err = vms_plain_recv(fd, rep, sizeof(rep), &rlen, deadline);
-			if (!err && l == 0)
-				snprintf(t.peer, sizeof(t.peer), "insecure");
-		}
-		if (err) {
-			char why[VMS_MSG_MAX];
-
-			snprintf(why, sizeof(why), "%s", vms_last_error());
-			err = vms_fail(err, "lane %u: %s", l, why);
-			goto out_free;
-		}
-		err = vms_reply_decode(rep, rlen, &status, text, sizeof(text));
-		if (err)
-			goto out_free;
-		if (status != 0) {
-			err = vms_fail(status < 0 && vms_errname(status) ? status : VMS_EPROTO,
-				       "receiver refused the session: %s", text);
-			goto out_free;
-		}
-	}
-	freeaddrinfo(res);
-	res = NULL;
-	vms_tls_creds_free(creds);
-	creds = NULL;
-	return vms_writer_open_transport(out, &t, &wo);
-
-out_free:
-	if (res)
-		freeaddrinfo(res);
-	vms_tls_creds_free(creds);
-	t.own_fds = true;
-	vms_transport_release(&t);
-	return err;
+	return vms_net_creds(&d->net, 0, &d->creds);
 }
 
+/* The HELLO every lane sends (its lane field aside). */
+static int dial_hello(struct dial *d)
+{
+	struct vms_hello *h = &d->h;
+	const struct vms_stage *codec;
+	int level, err;
+	bool adaptive;
+
+	h->vmin = h->vmax = VMS_FORMAT_MAJOR;
+	h->lanes = (uint16_t)d->net.lanes;
+	if (getrandom(h->session_id, sizeof(h->session_id), 0) != sizeof(h->session_id))
+		return vms_fail(VMS_EIO, "getrandom: %s", strerror(errno));
+	h->chunk_cap = d->wo.chunk_size ? d->wo.chunk_size : VMS_CHUNK_DEFAULT;
+	h->cipher = (uint8_t)d->wo.cipher;
+	h->size_hint = d->wo.size_hint;
+	err = vms_compress_parse(d->wo.compress, &codec, &level, &adaptive);
+	if (err)
+		return err;
+	if (codec) {
+		h->ncodecs = 1;
+		h->codecs[0].id = (uint8_t)codec->id;
+		snprintf(h->codecs[0].name, sizeof(h->codecs[0].name), "%s", codec->name);
+	}
+	return 0;
+}
+
+static void dial_transport(struct dial *d)
+{
+	struct vms_transport *t = &d->t;
+
+	t->nlanes = d->net.lanes;
+	t->own_fds = true;
+	t->session = true;
+	t->keyed = d->creds != NULL;
+	t->engine = d->net.io;
+	t->idle_timeout_ms = d->net.idle_timeout_ms;
+	t->rate_limit = d->net.rate_limit;
+	for (unsigned l = 0; l < d->net.lanes; l++)
+		t->fds[l] = -1;
+}
+
+/* TCP connection of lane l to the first address that answers. */
+static int lane_connect(struct dial *d, unsigned l, int *fd)
+{
+	int err = VMS_ENET;
+
+	for (const struct addrinfo *ai = d->res; ai; ai = ai->ai_next) {
+		err = connect_one(ai, d->deadline, fd);
+		if (!err)
+			return 0;
+	}
+	return vms_session_fail_ctx(err, "cannot connect to %s (lane %u)", d->addr, l);
+}
+
+/* The first lane decides: no credentials is only for loopback, or insecure. */
+static int lane_policy(struct dial *d, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	bool loopback = getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+			vms_sockaddr_loopback((struct sockaddr *)&ss);
+
+	if (d->creds || loopback)
+		return 0;
+	if (!(d->net.flags & VMS_NET_F_INSECURE))
+		return vms_fail(VMS_EINVAL, "refusing an unauthenticated, unencrypted session "
+					    "with non-loopback %s: give a PSK or certificates, "
+					    "or choose insecure explicitly", d->addr);
+	vms_log(d->wo.log, d->wo.log_user, d->wo.log_level, VMS_LOG_WARN,
+		"INSECURE: sending unauthenticated, unencrypted data to %s", d->addr);
+	return 0;
+}
+
+/* HELLO out, REPLY in, on lane l (TLS or plain); the lane's keys land in the
+ * transport. */
+static int lane_exchange(struct dial *d, unsigned l, int fd, uint8_t *rep, size_t *rlen)
+{
+	struct vms_transport *t = &d->t;
+	uint8_t msg[VMS_SESSION_MSG_MAX];
+	size_t mlen;
+	int err;
+
+	d->h.lane = (uint16_t)l;
+	mlen = vms_hello_encode(&d->h, msg);
+	if (d->creds) {
+		struct vms_tls_info info;
+		int timeout = (int)vms_deadline_left(d->deadline);
+
+		err = vms_tls_client(d->creds, fd, msg, mlen, rep, VMS_SESSION_MSG_MAX, rlen,
+				     (uint16_t)l, t->ikm_c2s[l], t->ikm_s2c[l], timeout > 0 ? timeout : 1,
+				     &info);
+		if (!err && l == 0)
+			snprintf(t->peer, sizeof(t->peer), "%.255s", info.peer);
+	} else {
+		err = vms_plain_send(fd, msg, mlen, d->deadline);
+		if (!err)
+			err = vms_plain_recv(fd, rep, VMS_SESSION_MSG_MAX, rlen, d->deadline);
+		if (!err && l == 0)
+			snprintf(t->peer, sizeof(t->peer), "insecure");
+	}
+	if (err)
+		return vms_session_fail_ctx(err, "lane %u", l);
+	return 0;
+}
+
+/* Lane l: connect, check, handshake, and the receiver's verdict. */
+static int dial_lane(struct dial *d, unsigned l)
+{
+	uint8_t rep[VMS_SESSION_MSG_MAX];
+	char text[VMS_SESSION_MSG_MAX];
+	size_t rlen = 0;
+	int32_t status = 0;
+	int fd = -1, err;
+
+	err = lane_connect(d, l, &fd);
+	if (err)
+		return err;
+	d->t.fds[l] = fd;
+	if (l == 0) {
+		err = lane_policy(d, fd);
+		if (err)
+			return err;
+	}
+	vms_sock_tune(fd);
+	err = lane_exchange(d, l, fd, rep, &rlen);
+	if (!err)
+		err = vms_reply_decode(rep, rlen, &status, text, sizeof(text));
+	if (err)
+		return err;
+	if (status != 0)
+		return vms_fail(status < 0 && vms_errname(status) ? status : VMS_EPROTO,
+				"receiver refused the session: %s", text);
+	return 0;
+}
+
+int vms_writer_connect(struct vms_writer **out, const char *addr, const struct vms_net_opts *nopts,
+		       const struct vms_writer_opts *opts)
+{
+	struct dial d = { .addr = addr };
+	int err;
+
+	*out = NULL;
+	vms_transport_init_fd(&d.t, -1);
+	err = dial_take(&d, addr, nopts, opts);
+	if (!err)
+		err = dial_hello(&d);
+	if (err)
+		goto out_free;
+	d.deadline = vms_deadline_in(d.net.connect_timeout_ms);
+	dial_transport(&d);
+	for (unsigned l = 0; l < d.net.lanes && !err; l++)
+		err = dial_lane(&d, l);
+	if (err)
+		goto out_free;
+	freeaddrinfo(d.res);
+	vms_tls_creds_free(d.creds);
+	return vms_writer_open_transport(out, &d.t, &d.wo);
+
+out_free:
+	if (d.res)
+		freeaddrinfo(d.res);
+	vms_tls_creds_free(d.creds);
+	d.t.own_fds = true;
+	vms_transport_release(&d.t);
+	return err;
+}

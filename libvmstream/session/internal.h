@@ -4,6 +4,7 @@
  * from the bottom up; each file uses only the ones below it, never the public
  * calls on top:
  *
+ *   fail.c     failure helpers
  *   socket.c   deadlines, waiting on a socket, per-lane socket settings
  *   frame.c    the unauthenticated framing (u32 length, bytes, u64 XXH3)
  *   hello.c    HELLO / REPLY codec and the receiver's HELLO policy
@@ -62,6 +63,12 @@ struct vms_lane_set {
 	bool seen[VMS_LANES_MAX];
 	uint64_t deadline_ns;         /* the rest of the lanes are due */
 };
+
+/* ---- fail.c ---------------------------------------------------------------- */
+
+/* Record code with fmt's text, ": " and this thread's current message after
+ * it ("lane 1" + "handshake timed out"); returns code. */
+int vms_session_fail_ctx(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- socket.c -------------------------------------------------------------- */
 
