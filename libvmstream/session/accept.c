@@ -21,38 +21,22 @@
 #include "session/tls.h"
 #include "stream/internal.h"
 
-int vms_listen(struct vms_listener **out, const char *addr, const struct vms_net_opts *nopts)
+/* Bind and listen on the first of host:port's addresses that allows it. */
+static int listen_bind(struct vms_listener *l, const char *addr, const char *host, const char *port)
 {
-	struct addrinfo hints = { 0 }, *res = NULL, *ai;
-	struct vms_listener *l;
-	char host[256], port[16];
+	struct addrinfo hints = { 0 }, *res = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
 	int err, gai, one = 1;
 
-	*out = NULL;
-	l = calloc(1, sizeof(*l));
-	if (!l)
-		return vms_fail(VMS_ENOMEM, "out of memory");
-	l->fd = -1;
-	err = vms_net_opts_take(&l->net, nopts);
-	if (err)
-		goto out_free;
-	if (l->net.psk) {
-		memcpy(l->psk, l->net.psk, VMS_KEY_LEN);
-		l->net.psk = l->psk;
-	}
-	err = vms_split_addr(addr, host, sizeof(host), port, sizeof(port), true);
-	if (err)
-		goto out_free;
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE;
 	gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-	if (gai != 0) {
-		err = vms_fail(VMS_ENET, "cannot resolve %s: %s", host, gai_strerror(gai));
-		goto out_free;
-	}
+	if (gai != 0)
+		return vms_fail(VMS_ENET, "cannot resolve %s: %s", host, gai_strerror(gai));
 	err = VMS_ENET;
-	for (ai = res; ai; ai = ai->ai_next) {
+	for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
 		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
 
 		if (fd < 0)
@@ -70,15 +54,36 @@ int vms_listen(struct vms_listener **out, const char *addr, const struct vms_net
 	}
 	freeaddrinfo(res);
 	if (err)
-		goto out_free;
-	{
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
+		return err;
+	getsockname(l->fd, (struct sockaddr *)&ss, &sl);
+	l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						 : ((struct sockaddr_in *)&ss)->sin_port);
+	return 0;
+}
 
-		getsockname(l->fd, (struct sockaddr *)&ss, &sl);
-		l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-							 : ((struct sockaddr_in *)&ss)->sin_port);
+int vms_listen(struct vms_listener **out, const char *addr, const struct vms_net_opts *nopts)
+{
+	struct vms_listener *l;
+	char host[256], port[16];
+	int err;
+
+	*out = NULL;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return vms_fail(VMS_ENOMEM, "out of memory");
+	l->fd = -1;
+	err = vms_net_opts_take(&l->net, nopts);
+	if (err)
+		goto out_free;
+	if (l->net.psk) {
+		memcpy(l->psk, l->net.psk, VMS_KEY_LEN);
+		l->net.psk = l->psk;
 	}
+	err = vms_split_addr(addr, host, sizeof(host), port, sizeof(port), true);
+	if (!err)
+		err = listen_bind(l, addr, host, port);
+	if (err)
+		goto out_free;
 	if (!vms_net_authenticated(&l->net) && !l->loopback && !(l->net.flags & VMS_NET_F_INSECURE)) {
 		err = vms_fail(VMS_EINVAL, "refusing to accept unauthenticated, unencrypted sessions on "
 					   "non-loopback %s: give a PSK or certificates, or choose "
@@ -112,6 +117,164 @@ void vms_listener_free(struct vms_listener *l)
 	free(l);
 }
 
+/* Returned by the steps of vms_accept (besides 0 and errors): nothing to
+ * add from this connection, go on with the next one. */
+#define NEXT_CONNECTION 1
+
+/* One connection during its handshake. */
+struct lane_conn {
+	int fd;
+	struct vms_tls_conn *conn;  /* TLS, once authenticated; NULL: plain */
+	struct vms_hello h;
+	uint64_t deadline;          /* of the handshake */
+};
+
+static void transport_init(struct vms_transport *t, const struct vms_listener *l)
+{
+	vms_transport_init_fd(t, -1);
+	t->session = true;
+	t->own_fds = true;
+	t->keyed = l->creds != NULL;
+	t->allow_plaintext = (l->net.flags & VMS_NET_F_ALLOW_PLAINTEXT) != 0;
+	t->engine = l->net.io;
+	t->idle_timeout_ms = l->net.idle_timeout_ms;
+	for (unsigned i = 0; i < VMS_LANES_MAX; i++)
+		t->fds[i] = -1;
+}
+
+/* Wait for the next connection, until the first one's deadline (0 = none)
+ * or, once the session started, its lanes' deadline; then take it. */
+static int next_connection(const struct vms_listener *l, const struct vms_lane_set *s,
+			   uint64_t deadline, int *fd)
+{
+	if (deadline || s->started) {
+		struct pollfd p = { .fd = l->fd, .events = POLLIN };
+		uint64_t dl = s->started ? s->deadline_ns : deadline;
+		int n;
+
+		do
+			n = poll(&p, 1, (int)vms_deadline_left(dl));
+		while (n < 0 && errno == EINTR);
+		if (n == 0)
+			return vms_fail(VMS_ETIMEOUT, s->started
+					? "only %u of %u lanes connected in time" : "no sender connected in time",
+					s->got, s->lanes);
+	}
+	*fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+	if (*fd >= 0)
+		return 0;
+	if (errno == EINTR || errno == ECONNABORTED)
+		return NEXT_CONNECTION;
+	return vms_fail(VMS_ENET, "accept: %s", strerror(errno));
+}
+
+/* Authenticate the peer (with credentials) and read its HELLO. */
+static int lane_hello(const struct vms_listener *l, struct lane_conn *c)
+{
+	uint8_t msg[VMS_SESSION_MSG_MAX];
+	const char *why;
+	size_t mlen = 0;
+	int err;
+
+	if (l->creds)
+		err = vms_tls_server_accept(l->creds, c->fd, msg, sizeof(msg), &mlen,
+					    l->net.connect_timeout_ms, &c->conn);
+	else
+		err = vms_plain_recv(c->fd, msg, sizeof(msg), &mlen, c->deadline);
+	if (!err) {
+		err = vms_hello_decode(&c->h, msg, mlen, &why);
+		if (err)
+			vms_fail(err, "%s", why);
+	}
+	if (err) /* an unauthenticated or confused peer: refuse it, and say so */
+		return vms_session_fail_ctx(err, "refused a connection");
+	return 0;
+}
+
+/* Tell the sender why it is refused (best effort) and drop the connection. */
+static void lane_refuse(const struct vms_listener *l, struct lane_conn *c, struct vms_transport *t,
+			const uint8_t *rep, size_t rlen)
+{
+	if (c->conn)
+		vms_tls_server_reply(c->conn, rep, rlen, c->h.lane, t->ikm_c2s[0], t->ikm_s2c[0],
+				     l->net.connect_timeout_ms);
+	else
+		vms_plain_send(c->fd, rep, rlen, c->deadline);
+	close(c->fd);
+	vms_wipe(t->ikm_c2s[0], VMS_KEY_LEN);
+	vms_wipe(t->ikm_s2c[0], VMS_KEY_LEN);
+}
+
+/* Accept the lane: the REPLY, its keys into the transport, its place in the
+ * session (the first lane starts it). */
+static int lane_admit(const struct vms_listener *l, struct lane_conn *c, struct vms_lane_set *s,
+		      struct vms_transport *t, const uint8_t *rep, size_t rlen)
+{
+	unsigned lane = c->h.lane;
+	int err;
+
+	if (c->conn) {
+		char peer[sizeof(t->peer)];
+
+		snprintf(peer, sizeof(peer), "%s", vms_tls_conn_peer(c->conn));
+		err = vms_tls_server_reply(c->conn, rep, rlen, c->h.lane, t->ikm_c2s[lane],
+					   t->ikm_s2c[lane], l->net.connect_timeout_ms);
+		if (!err && !s->started)
+			snprintf(t->peer, sizeof(t->peer), "%s", peer);
+	} else {
+		err = vms_plain_send(c->fd, rep, rlen, c->deadline);
+		if (!err && !s->started)
+			snprintf(t->peer, sizeof(t->peer), "insecure");
+	}
+	if (err) {
+		close(c->fd);
+		return err;
+	}
+	if (!s->started) {
+		s->started = true;
+		memcpy(s->session_id, c->h.session_id, sizeof(s->session_id));
+		s->lanes = c->h.lanes;
+		t->nlanes = s->lanes;
+		s->deadline_ns = vms_deadline_in(l->net.connect_timeout_ms);
+	}
+	s->seen[lane] = true;
+	t->fds[lane] = c->fd;
+	s->got++;
+	return 0;
+}
+
+/* The handshake of one accepted connection fd (always consumed): 0 = a lane
+ * of the session, NEXT_CONNECTION = a stray connection refused while the
+ * session gathers its lanes, or the error that ends vms_accept. */
+static int accept_lane(const struct vms_listener *l, const struct vms_reader_opts *ro,
+		       struct vms_lane_set *s, struct vms_transport *t, int fd)
+{
+	struct lane_conn c = { .fd = fd, .conn = NULL };
+	uint8_t rep[VMS_SESSION_MSG_MAX];
+	char why[512];
+	size_t rlen;
+	int code, err;
+
+	vms_sock_tune(fd);
+	c.deadline = vms_deadline_in(l->net.connect_timeout_ms);
+	err = lane_hello(l, &c);
+	if (err) {
+		vms_tls_conn_free(c.conn);
+		close(fd);
+		return err;
+	}
+	code = vms_hello_check(l, &c.h, ro, s, why, sizeof(why));
+	rlen = vms_reply_encode(code, vms_hello_max_chunk(ro), code ? why : "", rep);
+	if (code) {
+		/* tell the sender why; report it here too */
+		lane_refuse(l, &c, t, rep, rlen);
+		if (s->started)
+			return NEXT_CONNECTION; /* a stray connection does not end the session */
+		return vms_fail(code, "refused a session: %s", why);
+	}
+	return lane_admit(l, &c, s, t, rep, rlen);
+}
+
 int vms_accept(struct vms_listener *l, struct vms_reader **out, const struct vms_reader_opts *ro,
 	       int timeout_ms)
 {
@@ -121,118 +284,19 @@ int vms_accept(struct vms_listener *l, struct vms_reader **out, const struct vms
 	int err;
 
 	*out = NULL;
-	vms_transport_init_fd(&t, -1);
-	t.session = true;
-	t.own_fds = true;
-	t.keyed = l->creds != NULL;
-	t.allow_plaintext = (l->net.flags & VMS_NET_F_ALLOW_PLAINTEXT) != 0;
-	t.engine = l->net.io;
-	t.idle_timeout_ms = l->net.idle_timeout_ms;
-	for (unsigned i = 0; i < VMS_LANES_MAX; i++)
-		t.fds[i] = -1;
+	transport_init(&t, l);
 	if (timeout_ms >= 0)
 		deadline = vms_deadline_in(timeout_ms);
-
 	while (!s.started || s.got < s.lanes) {
-		uint8_t msg[VMS_SESSION_MSG_MAX], rep[VMS_SESSION_MSG_MAX];
-		struct vms_tls_conn *conn = NULL;
-		struct vms_hello h;
-		char why[512];
-		const char *dwhy;
-		size_t mlen = 0, rlen;
-		uint64_t hs_deadline;
-		int fd, code;
+		int fd = -1;
 
-		if (deadline || s.started) {
-			struct pollfd p = { .fd = l->fd, .events = POLLIN };
-			uint64_t dl = s.started ? s.deadline_ns : deadline;
-			int n;
-
-			do
-				n = poll(&p, 1, (int)vms_deadline_left(dl));
-			while (n < 0 && errno == EINTR);
-			if (n == 0) {
-				err = vms_fail(VMS_ETIMEOUT, s.started
-						? "only %u of %u lanes connected in time" : "no sender connected in time",
-					       s.got, s.lanes);
-				goto out_release;
-			}
-		}
-		fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			err = vms_fail(VMS_ENET, "accept: %s", strerror(errno));
+		err = next_connection(l, &s, deadline, &fd);
+		if (!err)
+			err = accept_lane(l, ro, &s, &t, fd);
+		if (err == NEXT_CONNECTION)
+			continue;
+		if (err)
 			goto out_release;
-		}
-		vms_sock_tune(fd);
-		hs_deadline = vms_deadline_in(l->net.connect_timeout_ms);
-		if (l->creds)
-			err = vms_tls_server_accept(l->creds, fd, msg, sizeof(msg), &mlen,
-						    l->net.connect_timeout_ms, &conn);
-		else
-			err = vms_plain_recv(fd, msg, sizeof(msg), &mlen, hs_deadline);
-		if (!err) {
-			err = vms_hello_decode(&h, msg, mlen, &dwhy);
-			if (err) {
-				snprintf(why, sizeof(why), "%s", dwhy);
-				vms_fail(err, "%s", dwhy);
-			}
-		}
-		if (err) {
-			/* an unauthenticated or confused peer: refuse it, and say so */
-			char m[VMS_MSG_MAX];
-
-			snprintf(m, sizeof(m), "%s", vms_last_error());
-			vms_tls_conn_free(conn);
-			close(fd);
-			err = vms_fail(err, "refused a connection: %s", m);
-			goto out_release;
-		}
-		code = vms_hello_check(l, &h, ro, &s, why, sizeof(why));
-		rlen = vms_reply_encode(code, vms_hello_max_chunk(ro), code ? why : "", rep);
-		if (code) {
-			/* tell the sender why; report it here too */
-			if (conn)
-				vms_tls_server_reply(conn, rep, rlen, h.lane, t.ikm_c2s[0], t.ikm_s2c[0],
-						     l->net.connect_timeout_ms);
-			else
-				vms_plain_send(fd, rep, rlen, hs_deadline);
-			close(fd);
-			vms_wipe(t.ikm_c2s[0], VMS_KEY_LEN);
-			vms_wipe(t.ikm_s2c[0], VMS_KEY_LEN);
-			if (s.started)
-				continue; /* a stray connection does not end the session */
-			err = vms_fail(code, "refused a session: %s", why);
-			goto out_release;
-		}
-		if (conn) {
-			char peer[sizeof(t.peer)];
-
-			snprintf(peer, sizeof(peer), "%s", vms_tls_conn_peer(conn));
-			err = vms_tls_server_reply(conn, rep, rlen, h.lane, t.ikm_c2s[h.lane],
-						   t.ikm_s2c[h.lane], l->net.connect_timeout_ms);
-			if (!err && !s.started)
-				snprintf(t.peer, sizeof(t.peer), "%s", peer);
-		} else {
-			err = vms_plain_send(fd, rep, rlen, hs_deadline);
-			if (!err && !s.started)
-				snprintf(t.peer, sizeof(t.peer), "insecure");
-		}
-		if (err) {
-			close(fd);
-			goto out_release;
-		}
-		if (!s.started) {
-			s.started = true;
-			memcpy(s.session_id, h.session_id, 16);
-			s.lanes = h.lanes;
-			t.nlanes = s.lanes;
-			s.deadline_ns = vms_deadline_in(l->net.connect_timeout_ms);
-		}
-		s.seen[h.lane] = true;
-		t.fds[h.lane] = fd;
-		s.got++;
 	}
 	return vms_reader_open_transport(out, &t, ro);
 
