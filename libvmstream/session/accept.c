@@ -191,18 +191,21 @@ static int lane_hello(const struct vms_listener *l, struct lane_conn *c)
 	return 0;
 }
 
-/* Tell the sender why it is refused (best effort) and drop the connection. */
-static void lane_refuse(const struct vms_listener *l, struct lane_conn *c, struct vms_transport *t,
-			const uint8_t *rep, size_t rlen)
+/* Tell the sender why it is refused (best effort) and drop the connection.
+ * The REPLY's exporter keys go to scratch: the session's lanes keep theirs. */
+static void lane_refuse(const struct vms_listener *l, struct lane_conn *c, const uint8_t *rep,
+			size_t rlen)
 {
+	uint8_t c2s[VMS_TLS_IKM_LEN], s2c[VMS_TLS_IKM_LEN];
+
 	if (c->conn)
-		vms_tls_server_reply(c->conn, rep, rlen, c->h.lane, t->ikm_c2s[0], t->ikm_s2c[0],
+		vms_tls_server_reply(c->conn, rep, rlen, c->h.lane, c2s, s2c,
 				     l->net.connect_timeout_ms);
 	else
 		vms_plain_send(c->fd, rep, rlen, c->deadline);
 	close(c->fd);
-	vms_wipe(t->ikm_c2s[0], VMS_KEY_LEN);
-	vms_wipe(t->ikm_s2c[0], VMS_KEY_LEN);
+	vms_wipe(c2s, sizeof(c2s));
+	vms_wipe(s2c, sizeof(s2c));
 }
 
 /* Accept the lane: the REPLY, its keys into the transport, its place in the
@@ -267,7 +270,7 @@ static int accept_lane(const struct vms_listener *l, const struct vms_reader_opt
 	rlen = vms_reply_encode(code, vms_hello_max_chunk(ro), code ? why : "", rep);
 	if (code) {
 		/* tell the sender why; report it here too */
-		lane_refuse(l, &c, t, rep, rlen);
+		lane_refuse(l, &c, rep, rlen);
 		if (s->started)
 			return NEXT_CONNECTION; /* a stray connection does not end the session */
 		return vms_fail(code, "refused a session: %s", why);
