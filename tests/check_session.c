@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * session/: how a receiver puts a session together from its lanes.
+ * session/: addresses (vms_addr_parse, vms_addr_is_loopback), and how a
+ * receiver puts a session together from its lanes.
  *
  * The sender side is written here from the session's own pieces (HELLO
  * codec, vms_tls_client, the writer over a transport) so a test can place a
@@ -121,7 +122,204 @@ static int32_t lane_handshake(struct vms_tls_creds *creds, int fd, const struct 
 	return status;
 }
 
-/* ---- tests -------------------------------------------------------------------- */
+/* ---- addresses ---------------------------------------------------------------- */
+
+/* "aaa...:1" or "[aaa...]:1" with a host of n bytes, into buf. */
+static void long_addr(char *buf, size_t n, bool brackets)
+{
+	size_t o = 0;
+
+	if (brackets)
+		buf[o++] = '[';
+	memset(buf + o, 'a', n);
+	strcpy(buf + o + n, brackets ? "]:1" : ":1");
+}
+
+struct addr_ok {
+	const char *addr;
+	uint32_t flags;
+	const char *host;
+	uint16_t port;
+};
+
+START_TEST(test_addr_parse_valid)
+{
+	static const struct addr_ok ok[] = {
+		{ "127.0.0.1:80", 0, "127.0.0.1", 80 },
+		{ "h:1", 0, "h", 1 },
+		{ "h:65535", 0, "h", 65535 },
+		{ "localhost:0080", 0, "localhost", 80 },
+		{ "[::1]:7000", 0, "::1", 7000 },
+		{ "[fe80::1%eth0]:22", 0, "fe80::1%eth0", 22 },
+		{ "[::ffff:127.0.0.1]:1", 0, "::ffff:127.0.0.1", 1 },
+		/* a listener: no host, port 0 */
+		{ "0", VMS_ADDR_LISTEN, "", 0 },
+		{ "65535", VMS_ADDR_LISTEN, "", 65535 },
+		{ "h:0", VMS_ADDR_LISTEN, "h", 0 },
+		{ "[::]:0", VMS_ADDR_LISTEN, "::", 0 },
+		{ "0.0.0.0:7000", VMS_ADDR_LISTEN, "0.0.0.0", 7000 },
+	};
+	char host[VMS_ADDR_HOST_MAX + 1], longest[VMS_ADDR_HOST_MAX + 8];
+	uint16_t port;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		memset(host, 'x', sizeof(host));
+		port = 12345;
+		ck_assert_msg(vms_addr_parse(ok[i].addr, ok[i].flags, host, sizeof(host), &port) == 0,
+			      "%s: %s", ok[i].addr, vms_last_error());
+		ck_assert_str_eq(host, ok[i].host);
+		ck_assert_uint_eq(port, ok[i].port);
+	}
+	/* the longest host, plain and in brackets */
+	long_addr(longest, VMS_ADDR_HOST_MAX, false);
+	ck_assert_int_eq(vms_addr_parse(longest, 0, host, sizeof(host), &port), 0);
+	ck_assert_uint_eq(strlen(host), VMS_ADDR_HOST_MAX);
+	ck_assert_uint_eq(port, 1);
+	long_addr(longest, VMS_ADDR_HOST_MAX, true);
+	ck_assert_int_eq(vms_addr_parse(longest, 0, host, sizeof(host), &port), 0);
+	ck_assert_uint_eq(strlen(host), VMS_ADDR_HOST_MAX);
+	/* only checking: host and port not wanted */
+	ck_assert_int_eq(vms_addr_parse("h:1", 0, NULL, 0, NULL), 0);
+	ck_assert_int_eq(vms_addr_parse("[::1]:0", VMS_ADDR_LISTEN, NULL, 0, NULL), 0);
+}
+END_TEST
+
+struct addr_bad {
+	const char *addr;
+	uint32_t flags;
+	const char *msg;
+};
+
+START_TEST(test_addr_parse_rejects)
+{
+	static const struct addr_bad bad[] = {
+		{ NULL, 0, "no address" },
+		{ "", 0, "'': expected HOST:PORT" },
+		{ "", VMS_ADDR_LISTEN, "'': port '' is not a number" },
+		{ "nohost", 0, "'nohost': expected HOST:PORT" },
+		{ "7000", 0, "'7000': expected HOST:PORT" },
+		{ ":7000", 0, "':7000': bad host name" },
+		{ ":7000", VMS_ADDR_LISTEN, "':7000': bad host name" },
+		/* port bounds */
+		{ "h:0", 0, "'h:0': port '0' is out of range (1 to 65535)" },
+		{ "h:65536", 0, "'h:65536': port '65536' is out of range (1 to 65535)" },
+		{ "65536", VMS_ADDR_LISTEN, "'65536': port '65536' is out of range (0 to 65535)" },
+		{ "h:99999999999999999999999", 0,
+		  "'h:99999999999999999999999': port '99999999999999999999999' is too large" },
+		/* nothing but digits */
+		{ "h:", 0, "'h:': port '' is not a number" },
+		{ "h:+1", 0, "'h:+1': port '+1' is not a number" },
+		{ "h:-1", 0, "'h:-1': port '-1' is not a number" },
+		{ "h: 1", 0, "'h: 1': port ' 1' is not a number" },
+		{ "h:1 ", 0, "'h:1 ': port '1 ' is not a number" },
+		{ "h:1x", 0, "'h:1x': port '1x' is not a number" },
+		{ "h:0x10", 0, "'h:0x10': port '0x10' is not a number" },
+		{ "+1", VMS_ADDR_LISTEN, "'+1': port '+1' is not a number" },
+		{ " 1", VMS_ADDR_LISTEN, "' 1': port ' 1' is not a number" },
+		/* IPv6 */
+		{ "::1:7000", 0, "'::1:7000': write IPv6 addresses in brackets, [::1]:PORT" },
+		{ "h:1:2", 0, "'h:1:2': write IPv6 addresses in brackets, [h:1]:PORT" },
+		{ "[::1]", 0, "'[::1]': expected [IPV6]:PORT" },
+		{ "[::1]7000", 0, "'[::1]7000': expected [IPV6]:PORT" },
+		{ "[::1:7000", 0, "'[::1:7000': expected [IPV6]:PORT" },
+		{ "[]:7000", 0, "'[]:7000': bad IPv6 address" },
+		{ "[::1]:", 0, "'[::1]:': port '' is not a number" },
+		{ "[::1]:0", 0, "'[::1]:0': port '0' is out of range (1 to 65535)" },
+		/* flags */
+		{ "h:1", 0x2, "address flags 0x2 unknown" },
+	};
+	char host[VMS_ADDR_HOST_MAX + 1], too_long[VMS_ADDR_HOST_MAX + 8];
+	uint16_t port;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc;
+
+		strcpy(host, "untouched");
+		port = 4242;
+		rc = vms_addr_parse(bad[i].addr, bad[i].flags, host, sizeof(host), &port);
+		ck_assert_msg(rc == VMS_EINVAL, "%s: got %d", bad[i].addr ? bad[i].addr : "NULL", rc);
+		ck_assert_str_eq(vms_last_error(), bad[i].msg);
+		ck_assert_str_eq(host, "untouched");
+		ck_assert_uint_eq(port, 4242);
+	}
+	/* one byte over the longest host */
+	long_addr(too_long, VMS_ADDR_HOST_MAX + 1, false);
+	ck_assert_int_eq(vms_addr_parse(too_long, 0, host, sizeof(host), &port), VMS_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vms_last_error(), "a:1': bad host name"));
+	long_addr(too_long, VMS_ADDR_HOST_MAX + 1, true);
+	ck_assert_int_eq(vms_addr_parse(too_long, 0, host, sizeof(host), &port), VMS_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vms_last_error(), "a]:1': bad IPv6 address"));
+	/* a host buffer that could not hold the longest host */
+	ck_assert_int_eq(vms_addr_parse("h:1", 0, host, VMS_ADDR_HOST_MAX, &port), VMS_EINVAL);
+	ck_assert_str_eq(vms_last_error(), "address host buffer of 255 bytes: it needs 256");
+}
+END_TEST
+
+/* The session's public calls take addresses through the same parser. */
+START_TEST(test_addr_session_calls)
+{
+	struct vms_writer_opts wo = VMS_WRITER_OPTS_INIT;
+	struct vms_net_opts net = VMS_NET_OPTS_INIT;
+	struct vms_listener *l = (void *)1;
+	struct vms_writer *w = (void *)1;
+
+	ck_assert_int_eq(vms_listen(&l, "127.0.0.1:+0", &net), VMS_EINVAL);
+	ck_assert_ptr_null(l);
+	ck_assert_str_eq(vms_last_error(), "address '127.0.0.1:+0': port '+0' is not a number");
+	ck_assert_int_eq(vms_listen(&l, " 0", &net), VMS_EINVAL);
+	ck_assert_int_eq(vms_writer_connect(&w, ":7000", &net, &wo), VMS_EINVAL);
+	ck_assert_ptr_null(w);
+	ck_assert_str_eq(vms_last_error(), "address ':7000': bad host name");
+	ck_assert_int_eq(vms_writer_connect(&w, "127.0.0.1:0", &net, &wo), VMS_EINVAL);
+	ck_assert_str_eq(vms_last_error(),
+			 "address '127.0.0.1:0': port '0' is out of range (1 to 65535)");
+	ck_assert_int_eq(vms_writer_connect(&w, NULL, &net, &wo), VMS_EINVAL);
+	ck_assert_str_eq(vms_last_error(), "address no address");
+	/* a listener's own forms still listen */
+	ck_assert_int_eq(vms_listen(&l, "127.0.0.1:00", &net), 0);
+	ck_assert_int_gt(vms_listener_port(l), 0);
+	vms_listener_free(l);
+}
+END_TEST
+
+START_TEST(test_addr_is_loopback)
+{
+	static const struct {
+		const char *addr;
+		uint32_t flags;
+		int want;
+	} cases[] = {
+		{ "127.0.0.1:1", 0, 1 },
+		{ "127.255.254.253:1", 0, 1 },
+		{ "[::1]:1", 0, 1 },
+		{ "[::ffff:127.0.0.1]:1", 0, 1 },
+		{ "localhost:1", 0, 1 },
+		{ "127.0.0.1:0", VMS_ADDR_LISTEN, 1 },
+		{ "10.0.0.1:1", 0, 0 },
+		{ "128.0.0.1:1", 0, 0 },
+		{ "[2001:db8::1]:1", 0, 0 },
+		{ "[::ffff:10.0.0.1]:1", 0, 0 },
+		{ "[::]:0", VMS_ADDR_LISTEN, 0 },       /* every address */
+		{ "0.0.0.0:0", VMS_ADDR_LISTEN, 0 },
+		{ "7000", VMS_ADDR_LISTEN, 0 },         /* no host: every address */
+		{ "127.0.0.1:0", 0, VMS_EINVAL },       /* as vms_addr_parse */
+		{ "::1:7000", 0, VMS_EINVAL },
+		{ "", 0, VMS_EINVAL },
+		{ NULL, 0, VMS_EINVAL },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = vms_addr_is_loopback(cases[i].addr, cases[i].flags);
+
+		ck_assert_msg(rc == cases[i].want, "%s: got %d, want %d",
+			      cases[i].addr ? cases[i].addr : "NULL", rc, cases[i].want);
+	}
+	ck_assert_int_eq(vms_addr_is_loopback("::1:7000", 0), VMS_EINVAL);
+	ck_assert_str_eq(vms_last_error(), "'::1:7000': write IPv6 addresses in brackets, [::1]:PORT");
+}
+END_TEST
+
+/* ---- lanes --------------------------------------------------------------------- */
 
 /* Another session's connection arrives between lane 0 and lane 1 of a
  * session: it is refused with the reason, and the session it interrupted
@@ -188,8 +386,14 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("session");
-	TCase *tc = tcase_create("lanes");
+	TCase *tc = tcase_create("addresses");
 
+	tcase_add_test(tc, test_addr_parse_valid);
+	tcase_add_test(tc, test_addr_parse_rejects);
+	tcase_add_test(tc, test_addr_session_calls);
+	tcase_add_test(tc, test_addr_is_loopback);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("lanes");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_stray_between_lanes);
 	suite_add_tcase(s, tc);

@@ -64,7 +64,7 @@ static int listen_bind(struct vms_listener *l, const char *addr, const char *hos
 int vms_listen(struct vms_listener **out, const char *addr, const struct vms_net_opts *nopts)
 {
 	struct vms_listener *l;
-	char host[256], port[16];
+	char host[VMS_ADDR_HOST_MAX + 1], port[8];
 	int err;
 
 	*out = NULL;
@@ -79,7 +79,7 @@ int vms_listen(struct vms_listener **out, const char *addr, const struct vms_net
 		memcpy(l->psk, l->net.psk, VMS_KEY_LEN);
 		l->net.psk = l->psk;
 	}
-	err = vms_split_addr(addr, host, sizeof(host), port, sizeof(port), true);
+	err = vms_addr_split(addr, VMS_ADDR_LISTEN, host, port);
 	if (!err)
 		err = listen_bind(l, addr, host, port);
 	if (err)

@@ -70,7 +70,7 @@ static int dial_take(struct dial *d, const char *addr, const struct vms_net_opts
 		     const struct vms_writer_opts *opts)
 {
 	struct addrinfo hints = { 0 };
-	char host[256], port[16];
+	char host[VMS_ADDR_HOST_MAX + 1], port[8];
 	int err, gai;
 
 	err = vms_net_opts_take(&d->net, nopts);
@@ -81,7 +81,7 @@ static int dial_take(struct dial *d, const char *addr, const struct vms_net_opts
 		return err;
 	if (d->wo.cipher != VMS_CIPHER_NONE && !vms_net_authenticated(&d->net))
 		return vms_fail(VMS_EKEY, "encryption needs an authenticated session: give a PSK or certificates");
-	err = vms_split_addr(addr, host, sizeof(host), port, sizeof(port), false);
+	err = vms_addr_split(addr, 0, host, port);
 	if (err)
 		return err;
 	hints.ai_family = AF_UNSPEC;

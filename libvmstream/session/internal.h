@@ -109,9 +109,10 @@ uint32_t vms_hello_max_chunk(const struct vms_reader_opts *ro);
 
 /* ---- addr.c ---------------------------------------------------------------- */
 
-/* Split "HOST:PORT", "[V6]:PORT" or (allow_no_host) "PORT". */
-int vms_split_addr(const char *addr, char *host, size_t hcap, char *port, size_t pcap,
-		   bool allow_no_host);
+/* vms_addr_parse() for getaddrinfo(): the port as a string, and the
+ * message begins "address " ("address 'h:0': port '0' is out of range ..."). */
+int vms_addr_split(const char *addr, uint32_t flags, char host[VMS_ADDR_HOST_MAX + 1],
+		   char port[8]);
 /* Is the address loopback (127/8, ::1, ::ffff:127.0.0.0/104)? */
 bool vms_sockaddr_loopback(const struct sockaddr *sa);
 
