@@ -267,6 +267,15 @@ VMS_API int vms_stage_register(const struct vms_stage *stage);
 VMS_API const struct vms_stage *vms_stage_find(const char *name);
 VMS_API const struct vms_stage *vms_stage_find_id(uint32_t kind, uint32_t id);
 
+/* Check a compression spec as struct vms_writer_opts.compress takes it: NULL
+ * or "none"; "auto"; NAME or NAME:LEVEL of a codec in the registry, LEVEL an
+ * optional '-' and 1..6 digits, nothing else (no '+', space or fraction), in
+ * the codec's [level_min, level_max] (zstd: -7..19). Returns 0 or VMS_EINVAL;
+ * the message quotes spec and says what is wrong ("'zstd:20': level must be
+ * an integer in [-7, 19]"), so a caller can put its own context in front. The
+ * writer applies the same check. Thread-safe. */
+VMS_API int vms_compress_check(const char *spec);
+
 /* ------------------------------------------------------------------------ */
 /* Statistics and progress.                                                 */
 
@@ -313,7 +322,7 @@ struct vms_writer_opts {
 	/* CREATOR preamble entry: NULL = "vmstream <version>", "" = none. */
 	const char *creator;
 	/* Compression: NULL or "none"; "zstd" (level 1), "zstd:LEVEL" (LEVEL
-	 * may be negative, see vms_codec_levels()); "auto" (zstd whose level
+	 * may be negative, see vms_compress_check()); "auto" (zstd whose level
 	 * follows the measured speeds, skipping data that does not compress);
 	 * or "NAME[:LEVEL]" of a codec added with vms_stage_register(). */
 	const char *compress;
