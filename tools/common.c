@@ -689,14 +689,11 @@ static int shared_opt(struct vms_tool *t, int key, const char *arg)
 	}
 }
 
-int vms_tool_parse(struct vms_tool *t, int argc, char **argv, vms_tool_opt_fn fn, void *ctx,
-		   int *operands)
-{
-	struct option lo[MAX_OPTS + 1];
-	char shortopts[3 * MAX_OPTS + 2] = ":";
-	size_t n = 0, sl = 1;
-	int c;
+/* vms_tool_parse()'s "go on" (an exit status is >= 0). */
+#define PARSE_GO_ON (-1)
 
+static void parse_defaults(struct vms_tool *t)
+{
 	t->progress = VMS_PROGRESS_AUTO;
 	memset(&t->sh, 0, sizeof(t->sh));
 	t->sh.threads = VMS_THREADS_AUTO;
@@ -704,10 +701,19 @@ int vms_tool_parse(struct vms_tool *t, int argc, char **argv, vms_tool_opt_fn fn
 	t->sh.io = VMS_IO_AUTO;
 	t->sh.connect_timeout_ms = 10000;
 	t->sh.idle_timeout_ms = 30000;
+}
+
+/* getopt_long()'s tables from t->opts: lo has MAX_OPTS + 1 entries,
+ * shortopts 3 * MAX_OPTS + 2 bytes. -1 (reported) if the table is too long. */
+static int getopt_tables(const struct vms_tool *t, struct option *lo, char *shortopts)
+{
+	size_t n = 0, sl = 0;
+
+	shortopts[sl++] = ':';
 	for (const struct vms_tool_opt *o = t->opts; o->name; o++) {
 		if (n == MAX_OPTS) {
 			fprintf(stderr, "%s: internal error: more than %d options\n", t->prog, MAX_OPTS);
-			return VMS_EXIT_FAIL;
+			return -1;
 		}
 		lo[n].name = o->name;
 		lo[n].has_arg = o->has_arg;
@@ -724,65 +730,83 @@ int vms_tool_parse(struct vms_tool *t, int argc, char **argv, vms_tool_opt_fn fn
 	}
 	shortopts[sl] = '\0';
 	memset(&lo[n], 0, sizeof(lo[n]));
+	return 0;
+}
 
+/* One option getopt_long() returned (c): PARSE_GO_ON, or an exit status. */
+static int take_opt(struct vms_tool *t, int c, char **argv, vms_tool_opt_fn fn, void *ctx)
+{
+	int rc;
+
+	switch (c) {
+	case '?':
+	case ':':
+		return bad_option(t, c, argv[optind - 1]);
+	case VMS_OPT_HELP:
+		print_help(t);
+		return VMS_EXIT_OK;
+	case VMS_OPT_VERSION:
+		print_version(t);
+		return VMS_EXIT_OK;
+	case VMS_OPT_QUIET:
+		t->quiet = true;
+		return PARSE_GO_ON;
+	case VMS_OPT_VERBOSE:
+		t->verbose = true;
+		return PARSE_GO_ON;
+	case VMS_OPT_FORCE:
+		t->force = true;
+		return PARSE_GO_ON;
+	case VMS_OPT_PROGRESS:
+		t->progress = VMS_PROGRESS_ON;
+		return PARSE_GO_ON;
+	case VMS_OPT_NO_PROGRESS:
+		t->progress = VMS_PROGRESS_OFF;
+		return PARSE_GO_ON;
+	case VMS_OPT_JSON:
+		if (optarg && !*optarg)
+			return vms_tool_usage_error(t, "--json= needs a file name");
+		t->json = true;
+		t->json_path = optarg;
+		return PARSE_GO_ON;
+	case VMS_OPT_KEY_FILE:
+	case VMS_OPT_THREADS:
+	case VMS_OPT_MEMORY:
+	case VMS_OPT_PSK_FILE:
+	case VMS_OPT_PSK_IDENTITY:
+	case VMS_OPT_CERT:
+	case VMS_OPT_TLS_KEY:
+	case VMS_OPT_CA:
+	case VMS_OPT_IO:
+	case VMS_OPT_CONNECT_TIMEOUT:
+	case VMS_OPT_IDLE_TIMEOUT:
+	case VMS_OPT_INSECURE:
+		rc = shared_opt(t, c, optarg);
+		break;
+	default:
+		rc = fn ? fn(t, ctx, c, optarg) : vms_tool_usage_error(t, "unexpected option");
+		break;
+	}
+	return rc ? rc : PARSE_GO_ON;
+}
+
+int vms_tool_parse(struct vms_tool *t, int argc, char **argv, vms_tool_opt_fn fn, void *ctx,
+		   int *operands)
+{
+	struct option lo[MAX_OPTS + 1];
+	char shortopts[3 * MAX_OPTS + 2];
+	int c;
+
+	parse_defaults(t);
+	if (getopt_tables(t, lo, shortopts))
+		return VMS_EXIT_FAIL;
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, shortopts, lo, NULL)) != -1) {
-		int rc;
+		int rc = take_opt(t, c, argv, fn, ctx);
 
-		switch (c) {
-		case '?':
-		case ':':
-			return bad_option(t, c, argv[optind - 1]);
-		case VMS_OPT_HELP:
-			print_help(t);
-			return VMS_EXIT_OK;
-		case VMS_OPT_VERSION:
-			print_version(t);
-			return VMS_EXIT_OK;
-		case VMS_OPT_QUIET:
-			t->quiet = true;
-			break;
-		case VMS_OPT_VERBOSE:
-			t->verbose = true;
-			break;
-		case VMS_OPT_FORCE:
-			t->force = true;
-			break;
-		case VMS_OPT_PROGRESS:
-			t->progress = VMS_PROGRESS_ON;
-			break;
-		case VMS_OPT_NO_PROGRESS:
-			t->progress = VMS_PROGRESS_OFF;
-			break;
-		case VMS_OPT_JSON:
-			if (optarg && !*optarg)
-				return vms_tool_usage_error(t, "--json= needs a file name");
-			t->json = true;
-			t->json_path = optarg;
-			break;
-		case VMS_OPT_KEY_FILE:
-		case VMS_OPT_THREADS:
-		case VMS_OPT_MEMORY:
-		case VMS_OPT_PSK_FILE:
-		case VMS_OPT_PSK_IDENTITY:
-		case VMS_OPT_CERT:
-		case VMS_OPT_TLS_KEY:
-		case VMS_OPT_CA:
-		case VMS_OPT_IO:
-		case VMS_OPT_CONNECT_TIMEOUT:
-		case VMS_OPT_IDLE_TIMEOUT:
-		case VMS_OPT_INSECURE:
-			rc = shared_opt(t, c, optarg);
-			if (rc)
-				return rc;
-			break;
-		default:
-			rc = fn ? fn(t, ctx, c, optarg) : vms_tool_usage_error(t, "unexpected option");
-			if (rc)
-				return rc;
-			break;
-		}
+		if (rc != PARSE_GO_ON)
+			return rc;
 	}
 	/* Opened now, so that a bad path fails before any work is done. */
 	if (t->json && t->json_path) {
@@ -794,7 +818,7 @@ int vms_tool_parse(struct vms_tool *t, int argc, char **argv, vms_tool_opt_fn fn
 		}
 	}
 	*operands = optind;
-	return -1;
+	return PARSE_GO_ON;
 }
 
 int vms_tool_main(struct vms_tool *t, int argc, char **argv, const struct vms_tool_main *m,
