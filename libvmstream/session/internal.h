@@ -1,16 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What the pieces of a network session share (FORMAT.md section 9). The unit,
- * from the bottom up; each file uses only the ones below it, never the public
- * calls on top:
+ * listed from the bottom up; each file calls only files listed before it,
+ * never the public calls on top (connect.c and accept.c do not call each
+ * other either):
  *
  *   fail.c     failure helpers
  *   socket.c   deadlines, waiting on a socket, per-lane socket settings
  *   frame.c    the unauthenticated framing (u32 length, bytes, u64 XXH3)
+ *   tls.c      TLS 1.3 authentication of one lane (tls.h)
  *   hello.c    HELLO / REPLY codec and the receiver's HELLO policy
  *   addr.c     address parsing, the loopback test (public: vms_addr_*)
  *   options.c  network options intake and TLS credentials
- *   tls.c      TLS 1.3 authentication of one lane (tls.h)
  *   connect.c  the sender: vms_writer_connect
  *   accept.c   the receiver: vms_listen, vms_accept, vms_listener_*
  *
