@@ -277,6 +277,15 @@ VMS_API int vms_stage_register(const struct vms_stage *stage);
 VMS_API const struct vms_stage *vms_stage_find(const char *name);
 VMS_API const struct vms_stage *vms_stage_find_id(uint32_t kind, uint32_t id);
 
+/* Check a compression spec as struct vms_writer_opts.compress takes it: NULL
+ * or "none"; "auto"; NAME or NAME:LEVEL of a codec in the registry, LEVEL an
+ * optional '-' and 1..6 digits, nothing else (no '+', space or fraction), in
+ * the codec's [level_min, level_max] (zstd: -7..19). Returns 0 or VMS_EINVAL;
+ * the message quotes spec and says what is wrong ("'zstd:20': level must be
+ * an integer in [-7, 19]"), so a caller can put its own context in front. The
+ * writer applies the same check. Thread-safe. */
+VMS_API int vms_compress_check(const char *spec);
+
 /* ------------------------------------------------------------------------ */
 /* Statistics and progress.                                                 */
 
@@ -323,8 +332,7 @@ struct vms_writer_opts {
 	/* CREATOR preamble entry: NULL = "vmstream <version>", "" = none. */
 	const char *creator;
 	/* Compression: NULL or "none"; "zstd" (level 1), "zstd:LEVEL" (LEVEL
-	 * may be negative: -7..19, the level_min..level_max of its struct
-	 * vms_stage, vms_stage_find("zstd")); "auto" (zstd whose level
+	 * may be negative, see vms_compress_check()); "auto" (zstd whose level
 	 * follows the measured speeds, skipping data that does not compress);
 	 * or "NAME[:LEVEL]" of a codec added with vms_stage_register(). */
 	const char *compress;
@@ -599,17 +607,47 @@ struct vms_net_opts {
  * unencrypted records are checksummed but not authenticated). */
 #define VMS_NET_F_ALLOW_PLAINTEXT 0x2u
 
-/* Connect to "HOST:PORT" ("[v6addr]:PORT" for IPv6 literals), authenticate
- * every lane and start the stream. opts->cipher must be set when the session
- * is authenticated and encryption is wanted (vms_cipher_preferred()); opts->key
- * must be NULL (keys come from the session). */
+/* Network addresses, as vms_writer_connect() and vms_listen() take them:
+ *   "HOST:PORT"    a host name or IPv4 literal of 1..VMS_ADDR_HOST_MAX bytes
+ *   "[IPV6]:PORT"  an IPv6 literal, which needs the brackets
+ *   "PORT"         with VMS_ADDR_LISTEN only: every local address
+ * PORT is decimal digits and nothing else (no sign, space or suffix; leading
+ * zeros are fine): 1..65535, or 0..65535 with VMS_ADDR_LISTEN (0 = an
+ * ephemeral port).
+ *
+ * vms_addr_parse() checks addr and, where wanted (non-NULL), returns the host
+ * without brackets ("" for "PORT" alone) in host, which has host_cap bytes,
+ * at least VMS_ADDR_HOST_MAX + 1, and the port in *port. Returns 0 or
+ * VMS_EINVAL. The message quotes addr and says what is wrong ("'h:0': port
+ * '0' is out of range (1 to 65535)"), so a caller can put its own context
+ * in front (the tools print "--to 'h:0': port ..."). Thread-safe. */
+#define VMS_ADDR_HOST_MAX 255
+#define VMS_ADDR_LISTEN 0x1u  /* a listener's address: "PORT" alone, port 0 */
+VMS_API int vms_addr_parse(const char *addr, uint32_t flags, char *host, size_t host_cap,
+			   uint16_t *port);
+/* Does addr (parsed as above) name loopback only? Its host is resolved with
+ * getaddrinfo() (this may wait for DNS). 1 = every address it resolves to is
+ * loopback (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104); 0 = some address is
+ * not, the host does not resolve, or "PORT" alone (every address); or
+ * VMS_EINVAL from vms_addr_parse(). It is the test vms_writer_connect()
+ * applies to the peer it reached and vms_listen() to the address it bound,
+ * for a caller that wants to know before (to warn about an insecure
+ * session, say). Thread-safe. */
+VMS_API int vms_addr_is_loopback(const char *addr, uint32_t flags);
+
+/* Connect to "HOST:PORT" ("[v6addr]:PORT" for IPv6 literals; addresses as
+ * vms_addr_parse() without flags), authenticate every lane and start the
+ * stream. opts->cipher must be set when the session is authenticated and
+ * encryption is wanted (vms_cipher_preferred()); opts->key must be NULL (keys
+ * come from the session). */
 VMS_API int vms_writer_connect(struct vms_writer **out, const char *addr,
 			       const struct vms_net_opts *net,
 			       const struct vms_writer_opts *opts);
 
 struct vms_listener;
 
-/* Listen on "[HOST:]PORT" (port 0 = ephemeral; vms_listener_port tells). */
+/* Listen on "[HOST:]PORT" (port 0 = ephemeral; vms_listener_port tells);
+ * addresses as vms_addr_parse() with VMS_ADDR_LISTEN. */
 VMS_API int vms_listen(struct vms_listener **out, const char *addr,
 		       const struct vms_net_opts *net);
 VMS_API int vms_listener_port(const struct vms_listener *l);

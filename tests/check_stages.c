@@ -1044,6 +1044,88 @@ START_TEST(test_compress_spec_parse)
 }
 END_TEST
 
+/* The public check: the tools' rules, exact messages. */
+START_TEST(test_compress_check)
+{
+	static const char *const good[] = {
+		NULL, "none", "auto", "zstd", "zstd:-7", "zstd:19", "zstd:0", "zstd:-0", "zstd:1",
+		"zstd:000019", "zstd:-000007",
+	};
+	static const struct {
+		const char *spec, *msg;
+	} bad[] = {
+		{ "", "'': expected none, auto, zstd or zstd:LEVEL" },
+		{ ":1", "':1': expected none, auto, zstd or zstd:LEVEL" },
+		{ "lz4", "'lz4': no codec named 'lz4' (none, auto, zstd, zstd:LEVEL)" },
+		{ "ZSTD", "'ZSTD': no codec named 'ZSTD' (none, auto, zstd, zstd:LEVEL)" },
+		{ "zstd :1", "'zstd :1': no codec named 'zstd ' (none, auto, zstd, zstd:LEVEL)" },
+		{ " zstd", "' zstd': no codec named ' zstd' (none, auto, zstd, zstd:LEVEL)" },
+		{ "zero", "'zero': no codec named 'zero' (none, auto, zstd, zstd:LEVEL)" },
+		{ "aes-256-gcm:1", "'aes-256-gcm:1': no codec named 'aes-256-gcm' (none, auto, zstd, zstd:LEVEL)" },
+		{ "none:1", "'none:1': no codec named 'none' (none, auto, zstd, zstd:LEVEL)" },
+		{ "auto:1", "'auto:1': no codec named 'auto' (none, auto, zstd, zstd:LEVEL)" },
+		{ "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", /* 33 bytes: longer than any codec name */
+		  "'zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz': no codec named "
+		  "'zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz' (none, auto, zstd, zstd:LEVEL)" },
+		/* levels: one past each end, then anything but an optional '-' and digits */
+		{ "zstd:20", "'zstd:20': level must be an integer in [-7, 19]" },
+		{ "zstd:-8", "'zstd:-8': level must be an integer in [-7, 19]" },
+		{ "zstd:", "'zstd:': level must be an integer in [-7, 19]" },
+		{ "zstd:-", "'zstd:-': level must be an integer in [-7, 19]" },
+		{ "zstd:+1", "'zstd:+1': level must be an integer in [-7, 19]" },
+		{ "zstd: 1", "'zstd: 1': level must be an integer in [-7, 19]" },
+		{ "zstd:1 ", "'zstd:1 ': level must be an integer in [-7, 19]" },
+		{ "zstd:1x", "'zstd:1x': level must be an integer in [-7, 19]" },
+		{ "zstd:1.5", "'zstd:1.5': level must be an integer in [-7, 19]" },
+		{ "zstd:1:2", "'zstd:1:2': level must be an integer in [-7, 19]" },
+		{ "zstd:--1", "'zstd:--1': level must be an integer in [-7, 19]" },
+		{ "zstd:0x1", "'zstd:0x1': level must be an integer in [-7, 19]" },
+		{ "zstd:0000001", "'zstd:0000001': level must be an integer in [-7, 19]" },
+		{ "zstd:99999999999", "'zstd:99999999999': level must be an integer in [-7, 19]" },
+	};
+	const struct vms_stage *z = vms_stage_find("zstd");
+
+	ck_assert_ptr_nonnull(z);
+	ck_assert_int_eq(z->level_min, -7); /* the messages above */
+	ck_assert_int_eq(z->level_max, 19);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_msg(vms_compress_check(good[i]) == 0, "%s: %s", good[i] ? good[i] : "NULL",
+			      vms_last_error());
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = vms_compress_check(bad[i].spec);
+
+		ck_assert_msg(rc == VMS_EINVAL, "\"%s\": got %d, want VMS_EINVAL", bad[i].spec, rc);
+		ck_assert_str_eq(vms_last_error(), bad[i].msg);
+	}
+}
+END_TEST
+
+/* The writer takes specs by the same rules; its message names the option. */
+START_TEST(test_compress_check_writer_agrees)
+{
+	static const char *const specs[] = { "zstd:+1", "zstd: 1", "zstd:-0", "zstd:0000001",
+					     "zstd:000019", "" };
+	int fd = tu_memfd_new();
+
+	for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+		struct vms_writer_opts o = VMS_WRITER_OPTS_INIT;
+		struct vms_writer *w = NULL;
+		char want[256];
+		int check = vms_compress_check(specs[i]), rc;
+
+		snprintf(want, sizeof(want), "compression %s", vms_last_error());
+		o.compress = specs[i];
+		o.chunk_size = CHUNK;
+		rc = vms_writer_open_fd(&w, fd, &o);
+		ck_assert_msg(rc == check, "\"%s\": writer %d, check %d", specs[i], rc, check);
+		if (rc)
+			ck_assert_str_eq(vms_last_error(), want);
+		vms_writer_free(w);
+	}
+	close(fd);
+}
+END_TEST
+
 START_TEST(test_compress_spec_writer_open)
 {
 	/* Through the public API: rejected specs fail the open and write nothing. */
@@ -1412,6 +1494,8 @@ static Suite *stages_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_compress_spec_parse);
 	tcase_add_test(tc, test_compress_spec_writer_open);
+	tcase_add_test(tc, test_compress_check);
+	tcase_add_test(tc, test_compress_check_writer_agrees);
 	tcase_add_loop_test(tc, test_zstd_levels_roundtrip, 0, 5);
 	tcase_add_loop_test(tc, test_zstd_incompressible_stored, 0, 3);
 	tcase_add_loop_test(tc, test_zstd_hostile_records, 0, 2 * H_COUNT);

@@ -12,12 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <netdb.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include "common.h"
 
@@ -187,16 +183,6 @@ const char *vms_tool_human_bytes(uint64_t n, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%.2f %s", v, unit[u]);
 	return buf;
-}
-
-const char *vms_tool_cipher_name(unsigned cipher)
-{
-	switch (cipher) {
-	case 0: return "none";
-	case 1: return "aes-256-gcm";
-	case 2: return "chacha20-poly1305";
-	default: return "unknown";
-	}
 }
 
 const char *vms_tool_key_source_name(unsigned key_source)
@@ -392,110 +378,8 @@ int vms_tool_parse_seconds(const char *s, int min_ms, int max_ms, int *out_ms, c
 	return 0;
 }
 
-int vms_tool_check_compress(const char *spec, char *why, size_t whylen)
-{
-	const struct vms_stage *st;
-	const char *colon = strchr(spec, ':');
-	char name[40];
-	size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
-
-	if (strcmp(spec, "none") == 0 || strcmp(spec, "auto") == 0)
-		return 0;
-	if (n == 0 || n >= sizeof(name)) {
-		snprintf(why, whylen, "'%s': expected none, auto, zstd or zstd:LEVEL", spec);
-		return -1;
-	}
-	memcpy(name, spec, n);
-	name[n] = '\0';
-	st = vms_stage_find(name);
-	if (!st || st->kind != VMS_STAGE_CODEC) {
-		snprintf(why, whylen, "'%s': no codec named '%s' (none, auto, zstd, zstd:LEVEL)", spec,
-			 name);
-		return -1;
-	}
-	if (colon) {
-		const char *p = colon + 1;
-		long v = 0;
-		bool neg = *p == '-';
-
-		if (neg)
-			p++;
-		if (!isdigit((unsigned char)*p) || strlen(p) > 6) {
-			snprintf(why, whylen, "'%s': level must be an integer in [%d, %d]", spec,
-				 st->level_min, st->level_max);
-			return -1;
-		}
-		for (; isdigit((unsigned char)*p); p++)
-			v = v * 10 + (*p - '0');
-		if (neg)
-			v = -v;
-		if (*p || v < st->level_min || v > st->level_max) {
-			snprintf(why, whylen, "'%s': level must be an integer in [%d, %d]", spec,
-				 st->level_min, st->level_max);
-			return -1;
-		}
-	}
-	return 0;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Network addresses and settings.                                           */
-
-int vms_tool_split_addr(const char *addr, bool need_host, char *host, size_t hostlen,
-			unsigned *port, char *why, size_t whylen)
-{
-	const char *p, *colon;
-	size_t hl = 0;
-	uint64_t v;
-	char w2[96];
-
-	host[0] = '\0';
-	if (addr[0] == '[') {
-		const char *close = strchr(addr, ']');
-
-		if (!close || close[1] != ':') {
-			snprintf(why, whylen, "'%s': expected [IPV6]:PORT", addr);
-			return -1;
-		}
-		hl = (size_t)(close - addr - 1);
-		if (hl == 0 || hl >= hostlen) {
-			snprintf(why, whylen, "'%s': bad IPv6 address", addr);
-			return -1;
-		}
-		memcpy(host, addr + 1, hl);
-		host[hl] = '\0';
-		p = close + 2;
-	} else {
-		colon = strrchr(addr, ':');
-		if (colon && memchr(addr, ':', (size_t)(colon - addr))) {
-			snprintf(why, whylen, "'%s': write IPv6 addresses in brackets, [%.*s]:PORT",
-				 addr, (int)(colon - addr), addr);
-			return -1;
-		}
-		if (colon) {
-			hl = (size_t)(colon - addr);
-			if (hl == 0 || hl >= hostlen) {
-				snprintf(why, whylen, "'%s': bad host name", addr);
-				return -1;
-			}
-			memcpy(host, addr, hl);
-			host[hl] = '\0';
-			p = colon + 1;
-		} else {
-			p = addr;
-		}
-	}
-	if (need_host && !host[0]) {
-		snprintf(why, whylen, "'%s': expected HOST:PORT", addr);
-		return -1;
-	}
-	if (vms_tool_parse_uint(p, need_host ? 1 : 0, 65535, &v, w2, sizeof(w2))) {
-		snprintf(why, whylen, "'%s': port %s", addr, w2);
-		return -1;
-	}
-	*port = (unsigned)v;
-	return 0;
-}
 
 int vms_tool_opt_file(struct vms_tool *t, const char *name, const char *arg, const char **val)
 {
@@ -505,51 +389,13 @@ int vms_tool_opt_file(struct vms_tool *t, const char *name, const char *arg, con
 	return 0;
 }
 
-int vms_tool_opt_addr(struct vms_tool *t, const char *name, const char *arg, bool need_host,
-		      char *host, size_t hostlen, unsigned *port, const char **val)
+int vms_tool_opt_addr(struct vms_tool *t, const char *name, const char *arg, uint32_t flags,
+		      char *host, size_t hostlen, uint16_t *port, const char **val)
 {
-	char why[160];
-
-	if (vms_tool_split_addr(arg, need_host, host, hostlen, port, why, sizeof(why)))
-		return vms_tool_usage_error(t, "%s %s", name, why);
+	if (vms_addr_parse(arg, flags, host, hostlen, port))
+		return vms_tool_usage_error(t, "%s %s", name, vms_last_error());
 	*val = arg;
 	return 0;
-}
-
-static bool sockaddr_is_loopback(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-
-		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-	}
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-		const uint8_t *b = in6->sin6_addr.s6_addr;
-
-		if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
-			return true;
-		return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && b[12] == 127;
-	}
-	return false;
-}
-
-bool vms_tool_host_is_loopback(const char *host)
-{
-	struct addrinfo hints, *res = NULL;
-	bool all = true;
-
-	if (!host || !*host)
-		return false;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
-		return false;
-	for (const struct addrinfo *a = res; a; a = a->ai_next)
-		if (!sockaddr_is_loopback(a->ai_addr))
-			all = false;
-	freeaddrinfo(res);
-	return all;
 }
 
 bool vms_tool_net_authenticated(const struct vms_tool *t)
@@ -557,10 +403,11 @@ bool vms_tool_net_authenticated(const struct vms_tool *t)
 	return t->sh.psk_file || t->sh.cert || t->sh.key || t->sh.ca;
 }
 
-bool vms_tool_insecure_remote(const struct vms_tool *t, bool net_mode, const char *host)
+bool vms_tool_insecure_remote(const struct vms_tool *t, bool net_mode, const char *addr,
+			      uint32_t flags)
 {
 	return net_mode && !vms_tool_net_authenticated(t) && t->sh.insecure &&
-	       !vms_tool_host_is_loopback(host);
+	       vms_addr_is_loopback(addr, flags) != 1;
 }
 
 int vms_tool_check_net_usage(struct vms_tool *t, bool net_mode)
@@ -842,14 +689,11 @@ static int shared_opt(struct vms_tool *t, int key, const char *arg)
 	}
 }
 
-int vms_tool_parse(struct vms_tool *t, int argc, char **argv, vms_tool_opt_fn fn, void *ctx,
-		   int *operands)
-{
-	struct option lo[MAX_OPTS + 1];
-	char shortopts[3 * MAX_OPTS + 2] = ":";
-	size_t n = 0, sl = 1;
-	int c;
+/* vms_tool_parse()'s "go on" (an exit status is >= 0). */
+#define PARSE_GO_ON (-1)
 
+static void parse_defaults(struct vms_tool *t)
+{
 	t->progress = VMS_PROGRESS_AUTO;
 	memset(&t->sh, 0, sizeof(t->sh));
 	t->sh.threads = VMS_THREADS_AUTO;
@@ -857,10 +701,19 @@ int vms_tool_parse(struct vms_tool *t, int argc, char **argv, vms_tool_opt_fn fn
 	t->sh.io = VMS_IO_AUTO;
 	t->sh.connect_timeout_ms = 10000;
 	t->sh.idle_timeout_ms = 30000;
+}
+
+/* getopt_long()'s tables from t->opts: lo has MAX_OPTS + 1 entries,
+ * shortopts 3 * MAX_OPTS + 2 bytes. -1 (reported) if the table is too long. */
+static int getopt_tables(const struct vms_tool *t, struct option *lo, char *shortopts)
+{
+	size_t n = 0, sl = 0;
+
+	shortopts[sl++] = ':';
 	for (const struct vms_tool_opt *o = t->opts; o->name; o++) {
 		if (n == MAX_OPTS) {
 			fprintf(stderr, "%s: internal error: more than %d options\n", t->prog, MAX_OPTS);
-			return VMS_EXIT_FAIL;
+			return -1;
 		}
 		lo[n].name = o->name;
 		lo[n].has_arg = o->has_arg;
@@ -877,65 +730,83 @@ int vms_tool_parse(struct vms_tool *t, int argc, char **argv, vms_tool_opt_fn fn
 	}
 	shortopts[sl] = '\0';
 	memset(&lo[n], 0, sizeof(lo[n]));
+	return 0;
+}
 
+/* One option getopt_long() returned (c): PARSE_GO_ON, or an exit status. */
+static int take_opt(struct vms_tool *t, int c, char **argv, vms_tool_opt_fn fn, void *ctx)
+{
+	int rc;
+
+	switch (c) {
+	case '?':
+	case ':':
+		return bad_option(t, c, argv[optind - 1]);
+	case VMS_OPT_HELP:
+		print_help(t);
+		return VMS_EXIT_OK;
+	case VMS_OPT_VERSION:
+		print_version(t);
+		return VMS_EXIT_OK;
+	case VMS_OPT_QUIET:
+		t->quiet = true;
+		return PARSE_GO_ON;
+	case VMS_OPT_VERBOSE:
+		t->verbose = true;
+		return PARSE_GO_ON;
+	case VMS_OPT_FORCE:
+		t->force = true;
+		return PARSE_GO_ON;
+	case VMS_OPT_PROGRESS:
+		t->progress = VMS_PROGRESS_ON;
+		return PARSE_GO_ON;
+	case VMS_OPT_NO_PROGRESS:
+		t->progress = VMS_PROGRESS_OFF;
+		return PARSE_GO_ON;
+	case VMS_OPT_JSON:
+		if (optarg && !*optarg)
+			return vms_tool_usage_error(t, "--json= needs a file name");
+		t->json = true;
+		t->json_path = optarg;
+		return PARSE_GO_ON;
+	case VMS_OPT_KEY_FILE:
+	case VMS_OPT_THREADS:
+	case VMS_OPT_MEMORY:
+	case VMS_OPT_PSK_FILE:
+	case VMS_OPT_PSK_IDENTITY:
+	case VMS_OPT_CERT:
+	case VMS_OPT_TLS_KEY:
+	case VMS_OPT_CA:
+	case VMS_OPT_IO:
+	case VMS_OPT_CONNECT_TIMEOUT:
+	case VMS_OPT_IDLE_TIMEOUT:
+	case VMS_OPT_INSECURE:
+		rc = shared_opt(t, c, optarg);
+		break;
+	default:
+		rc = fn ? fn(t, ctx, c, optarg) : vms_tool_usage_error(t, "unexpected option");
+		break;
+	}
+	return rc ? rc : PARSE_GO_ON;
+}
+
+int vms_tool_parse(struct vms_tool *t, int argc, char **argv, vms_tool_opt_fn fn, void *ctx,
+		   int *operands)
+{
+	struct option lo[MAX_OPTS + 1];
+	char shortopts[3 * MAX_OPTS + 2];
+	int c;
+
+	parse_defaults(t);
+	if (getopt_tables(t, lo, shortopts))
+		return VMS_EXIT_FAIL;
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, shortopts, lo, NULL)) != -1) {
-		int rc;
+		int rc = take_opt(t, c, argv, fn, ctx);
 
-		switch (c) {
-		case '?':
-		case ':':
-			return bad_option(t, c, argv[optind - 1]);
-		case VMS_OPT_HELP:
-			print_help(t);
-			return VMS_EXIT_OK;
-		case VMS_OPT_VERSION:
-			print_version(t);
-			return VMS_EXIT_OK;
-		case VMS_OPT_QUIET:
-			t->quiet = true;
-			break;
-		case VMS_OPT_VERBOSE:
-			t->verbose = true;
-			break;
-		case VMS_OPT_FORCE:
-			t->force = true;
-			break;
-		case VMS_OPT_PROGRESS:
-			t->progress = VMS_PROGRESS_ON;
-			break;
-		case VMS_OPT_NO_PROGRESS:
-			t->progress = VMS_PROGRESS_OFF;
-			break;
-		case VMS_OPT_JSON:
-			if (optarg && !*optarg)
-				return vms_tool_usage_error(t, "--json= needs a file name");
-			t->json = true;
-			t->json_path = optarg;
-			break;
-		case VMS_OPT_KEY_FILE:
-		case VMS_OPT_THREADS:
-		case VMS_OPT_MEMORY:
-		case VMS_OPT_PSK_FILE:
-		case VMS_OPT_PSK_IDENTITY:
-		case VMS_OPT_CERT:
-		case VMS_OPT_TLS_KEY:
-		case VMS_OPT_CA:
-		case VMS_OPT_IO:
-		case VMS_OPT_CONNECT_TIMEOUT:
-		case VMS_OPT_IDLE_TIMEOUT:
-		case VMS_OPT_INSECURE:
-			rc = shared_opt(t, c, optarg);
-			if (rc)
-				return rc;
-			break;
-		default:
-			rc = fn ? fn(t, ctx, c, optarg) : vms_tool_usage_error(t, "unexpected option");
-			if (rc)
-				return rc;
-			break;
-		}
+		if (rc != PARSE_GO_ON)
+			return rc;
 	}
 	/* Opened now, so that a bad path fails before any work is done. */
 	if (t->json && t->json_path) {
@@ -947,7 +818,7 @@ int vms_tool_parse(struct vms_tool *t, int argc, char **argv, vms_tool_opt_fn fn
 		}
 	}
 	*operands = optind;
-	return -1;
+	return PARSE_GO_ON;
 }
 
 int vms_tool_main(struct vms_tool *t, int argc, char **argv, const struct vms_tool_main *m,

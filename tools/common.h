@@ -241,34 +241,25 @@ int vms_tool_parse_seconds(const char *s, int min_ms, int max_ms, int *out_ms, c
 int vms_tool_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out, char *why,
 			size_t whylen);
 
-/* Check a --compress value against the codec registry: "none", "auto",
- * NAME or NAME:LEVEL with LEVEL an integer in the codec's range. */
-int vms_tool_check_compress(const char *spec, char *why, size_t whylen);
-
 /* ------------------------------------------------------------------------ */
 /* Network addresses and settings.                                           */
 
-/* Split "HOST:PORT", "[V6]:PORT" or (need_host false) "PORT" into host
- * ("" if absent, without brackets) and port 0..65535. 0 or -1 with why. */
-int vms_tool_split_addr(const char *addr, bool need_host, char *host, size_t hostlen,
-			unsigned *port, char *why, size_t whylen);
-
 /* Option handlers for a tool's mode-selecting options (0, or an exit status
  * after a usage error): a FILE that may be '-' (must not be empty), and an
- * address as above (name: "--to"). Both set *val = arg. */
+ * address checked by vms_addr_parse() with flags (name: "--to"; host and
+ * port as there, NULL if not wanted). Both set *val = arg. */
 int vms_tool_opt_file(struct vms_tool *t, const char *name, const char *arg, const char **val);
-int vms_tool_opt_addr(struct vms_tool *t, const char *name, const char *arg, bool need_host,
-		      char *host, size_t hostlen, unsigned *port, const char **val);
-
-/* Does host name only loopback addresses (127/8, ::1)? "" is false (any). */
-bool vms_tool_host_is_loopback(const char *host);
+int vms_tool_opt_addr(struct vms_tool *t, const char *name, const char *arg, uint32_t flags,
+		      char *host, size_t hostlen, uint16_t *port, const char **val);
 
 /* Is authentication configured (--psk-file or --cert/--key/--ca)? */
 bool vms_tool_net_authenticated(const struct vms_tool *t);
 
-/* Network mode with --insecure, no authentication and a peer address (host)
- * that is not loopback: the case that deserves a warning. */
-bool vms_tool_insecure_remote(const struct vms_tool *t, bool net_mode, const char *host);
+/* Network mode with --insecure, no authentication and an address (addr,
+ * parsed with flags) that is not loopback only: the case that deserves a
+ * warning. */
+bool vms_tool_insecure_remote(const struct vms_tool *t, bool net_mode, const char *addr,
+			      uint32_t flags);
 
 /* Usage checks of the shared network options for the chosen mode: in file
  * mode none may be given; in network mode --key-file may not, X.509 needs all
@@ -313,8 +304,7 @@ const char *vms_tool_path_name(const char *path, bool output);
 /* Human-readable byte count ("1.50 GiB") into buf. */
 const char *vms_tool_human_bytes(uint64_t n, char *buf, size_t len);
 
-/* Names of preamble values (FORMAT.md section 2). */
-const char *vms_tool_cipher_name(unsigned cipher);
+/* Names of preamble values (FORMAT.md section 2); ciphers: vms_cipher_name(). */
 const char *vms_tool_key_source_name(unsigned key_source);
 const char *vms_tool_devkind_name(unsigned kind);
 const char *vms_tool_phase_name(unsigned phase);

@@ -79,7 +79,11 @@ struct inspect {
 
 static void show_preamble(struct inspect *in, const struct vms_stream_info *i)
 {
+	const char *cipher = vms_cipher_name(i->cipher);
 	char buf[32];
+
+	if (!cipher)
+		cipher = "unknown";
 
 	if (in->a->json) {
 		vms_json_obj_begin(&in->j, "preamble");
@@ -89,7 +93,7 @@ static void show_preamble(struct inspect *in, const struct vms_stream_info *i)
 		vms_json_hex(&in->j, "stream_id", i->stream_id, sizeof(i->stream_id));
 		vms_json_u64(&in->j, "flags", i->flags);
 		vms_json_u64(&in->j, "chunk_cap", i->chunk_cap);
-		vms_json_str(&in->j, "cipher", vms_tool_cipher_name(i->cipher));
+		vms_json_str(&in->j, "cipher", cipher);
 		vms_json_str(&in->j, "key_source", vms_tool_key_source_name(i->key_source));
 		vms_json_u64(&in->j, "lanes", i->lanes);
 		if (i->size_hint == UINT64_MAX)
@@ -109,7 +113,7 @@ static void show_preamble(struct inspect *in, const struct vms_stream_info *i)
 	printf("\nflags:         0x%08x%s\n", i->flags, i->flags & 1 ? " (ENCRYPTED)" : "");
 	printf("chunk cap:     %u (%s)\n", i->chunk_cap,
 	       vms_tool_human_bytes(i->chunk_cap, buf, sizeof(buf)));
-	printf("cipher:        %s\n", vms_tool_cipher_name(i->cipher));
+	printf("cipher:        %s\n", cipher);
 	printf("key source:    %s\n", vms_tool_key_source_name(i->key_source));
 	printf("lanes:         %u\n", i->lanes);
 	if (i->size_hint == UINT64_MAX)

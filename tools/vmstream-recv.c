@@ -37,8 +37,8 @@ struct recv_args {
 	bool allow_plaintext;
 	int accept_timeout_ms;   /* -1 = forever */
 	const char *port_file;
-	char host[256];
-	unsigned port;
+	char host[VMS_ADDR_HOST_MAX + 1];
+	uint16_t port;
 	struct vms_tool_devset ds;  /* device mode */
 };
 
@@ -78,8 +78,8 @@ static int recv_opt(struct vms_tool *t, void *ctx, int key, const char *arg)
 	case 'i':
 		return vms_tool_opt_file(t, "--input", arg, &a->input);
 	case OPT_LISTEN:
-		return vms_tool_opt_addr(t, "--listen", arg, false, a->host, sizeof(a->host),
-					 &a->port, &a->listen);
+		return vms_tool_opt_addr(t, "--listen", arg, VMS_ADDR_LISTEN, a->host,
+					 sizeof(a->host), &a->port, &a->listen);
 	case OPT_ALLOW_PLAINTEXT:
 		a->allow_plaintext = true;
 		return 0;
@@ -659,7 +659,7 @@ static int run_recv(struct vms_tool *t, void *args, const char *output)
 	vms_tool_signals_init(t);
 	rr.sink.t = t;
 	rr.sink.out = &rr.out;
-	if (vms_tool_insecure_remote(t, rr.net, a->host))
+	if (vms_tool_insecure_remote(t, rr.net, a->listen, VMS_ADDR_LISTEN))
 		vms_tool_warn(t, "--insecure: accepting sessions on %s that are neither "
 				 "authenticated nor encrypted", a->listen);
 	if (rr.devmode) {
@@ -688,7 +688,7 @@ static int run_recv(struct vms_tool *t, void *args, const char *output)
 	sum.digest = rr.digest;
 	sum.lanes = rr.have_info ? rr.info.lanes : 0;
 	sum.engine = rr.r ? vms_reader_engine(rr.r) : NULL;
-	sum.cipher = rr.have_info ? vms_tool_cipher_name(rr.info.cipher) : NULL;
+	sum.cipher = rr.have_info ? vms_cipher_name(rr.info.cipher) : NULL;
 	sum.compress = !rr.r ? NULL : rr.devmode ? codecs_declared(&rr) : codecs_seen(&rr);
 	sum.peer = rr.net && rr.peer[0] ? rr.peer : NULL;
 	sum.address = a->listen;

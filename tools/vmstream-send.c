@@ -47,8 +47,6 @@ struct send_args {
 	uint32_t lanes;         /* 0 = not given (1) */
 	uint64_t rate_limit;    /* 0 = none */
 	bool rate_given;
-	char host[256];
-	unsigned port;
 	/* device mode */
 	struct vms_tool_devset ds;
 	uint32_t max_rounds;    /* 0 = not given */
@@ -108,16 +106,15 @@ static int send_opt(struct vms_tool *t, void *ctx, int key, const char *arg)
 	case 'o':
 		return vms_tool_opt_file(t, "--output", arg, &a->output);
 	case OPT_TO:
-		return vms_tool_opt_addr(t, "--to", arg, true, a->host, sizeof(a->host), &a->port,
-					 &a->to);
+		return vms_tool_opt_addr(t, "--to", arg, 0, NULL, 0, NULL, &a->to);
 	case OPT_CHUNK_SIZE:
 		if (vms_tool_parse_size(arg, VMS_CHUNK_MIN, VMS_CHUNK_MAX, &v, why, sizeof(why)))
 			return vms_tool_usage_error(t, "--chunk-size %s", why);
 		a->chunk_size = (uint32_t)v;
 		return 0;
 	case OPT_COMPRESS:
-		if (vms_tool_check_compress(arg, why, sizeof(why)))
-			return vms_tool_usage_error(t, "--compress %s", why);
+		if (vms_compress_check(arg))
+			return vms_tool_usage_error(t, "--compress %s", vms_last_error());
 		a->compress = arg;
 		return 0;
 	case OPT_ENCRYPT:
@@ -740,7 +737,7 @@ static int run_send(struct vms_tool *t, void *args, const char *input)
 	else
 		s.cipher = VMS_CIPHER_NONE;
 	vms_tool_signals_init(t);
-	if (vms_tool_insecure_remote(t, s.net, a->host))
+	if (vms_tool_insecure_remote(t, s.net, a->to, 0))
 		vms_tool_warn(t, "--insecure: the session with %s is neither authenticated nor "
 				 "encrypted; anyone on the path can read and alter it", a->to);
 	if (s.devmode) {
@@ -763,7 +760,7 @@ static int run_send(struct vms_tool *t, void *args, const char *input)
 	sum.digest = s.digest;
 	sum.lanes = s.net ? (a->lanes ? a->lanes : 1) : 1;
 	sum.engine = s.w ? vms_writer_engine(s.w) : NULL;
-	sum.cipher = vms_tool_cipher_name(s.cipher);
+	sum.cipher = vms_cipher_name(s.cipher);
 	sum.compress = a->compress ? a->compress : "none";
 	sum.peer = s.net && s.peer[0] ? s.peer : NULL;
 	sum.address = a->to;

@@ -53,6 +53,9 @@
 #define VMS_MIGRATE_ROUNDS_DEFAULT 30 /* precopy rounds at most */
 #define VMS_MIGRATE_DOWNTIME_DEFAULT_MS 300.0 /* switchover once the estimate fits */
 #define VMS_MEMORY_SLOTS_MAX 1024u    /* buffer slots of a writer or reader */
+/* vms_net_opts defaults, for the timeouts left 0 (vmstream.h) */
+#define VMS_CONNECT_MS_DEFAULT 10000  /* connect and handshake, per session */
+#define VMS_IDLE_MS_DEFAULT 30000     /* no progress for this long: VMS_ETIMEOUT */
 
 _Static_assert(VMS_CHUNK_MIN <= VMS_CHUNK_DEFAULT && VMS_CHUNK_DEFAULT <= VMS_CHUNK_MAX,
 	       "default chunk inside its bounds");
@@ -72,5 +75,8 @@ _Static_assert(VMS_MIGRATE_THREADS_DEFAULT <= VMS_THREADS_MAX &&
 		       VMS_MIGRATE_ROUNDS_DEFAULT <= VMS_ROUNDS_MAX &&
 		       (long)VMS_MIGRATE_DOWNTIME_DEFAULT_MS <= VMS_TIMEOUT_MAX_MS,
 	       "migration defaults inside the bounds vms_migrate_opts are checked against");
+_Static_assert(VMS_CONNECT_MS_DEFAULT <= VMS_TIMEOUT_MAX_MS &&
+		       VMS_IDLE_MS_DEFAULT <= VMS_TIMEOUT_MAX_MS,
+	       "network timeout defaults inside the bounds vms_net_opts are checked against");
 
 #endif

@@ -586,30 +586,11 @@ static const char *verify_hint(long vr)
 	}
 }
 
-/* Turn the failure of SSL call `ret` into a code and a one-line message. */
-static int tls_fail(struct vms_tls_conn *c, int ret, const char *step)
+/* A failure whose OpenSSL reason says what it was: VMS_ETLS with the message,
+ * or 0 when the reason alone does not tell. */
+static int fail_by_reason(const struct vms_tls_conn *c, int reason, const char *osl)
 {
-	int ssl_err = SSL_get_error(c->ssl, ret);
 	const char *peer = c->creds->is_server ? "client" : "server";
-	const char *me = c->creds->is_server ? "server" : "client";
-	unsigned long e;
-	int reason;
-	char osl[256];
-
-	e = drain_errors(osl, sizeof(osl));
-	reason = (e && ERR_GET_LIB(e) == ERR_LIB_SSL) ? ERR_GET_REASON(e) : 0;
-
-	if (ssl_err == SSL_ERROR_ZERO_RETURN)
-		return vms_fail(VMS_ENET, "TLS: the %s closed the connection (close_notify) %s",
-				peer, step);
-	if (ssl_err == SSL_ERROR_SYSCALL || reason == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
-		if (c->sys_errno && reason != SSL_R_UNEXPECTED_EOF_WHILE_READING)
-			return vms_fail(VMS_ENET, "TLS: connection to the %s failed %s: %s", peer,
-					step, vms_sys_err(c->sys_errno));
-		if (!e || reason == SSL_R_UNEXPECTED_EOF_WHILE_READING)
-			return vms_fail(VMS_ENET, "TLS: the %s closed the connection %s", peer,
-					step);
-	}
 
 	switch (reason) {
 	case SSL_R_WRONG_VERSION_NUMBER:
@@ -643,9 +624,74 @@ static int tls_fail(struct vms_tls_conn *c, int ret, const char *step)
 				"TLS handshake failed: PSK mismatch (the client's PSK binder does not verify) [%s]",
 				osl);
 	default:
+		return 0;
+	}
+}
+
+/* An alert from the peer: it refused something of ours. */
+static int fail_by_alert(const struct vms_tls_conn *c, int alert, const char *step)
+{
+	const char *peer = c->creds->is_server ? "client" : "server";
+	const char *me = c->creds->is_server ? "server" : "client";
+	const char *desc = SSL_alert_desc_string_long(alert);
+
+	switch (alert) {
+	case SSL_AD_DECRYPT_ERROR:
+	case SSL_AD_HANDSHAKE_FAILURE:
+	case SSL_AD_ILLEGAL_PARAMETER:
+		if (c->creds->psk_mode)
+			return vms_fail(VMS_ETLS,
+					"TLS handshake failed: PSK mismatch or unknown identity (the %s sent alert \"%s\")",
+					peer, desc);
+		if (alert == SSL_AD_HANDSHAKE_FAILURE)
+			return vms_fail(VMS_ETLS,
+					"TLS handshake failed: the %s sent alert \"%s\" (no common parameters: is it configured for a PSK?)",
+					peer, desc);
+		break;
+	case SSL_AD_UNKNOWN_CA:
+	case SSL_AD_BAD_CERTIFICATE:
+	case SSL_AD_UNSUPPORTED_CERTIFICATE:
+	case SSL_AD_CERTIFICATE_REVOKED:
+	case SSL_AD_CERTIFICATE_EXPIRED:
+	case SSL_AD_CERTIFICATE_UNKNOWN:
+	case SSL_AD_CERTIFICATE_REQUIRED:
+	case SSL_AD_ACCESS_DENIED:
+		return vms_fail(VMS_ETLS,
+				"TLS handshake failed: the %s rejected our %s certificate (alert \"%s\")",
+				peer, me, desc);
+	default:
 		break;
 	}
+	return vms_fail(VMS_ETLS, "TLS handshake failed: the %s sent alert \"%s\" %s", peer, desc,
+			step);
+}
 
+/* Turn the failure of SSL call `ret` into a code and a one-line message. */
+static int tls_fail(struct vms_tls_conn *c, int ret, const char *step)
+{
+	int ssl_err = SSL_get_error(c->ssl, ret);
+	const char *peer = c->creds->is_server ? "client" : "server";
+	unsigned long e;
+	int reason, err;
+	char osl[256];
+
+	e = drain_errors(osl, sizeof(osl));
+	reason = (e && ERR_GET_LIB(e) == ERR_LIB_SSL) ? ERR_GET_REASON(e) : 0;
+
+	if (ssl_err == SSL_ERROR_ZERO_RETURN)
+		return vms_fail(VMS_ENET, "TLS: the %s closed the connection (close_notify) %s",
+				peer, step);
+	if (ssl_err == SSL_ERROR_SYSCALL || reason == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+		if (c->sys_errno && reason != SSL_R_UNEXPECTED_EOF_WHILE_READING)
+			return vms_fail(VMS_ENET, "TLS: connection to the %s failed %s: %s", peer,
+					step, vms_sys_err(c->sys_errno));
+		if (!e || reason == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+			return vms_fail(VMS_ENET, "TLS: the %s closed the connection %s", peer,
+					step);
+	}
+	err = fail_by_reason(c, reason, osl);
+	if (err)
+		return err;
 	if (c->creds->is_server && c->creds->psk_mode && !c->psk_offered)
 		return vms_fail(VMS_ETLS,
 				"TLS handshake failed: the client offered no PSK (is it configured for X.509?) [%s]",
@@ -654,42 +700,8 @@ static int tls_fail(struct vms_tls_conn *c, int ret, const char *step)
 		return vms_fail(VMS_ETLS,
 				"TLS handshake failed: PSK mismatch or unknown identity (the client's PSK identity is not \"%s\") [%s]",
 				c->creds->identity, osl);
-
-	/* An alert from the peer: it refused something of ours. */
-	if (reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256) {
-		int alert = reason - SSL_AD_REASON_OFFSET;
-		const char *desc = SSL_alert_desc_string_long(alert);
-
-		switch (alert) {
-		case SSL_AD_DECRYPT_ERROR:
-		case SSL_AD_HANDSHAKE_FAILURE:
-		case SSL_AD_ILLEGAL_PARAMETER:
-			if (c->creds->psk_mode)
-				return vms_fail(VMS_ETLS,
-						"TLS handshake failed: PSK mismatch or unknown identity (the %s sent alert \"%s\")",
-						peer, desc);
-			if (alert == SSL_AD_HANDSHAKE_FAILURE)
-				return vms_fail(VMS_ETLS,
-						"TLS handshake failed: the %s sent alert \"%s\" (no common parameters: is it configured for a PSK?)",
-						peer, desc);
-			break;
-		case SSL_AD_UNKNOWN_CA:
-		case SSL_AD_BAD_CERTIFICATE:
-		case SSL_AD_UNSUPPORTED_CERTIFICATE:
-		case SSL_AD_CERTIFICATE_REVOKED:
-		case SSL_AD_CERTIFICATE_EXPIRED:
-		case SSL_AD_CERTIFICATE_UNKNOWN:
-		case SSL_AD_CERTIFICATE_REQUIRED:
-		case SSL_AD_ACCESS_DENIED:
-			return vms_fail(VMS_ETLS,
-					"TLS handshake failed: the %s rejected our %s certificate (alert \"%s\")",
-					peer, me, desc);
-		default:
-			break;
-		}
-		return vms_fail(VMS_ETLS, "TLS handshake failed: the %s sent alert \"%s\" %s",
-				peer, desc, step);
-	}
+	if (reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256)
+		return fail_by_alert(c, reason - SSL_AD_REASON_OFFSET, step);
 	if (step == step_handshake)
 		return vms_fail(VMS_ETLS, "TLS handshake failed: %s", osl);
 	return vms_fail(VMS_ETLS, "TLS error %s: %s", step, osl);

@@ -4,7 +4,6 @@
  * Filled before first use, read-only afterwards (STYLE.md: no hidden mutable
  * global state), so lookups need no lock once frozen.
  */
-#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -12,7 +11,6 @@
 #include <string.h>
 #include "base/error.h"
 #include "stage/stage.h"
-#include "stage/tuner.h"
 
 #define MAX_REGISTERED 32
 
@@ -117,50 +115,4 @@ const struct vms_stage *vms_stage_find_id(uint32_t kind, uint32_t id)
 		if (registered[i]->kind == kind && registered[i]->id == id)
 			return registered[i];
 	return NULL;
-}
-
-int vms_compress_parse(const char *spec, const struct vms_stage **stage, int *level,
-		       bool *adaptive)
-{
-	char name[40];
-	const char *colon;
-	const struct vms_stage *st;
-	size_t n;
-
-	*stage = NULL;
-	*adaptive = false;
-	*level = 0;
-	if (!spec || strcmp(spec, "none") == 0)
-		return 0;
-	if (strcmp(spec, "auto") == 0) {
-		*stage = &vms_stage_zstd;
-		*adaptive = true;
-		*level = VMS_TUNER_START;
-		return 0;
-	}
-	colon = strchr(spec, ':');
-	n = colon ? (size_t)(colon - spec) : strlen(spec);
-	if (n == 0 || n >= sizeof(name))
-		return vms_fail(VMS_EINVAL, "compression \"%s\": expected none, auto, NAME or NAME:LEVEL",
-				spec);
-	memcpy(name, spec, n);
-	name[n] = '\0';
-	st = vms_stage_find(name);
-	if (!st || st->kind != VMS_STAGE_CODEC)
-		return vms_fail(VMS_EINVAL, "compression \"%s\": no codec named \"%s\"", spec, name);
-	*level = st->level_default;
-	if (colon) {
-		char *end;
-		long v;
-
-		errno = 0;
-		v = strtol(colon + 1, &end, 10);
-		if (colon[1] == '\0' || *end != '\0' || errno || v < st->level_min ||
-		    v > st->level_max)
-			return vms_fail(VMS_EINVAL, "compression \"%s\": level must be an integer in [%d, %d]",
-					spec, st->level_min, st->level_max);
-		*level = (int)v;
-	}
-	*stage = st;
-	return 0;
 }

@@ -13,7 +13,8 @@ extern const struct vms_stage vms_stage_chacha;
 /* Freeze the registry (first writer/reader open); afterwards it is read-only. */
 void vms_stage_freeze(void);
 
-/* Parse "none" | "auto" | "NAME" | "NAME:LEVEL" against the registry.
+/* Parse "none" | "auto" | "NAME" | "NAME:LEVEL" against the registry, by the
+ * rules of vms_compress_check() (spec.c); its messages begin "compression ".
  * *stage = NULL for none; *adaptive set for auto (stage = zstd). */
 int vms_compress_parse(const char *spec, const struct vms_stage **stage, int *level,
 		       bool *adaptive);
