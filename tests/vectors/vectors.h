@@ -687,7 +687,7 @@ static inline uint8_t *tv_too_many_codecs(size_t *n)
 
 	tv_hello_ed(&e);
 	for (int i = 0; i < 17; i++) {
-		char v[16];
+		char v[24];
 
 		v[0] = (char)(64 + i);
 		snprintf(v + 1, sizeof(v) - 1, "x-codec-%02d", i);
