@@ -409,7 +409,9 @@ struct tu_run {
 	struct tu_ev *ev;
 	size_t nev;
 	struct tu_bytes dev[TU_MAX_DEV]; /* DATA/ZERO bytes per device */
-	struct vms_stream_info info;
+	struct vms_stream_info info; /* its strings point into the two below */
+	char info_creator[256];
+	char info_codecs[1024];
 	struct vms_stats st;
 };
 
@@ -439,6 +441,11 @@ static inline int tu_run_fd(int fd, const struct vms_reader_opts *opts, struct t
 	r->info.size = sizeof(r->info);
 	if (vms_reader_info(rd, &r->info) != 0)
 		tu_die("vms_reader_info failed");
+	/* the reader's strings live only as long as the reader: keep copies */
+	snprintf(r->info_creator, sizeof(r->info_creator), "%s", r->info.creator ? r->info.creator : "");
+	snprintf(r->info_codecs, sizeof(r->info_codecs), "%s", r->info.codecs ? r->info.codecs : "");
+	r->info.creator = r->info_creator;
+	r->info.codecs = r->info_codecs;
 	for (;;) {
 		struct vms_event e = VMS_EVENT_INIT;
 		struct tu_ev *t;
